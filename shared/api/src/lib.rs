@@ -1,0 +1,1 @@
+//! Flux-compatible API types shared by every Sluice controller.

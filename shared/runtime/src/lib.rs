@@ -1,0 +1,1 @@
+//! Controller machinery shared by every Sluice controller.
