@@ -1,19 +1,41 @@
-//! Paths to the Go-built test binaries, built (once per version) by `e2e/tools/build.sh`.
+//! Paths to the Go-built test binaries, built once per version by `e2e/tools/build.sh`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 
 use crate::{Error, Result};
 
-static TOOLS: OnceLock<Result<HashMap<String, PathBuf>, String>> = OnceLock::new();
+/// Go module (a directory under `e2e/tools/`) that provides each binary.
+const MODULE_OF: &[(&str, &str)] = &[
+    ("etcd", "etcd"),
+    ("kube-apiserver", "kubernetes"),
+    ("kube-controller-manager", "kubernetes"),
+    ("kube-scheduler", "kubernetes"),
+    ("kubectl", "kubernetes"),
+    ("kwok", "kwok"),
+    ("kwok-stages", "kwok"),
+    ("registry", "registry"),
+    ("kustomize", "kustomize"),
+];
+
+type Built = HashMap<&'static str, Result<HashMap<String, PathBuf>, String>>;
+static BUILT: OnceLock<Mutex<Built>> = OnceLock::new();
 
 /// Absolute path of a test binary: `etcd`, `kube-apiserver`, `kube-controller-manager`,
-/// `kube-scheduler`, `kwok`, `registry` or `kustomize`. Builds them on first use.
+/// `kube-scheduler`, `kubectl`, `kwok`, `registry`, `kustomize`; or `kwok-stages`, the directory
+/// of kwok's stage manifests. Builds its Go module on first use.
 pub fn binary(name: &str) -> Result<PathBuf> {
-    let tools = TOOLS.get_or_init(build_all).as_ref().map_err(|e| Error::ToolBuild(e.clone()))?;
-    tools.get(name).cloned().ok_or_else(|| Error::ToolBuild(format!("no test binary named {name}")))
+    let module = MODULE_OF
+        .iter()
+        .find(|(binary, _)| *binary == name)
+        .map(|(_, module)| *module)
+        .ok_or_else(|| Error::ToolBuild(format!("no test binary named {name}")))?;
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let paths = built.entry(module).or_insert_with(|| build(module));
+    let paths = paths.as_ref().map_err(|e| Error::ToolBuild(e.clone()))?;
+    paths.get(name).cloned().ok_or_else(|| Error::ToolBuild(format!("build.sh did not report {name}")))
 }
 
 /// The `e2e/tools/build.sh` script of this checkout.
@@ -21,15 +43,16 @@ pub fn build_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/build.sh")
 }
 
-fn build_all() -> Result<HashMap<String, PathBuf>, String> {
+fn build(module: &str) -> Result<HashMap<String, PathBuf>, String> {
     let output = Command::new("bash")
         .arg(build_script())
-        .stderr(std::process::Stdio::inherit())
+        .arg(module)
+        .stderr(Stdio::inherit())
         .output()
         .map_err(|e| format!("cannot run {}: {e}", build_script().display()))?;
     if !output.status.success() {
         return Err(format!(
-            "{} exited with {}; run it by hand to see why (it needs Go >= 1.26 and the Go module proxy)",
+            "`{} {module}` exited with {}; run it by hand to see why (it needs Go >= 1.26 and the Go module proxy)",
             build_script().display(),
             output.status
         ));
