@@ -29,3 +29,4 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub use cluster::{ControlPlane, Mode};
