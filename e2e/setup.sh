@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Prepares a fresh machine for Sluice's demo and tests: Debian packages (git, openssh-server for
+# the SSH git server, openssl), the Rust components, and the Go-built test binaries (etcd,
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, registry, kustomize),
+# cached under ~/.cache/sluice. Safe to re-run: it only does what is missing.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+packages=(git openssh-server openssl ca-certificates)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  echo "setup: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+command -v go >/dev/null || { echo "setup: Go >= 1.26 is required to build the test binaries (https://go.dev/dl)" >&2; exit 1; }
+command -v cargo >/dev/null || { echo "setup: Rust (rustup, stable) is required" >&2; exit 1; }
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+echo "setup: building or reusing the Go test binaries (the first build of Kubernetes takes ~25 min on 2 cores)" >&2
+bash e2e/tools/build.sh >/dev/null
+echo "setup: done" >&2
