@@ -8,7 +8,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${SLUICE_CACHE:-$HOME/.cache/sluice}
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly
 export GOMODCACHE=$cache/go/mod GOCACHE=$cache/go/build
 mkdir -p "$cache/tools" "$GOMODCACHE" "$GOCACHE"
 
