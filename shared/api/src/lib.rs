@@ -1,1 +1,16 @@
 //! Flux-compatible API types shared by every Sluice controller.
+//!
+//! The kinds mirror Flux's v1 APIs field for field, so existing Flux manifests and CRDs work
+//! unchanged: [`source::GitRepository`], [`source::OCIRepository`], [`source::Bucket`] and
+//! [`kustomize::Kustomization`].
+
+pub mod crd;
+pub mod duration;
+pub mod kustomize;
+pub mod meta;
+pub mod object;
+pub mod revision;
+mod schema;
+pub mod source;
+
+pub use object::{FluxObject, SourceObject};
