@@ -1,1 +1,34 @@
-//! Controller machinery shared by every Sluice controller.
+//! Controller machinery shared by every Sluice controller: Flux-compatible flags and logging,
+//! condition helpers, status writes, Kubernetes and notification-controller events, Prometheus
+//! metrics, health probes, Lease-based leader election, graceful shutdown, and a kube-runtime
+//! `Controller` runner with Flux's predicates, retry backoff and jittered requeues, all bundled
+//! in a [`RuntimeContext`] that each controller embeds.
+
+pub mod client;
+pub mod conditions;
+pub mod context;
+pub mod controller;
+pub mod duration;
+pub mod events;
+pub mod flags;
+pub mod leader;
+pub mod logging;
+pub mod metrics;
+pub mod probes;
+pub mod server;
+pub mod shutdown;
+pub mod status;
+
+pub use client::{ClientError, kube_client, throttled_client};
+pub use conditions::{ConditionStatus, Summary, SummaryPolicy};
+pub use context::{BackgroundTasks, RuntimeContext, StartupError};
+pub use controller::{ControllerRunner, ReconcileError, Requeue, Retry};
+pub use duration::{format_duration, parse_duration};
+pub use events::{EventSeverity, EventSink, NotificationClient, NotificationEvent, ObjectEvent};
+pub use flags::{LogEncoding, LogLevel, RuntimeFlags};
+pub use leader::{LeaderElectionConfig, Leadership, spawn_leader_election};
+pub use logging::init_logging;
+pub use metrics::{Metrics, ObjectLabels, ReconcileResult};
+pub use probes::{Readiness, ReadinessGate, probes_router};
+pub use shutdown::{Shutdown, termination_signal};
+pub use status::{apply_status, apply_status_of};
