@@ -326,6 +326,9 @@ impl ControlPlane {
             .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
             .collect();
         files.sort();
+        if files.is_empty() {
+            return Err(Error::Setup(format!("no CRD YAML in {}; run `cargo crds` to generate it", dir.display())));
+        }
         for file in files {
             let text = std::fs::read_to_string(&file)?;
             let crd: CustomResourceDefinition = serde_saphyr::from_str(&text)
