@@ -165,6 +165,7 @@ where
         Fut: Future<Output = Result<Requeue, E>> + Send + 'static,
         E: ReconcileError,
     {
+        self.runtime.metrics.register_controller(&self.name);
         let gate = self.runtime.readiness.gate(self.name.clone());
         let mut leadership = self.runtime.leadership.clone();
         let reconcile = Arc::new(reconcile);

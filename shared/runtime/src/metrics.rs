@@ -131,27 +131,27 @@ impl Metrics {
         let reconcile_errors = Family::<ControllerLabels, Counter>::default();
         registry.register(
             "gotk_reconcile_duration_seconds",
-            "The duration in seconds of a GitOps Toolkit resource reconciliation.",
+            "The duration in seconds of a GitOps Toolkit resource reconciliation",
             reconcile_duration.clone(),
         );
         registry.register(
             "gotk_reconcile_condition",
-            "The current condition status of a GitOps Toolkit resource reconciliation.",
+            "The current condition status of a GitOps Toolkit resource reconciliation",
             reconcile_condition.clone(),
         );
         registry.register(
             "gotk_suspend_status",
-            "The current suspend status of a GitOps Toolkit resource.",
+            "The current suspend status of a GitOps Toolkit resource",
             suspend_status.clone(),
         );
         registry.register(
             "controller_runtime_reconcile",
-            "Total number of reconciliations per controller.",
+            "Total number of reconciliations per controller",
             reconcile_total.clone(),
         );
         registry.register(
             "controller_runtime_reconcile_errors",
-            "Total number of reconciliation errors per controller.",
+            "Total number of reconciliation errors per controller",
             reconcile_errors.clone(),
         );
         register(&mut registry);
@@ -202,6 +202,23 @@ impl Metrics {
         self.suspend_status
             .get_or_create(object)
             .set(i64::from(suspended));
+    }
+
+    /// Creates the controller's reconcile counters at zero, as controller-runtime does on start.
+    pub fn register_controller(&self, controller: &str) {
+        for result in [
+            ReconcileResult::Success,
+            ReconcileResult::Error,
+            ReconcileResult::RequeueAfter,
+        ] {
+            let _zero = self.reconcile_total.get_or_create(&ResultLabels {
+                controller: controller.to_owned(),
+                result: result.as_str(),
+            });
+        }
+        let _zero = self.reconcile_errors.get_or_create(&ControllerLabels {
+            controller: controller.to_owned(),
+        });
     }
 
     /// Counts one reconcile outcome; errors also increment the error counter.
@@ -320,10 +337,24 @@ mod tests {
     }
 
     #[test]
+    fn registered_controllers_start_at_zero() {
+        let metrics = Metrics::new();
+        metrics.register_controller("bucket");
+        let text = metrics.encode().expect("encodes");
+        assert!(
+            text.contains("controller_runtime_reconcile_errors_total{controller=\"bucket\"} 0")
+        );
+        assert!(text.contains(
+            "controller_runtime_reconcile_total{controller=\"bucket\",result=\"success\"} 0"
+        ));
+        assert!(!text.contains(".."), "help texts end with a single period");
+    }
+
+    #[test]
     fn extra_metrics_share_the_registry() {
         let counter = Counter::<u64>::default();
         let metrics = Metrics::with_extra_metrics(|registry| {
-            registry.register("sluice_test_events", "Test counter.", counter.clone());
+            registry.register("sluice_test_events", "Test counter", counter.clone());
         });
         counter.inc();
         assert!(
