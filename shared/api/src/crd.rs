@@ -168,16 +168,32 @@ mod tests {
     #[test]
     fn every_crd_is_structural() {
         for crd in all() {
-            assert_eq!(structural_violations(&crd), Vec::<String>::new(), "{}", crd.spec.names.kind);
+            assert_eq!(
+                structural_violations(&crd),
+                Vec::<String>::new(),
+                "{}",
+                crd.spec.names.kind
+            );
         }
     }
 
     #[test]
     fn structural_check_reports_offending_paths() {
         let mut crd = crd("Bucket");
-        let schema = crd.spec.versions[0].schema.as_mut().unwrap().open_api_v3_schema.as_mut().unwrap();
+        let schema = crd.spec.versions[0]
+            .schema
+            .as_mut()
+            .unwrap()
+            .open_api_v3_schema
+            .as_mut()
+            .unwrap();
         let spec = schema.properties.as_mut().unwrap().get_mut("spec").unwrap();
-        let endpoint = spec.properties.as_mut().unwrap().get_mut("endpoint").unwrap();
+        let endpoint = spec
+            .properties
+            .as_mut()
+            .unwrap()
+            .get_mut("endpoint")
+            .unwrap();
         endpoint.type_ = None;
         endpoint.any_of = Some(vec![JSONSchemaProps::default()]);
         let violations = structural_violations(&crd);
@@ -195,7 +211,11 @@ mod tests {
         for crd in all() {
             let text = serde_json::to_string(&crd).unwrap();
             assert!(!text.contains("nullable"), "{}", crd.spec.names.kind);
-            assert!(!text.contains("null,") && !text.contains("null]"), "{}", crd.spec.names.kind);
+            assert!(
+                !text.contains("null,") && !text.contains("null]"),
+                "{}",
+                crd.spec.names.kind
+            );
         }
     }
 
@@ -212,7 +232,11 @@ mod tests {
                 )
             })
             .collect();
-        let sources = vec!["all".to_owned(), "fluxcd".to_owned(), "fluxcd-sources".to_owned()];
+        let sources = vec![
+            "all".to_owned(),
+            "fluxcd".to_owned(),
+            "fluxcd-sources".to_owned(),
+        ];
         assert_eq!(
             names,
             vec![
@@ -280,19 +304,31 @@ mod tests {
             spec["provider"]["enum"],
             serde_json::json!(["generic", "aws", "azure", "github"])
         );
-        assert_eq!(git["properties"]["status"]["default"]["observedGeneration"], -1);
+        assert_eq!(
+            git["properties"]["status"]["default"]["observedGeneration"],
+            -1
+        );
         assert_eq!(git["properties"]["metadata"]["type"], "object");
 
         let oci = schema("OCIRepository");
         let spec = &oci["properties"]["spec"]["properties"];
         assert_eq!(spec["provider"]["default"], "generic");
-        assert_eq!(spec["verify"]["properties"]["provider"]["default"], "cosign");
+        assert_eq!(
+            spec["verify"]["properties"]["provider"]["default"],
+            "cosign"
+        );
         assert_eq!(spec["verify"]["required"], serde_json::json!(["provider"]));
 
         let bucket = schema("Bucket");
         let spec = &bucket["properties"]["spec"];
-        assert_eq!(spec["x-kubernetes-validations"].as_array().unwrap().len(), 7);
-        assert_eq!(spec["required"], serde_json::json!(["bucketName", "endpoint", "interval"]));
+        assert_eq!(
+            spec["x-kubernetes-validations"].as_array().unwrap().len(),
+            7
+        );
+        assert_eq!(
+            spec["required"],
+            serde_json::json!(["bucketName", "endpoint", "interval"])
+        );
 
         let kustomization = schema("Kustomization");
         let spec = &kustomization["properties"]["spec"];
@@ -303,14 +339,22 @@ mod tests {
         let properties = &spec["properties"];
         assert_eq!(properties["force"]["default"], false);
         assert_eq!(properties["targetNamespace"]["maxLength"], 63);
-        assert_eq!(properties["patches"]["items"]["properties"]["patch"]["type"], "string");
+        assert_eq!(
+            properties["patches"]["items"]["properties"]["patch"]["type"],
+            "string"
+        );
         assert_eq!(
             properties["postBuild"]["properties"]["substitute"]["additionalProperties"]["type"],
             "string"
         );
         assert_eq!(
             properties["sourceRef"]["properties"]["kind"]["enum"],
-            serde_json::json!(["OCIRepository", "GitRepository", "Bucket", "ExternalArtifact"])
+            serde_json::json!([
+                "OCIRepository",
+                "GitRepository",
+                "Bucket",
+                "ExternalArtifact"
+            ])
         );
         let inventory = &kustomization["properties"]["status"]["properties"]["inventory"];
         assert_eq!(

@@ -88,7 +88,10 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
             }
             (None, _) => return Err(DurationError::new(input, "missing unit")),
             (Some(_), _) => {
-                return Err(DurationError::new(input, "unknown unit (use ms, s, m or h)"));
+                return Err(DurationError::new(
+                    input,
+                    "unknown unit (use ms, s, m or h)",
+                ));
             }
         };
         let term = term_nanos(integer, fraction, unit)
@@ -203,7 +206,10 @@ mod tests {
             "", "1", "m", "1x", "1.s", ".5s", "-1s", "+1s", "1 s", "1us", "1ns", "1µs", "1d",
             "1s ", "1hh", "1.5.5s",
         ] {
-            assert!(parse_duration(input).is_err(), "{input:?} should be rejected");
+            assert!(
+                parse_duration(input).is_err(),
+                "{input:?} should be rejected"
+            );
         }
     }
 

@@ -196,7 +196,10 @@ mod tests {
             observed_generation: None,
         });
         object.set_observed_generation(3);
-        assert_eq!(object.condition("Ready").map(|c| c.status.as_str()), Some("True"));
+        assert_eq!(
+            object.condition("Ready").map(|c| c.status.as_str()),
+            Some("True")
+        );
         assert_eq!(object.observed_generation(), Some(3));
 
         object.meta_mut().annotations = Some(BTreeMap::from([(
@@ -232,6 +235,9 @@ mod tests {
             .unwrap(),
         );
         let artifact = repository.artifact().unwrap();
-        assert_eq!(artifact.parse_revision().unwrap().name.as_deref(), Some("main"));
+        assert_eq!(
+            artifact.parse_revision().unwrap().name.as_deref(),
+            Some("main")
+        );
     }
 }

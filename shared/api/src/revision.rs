@@ -176,7 +176,10 @@ fn validate_digest(input: &str, algorithm: &str, hex: &str) -> Result<(), Revisi
     if hex.is_empty() {
         return Err(RevisionError::new(input, "empty checksum"));
     }
-    if !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if !hex
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Err(RevisionError::new(
             input,
             "checksum must be lowercase hexadecimal",
@@ -220,7 +223,12 @@ mod tests {
                 SHA1,
             ),
             (format!("sha1:{SHA1}"), None, "sha1", SHA1),
-            (format!("v1.2.3@sha256:{SHA256}"), Some("v1.2.3"), "sha256", SHA256),
+            (
+                format!("v1.2.3@sha256:{SHA256}"),
+                Some("v1.2.3"),
+                "sha256",
+                SHA256,
+            ),
             (format!("sha256:{SHA256}"), None, "sha256", SHA256),
         ];
         for (input, name, algorithm, hex) in cases {

@@ -19,7 +19,12 @@ fn main() -> ExitCode {
 fn run() -> Result<ExitCode> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let dir = sluice_crdgen::default_output_dir();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         [] => {
             for file_name in sluice_crdgen::write(&dir)? {
                 println!("wrote deploy/crds/{file_name}");

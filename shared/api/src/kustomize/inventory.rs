@@ -130,11 +130,22 @@ mod tests {
     #[test]
     fn formats_and_parses_flux_examples() {
         let cases = [
-            (id("default", "podinfo", "", "Service"), "default_podinfo__Service"),
-            (id("default", "podinfo", "apps", "Deployment"), "default_podinfo_apps_Deployment"),
+            (
+                id("default", "podinfo", "", "Service"),
+                "default_podinfo__Service",
+            ),
+            (
+                id("default", "podinfo", "apps", "Deployment"),
+                "default_podinfo_apps_Deployment",
+            ),
             (id("", "foo", "", "Namespace"), "_foo__Namespace"),
             (
-                id("", "system:controller:x", "rbac.authorization.k8s.io", "ClusterRole"),
+                id(
+                    "",
+                    "system:controller:x",
+                    "rbac.authorization.k8s.io",
+                    "ClusterRole",
+                ),
                 "_system__controller__x_rbac.authorization.k8s.io_ClusterRole",
             ),
         ];
@@ -146,7 +157,13 @@ mod tests {
 
     #[test]
     fn rejects_malformed_ids() {
-        for input in ["", "default", "default_podinfo", "default__Service", "default_podinfo_apps_"] {
+        for input in [
+            "",
+            "default",
+            "default_podinfo",
+            "default__Service",
+            "default_podinfo_apps_",
+        ] {
             let error = input.parse::<ObjectId>().unwrap_err();
             assert!(error.to_string().contains(&format!("{input:?}")), "{error}");
         }
@@ -159,7 +176,10 @@ mod tests {
             version: "v1".to_owned(),
         };
         let json = serde_json::to_value(&entry).unwrap();
-        assert_eq!(json, serde_json::json!({"id": "default_podinfo__Service", "v": "v1"}));
+        assert_eq!(
+            json,
+            serde_json::json!({"id": "default_podinfo__Service", "v": "v1"})
+        );
         assert_eq!(entry.object_id().unwrap().kind, "Service");
     }
 

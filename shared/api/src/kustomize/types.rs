@@ -28,17 +28,9 @@ const MIN_TIMEOUT: Duration = Duration::from_secs(30);
     namespaced,
     status = "KustomizationStatus",
     shortname = "ks",
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Status",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].message"
-    ),
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Status", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].message"}"#,
     doc = "Builds a path of a source artifact with kustomize and applies the result to a cluster.",
     derive = "PartialEq",
     crates(
@@ -408,7 +400,12 @@ impl Kustomization {
 
     /// Delay before retrying a failure: `spec.retryInterval`, else `spec.interval`.
     pub fn effective_retry_interval(&self) -> Result<Duration, DurationError> {
-        parse_duration(self.spec.retry_interval.as_ref().unwrap_or(&self.spec.interval))
+        parse_duration(
+            self.spec
+                .retry_interval
+                .as_ref()
+                .unwrap_or(&self.spec.interval),
+        )
     }
 
     /// `spec.deletionPolicy`, defaulting to `MirrorPrune`.

@@ -52,10 +52,24 @@ mod tests {
 
     #[test]
     fn polarity() {
-        for negative in [FETCH_FAILED, INCLUDE_UNAVAILABLE, ARTIFACT_OUTDATED, STORAGE_OPERATION_FAILED, STALLED, RECONCILING, BUILD_FAILED] {
+        for negative in [
+            FETCH_FAILED,
+            INCLUDE_UNAVAILABLE,
+            ARTIFACT_OUTDATED,
+            STORAGE_OPERATION_FAILED,
+            STALLED,
+            RECONCILING,
+            BUILD_FAILED,
+        ] {
             assert!(is_negative_polarity(negative), "{negative}");
         }
-        for positive in [READY, HEALTHY, ARTIFACT_IN_STORAGE, SOURCE_VERIFIED, "Unknown"] {
+        for positive in [
+            READY,
+            HEALTHY,
+            ARTIFACT_IN_STORAGE,
+            SOURCE_VERIFIED,
+            "Unknown",
+        ] {
             assert!(!is_negative_polarity(positive), "{positive}");
         }
     }

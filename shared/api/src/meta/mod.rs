@@ -8,7 +8,9 @@ pub mod reason;
 mod reconcile;
 mod references;
 
-pub use annotations::{FINALIZER, FORCE_REQUESTED_AT_ANNOTATION, RECONCILE_REQUESTED_AT_ANNOTATION};
+pub use annotations::{
+    FINALIZER, FORCE_REQUESTED_AT_ANNOTATION, RECONCILE_REQUESTED_AT_ANNOTATION,
+};
 pub use artifact::{ARTIFACT_DIGEST_PATTERN, Artifact};
 pub use history::{MAX_HISTORY_SIZE, Snapshot};
 pub use reconcile::ReconcileRequest;

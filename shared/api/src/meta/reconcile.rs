@@ -35,7 +35,10 @@ mod tests {
     use super::*;
 
     fn annotations(value: &str) -> BTreeMap<String, String> {
-        BTreeMap::from([(RECONCILE_REQUESTED_AT_ANNOTATION.to_owned(), value.to_owned())])
+        BTreeMap::from([(
+            RECONCILE_REQUESTED_AT_ANNOTATION.to_owned(),
+            value.to_owned(),
+        )])
     }
 
     #[test]

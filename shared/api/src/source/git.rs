@@ -23,18 +23,10 @@ use crate::schema::{conditions, is_false};
     category = "fluxcd",
     category = "fluxcd-sources",
     annotation("kustomize.toolkit.fluxcd.io/substitute", "disabled"),
-    printcolumn(name = "URL", type_ = "string", json_path = ".spec.url"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Status",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].message"
-    ),
+    printcolumn = r#"{"name": "URL", "type": "string", "jsonPath": ".spec.url"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Status", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].message"}"#,
     doc = "A Git repository whose checked-out reference is published as an artifact.",
     derive = "PartialEq",
     crates(
