@@ -22,7 +22,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::runtime::Runtime;
+use tokio::runtime::{Handle, Runtime};
 use tokio_rustls::TlsAcceptor;
 
 use crate::process::Supervised;
@@ -44,7 +44,7 @@ const BEARER_USER: &str = "bearer-token-user";
 
 /// How HTTP(S) clients must authenticate; authenticated clients may also push.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum HttpAuth {
+enum HttpAuth {
     /// No credentials; clone and fetch only.
     #[default]
     Anonymous,
@@ -105,7 +105,6 @@ impl GitRequest {
 struct TlsSetup {
     server: CertPair,
     ca_pem: String,
-    require_client_cert: bool,
 }
 
 /// Configures a [`GitServer`]: HTTP auth, HTTPS and SSH front ends.
@@ -113,6 +112,7 @@ struct TlsSetup {
 pub struct GitServerBuilder {
     auth: HttpAuth,
     tls: Option<TlsSetup>,
+    require_client_cert: bool,
     ssh: bool,
 }
 
@@ -139,16 +139,13 @@ impl GitServerBuilder {
         self.tls = Some(TlsSetup {
             server: ca.server_cert(&[])?,
             ca_pem: ca.cert_pem(),
-            require_client_cert: false,
         });
         Ok(self)
     }
 
     /// Make HTTPS clients present a certificate signed by the CA given to [`Self::https`].
     pub fn require_client_cert(mut self) -> Self {
-        if let Some(tls) = self.tls.as_mut() {
-            tls.require_client_cert = true;
-        }
+        self.require_client_cert = true;
         self
     }
 
@@ -176,7 +173,8 @@ struct Shared {
 ///
 /// Its HTTP(S) front ends run on a runtime owned by this handle; everything stops on drop.
 pub struct GitServer {
-    runtime: Option<Runtime>,
+    /// Serves the HTTP(S) front ends; stops them when dropped.
+    _runtime: BackgroundRuntime,
     shared: Arc<Shared>,
     http: SocketAddr,
     https: Option<SocketAddr>,
@@ -193,6 +191,11 @@ impl GitServer {
     }
 
     fn launch(options: GitServerBuilder) -> Result<Self> {
+        if options.require_client_cert && options.tls.is_none() {
+            return Err(Error::Setup(
+                "GitServerBuilder::require_client_cert() needs HTTPS: also call .https(&ca)".into(),
+            ));
+        }
         let dir = tempfile::Builder::new().prefix("sluice-git-").tempdir()?;
         let root = dir.path().join("repos");
         let home = dir.path().join("home");
@@ -205,7 +208,7 @@ impl GitServer {
             auth: options.auth,
             requests: Mutex::new(Vec::new()),
         });
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        let built = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("sluice-git-http")
             .enable_all()
@@ -213,20 +216,23 @@ impl GitServer {
             .map_err(|e| {
                 Error::Setup(format!("cannot start the git HTTP server's runtime: {e}"))
             })?;
+        let runtime = BackgroundRuntime(Some(built));
+        let rt = runtime.handle()?;
         let app = Router::new().fallback(handle).with_state(shared.clone());
 
-        let (listener, http) = bind_loopback(&runtime)?;
+        let (listener, http) = bind_loopback(rt)?;
         let plain = app.clone();
-        runtime.spawn(async move {
+        rt.spawn(async move {
             let _ = axum::serve(listener, plain).await;
         });
 
         let mut https = None;
         let mut ca_file = None;
         if let Some(tls) = options.tls {
-            let acceptor = TlsAcceptor::from(Arc::new(tls_config(&tls)?));
-            let (listener, addr) = bind_loopback(&runtime)?;
-            runtime.spawn(serve_tls(listener, acceptor, app));
+            let config = tls_config(&tls, options.require_client_cert)?;
+            let acceptor = TlsAcceptor::from(Arc::new(config));
+            let (listener, addr) = bind_loopback(rt)?;
+            rt.spawn(serve_tls(listener, acceptor, app));
             let path = dir.path().join("ca.crt");
             std::fs::write(&path, &tls.ca_pem)?;
             https = Some(addr);
@@ -240,7 +246,7 @@ impl GitServer {
         };
         let cli = GitCli::new()?;
         Ok(Self {
-            runtime: Some(runtime),
+            _runtime: runtime,
             shared,
             http,
             https,
@@ -474,15 +480,27 @@ impl GitServer {
     }
 }
 
-impl Drop for GitServer {
+/// A runtime that shuts down without blocking when dropped, so it may be dropped in async code.
+struct BackgroundRuntime(Option<Runtime>);
+
+impl BackgroundRuntime {
+    fn handle(&self) -> Result<&Handle> {
+        self.0
+            .as_ref()
+            .map(Runtime::handle)
+            .ok_or_else(|| Error::Setup("the git server's runtime is gone".into()))
+    }
+}
+
+impl Drop for BackgroundRuntime {
     fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
+        if let Some(runtime) = self.0.take() {
             runtime.shutdown_background();
         }
     }
 }
 
-fn bind_loopback(runtime: &Runtime) -> Result<(tokio::net::TcpListener, SocketAddr)> {
+fn bind_loopback(runtime: &Handle) -> Result<(tokio::net::TcpListener, SocketAddr)> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
@@ -496,7 +514,7 @@ fn tls_error(what: &str, e: impl std::fmt::Display) -> Error {
     ))
 }
 
-fn tls_config(tls: &TlsSetup) -> Result<rustls::ServerConfig> {
+fn tls_config(tls: &TlsSetup, require_client_cert: bool) -> Result<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let certs = CertificateDer::pem_slice_iter(tls.server.cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
@@ -506,7 +524,7 @@ fn tls_config(tls: &TlsSetup) -> Result<rustls::ServerConfig> {
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_error("protocol versions", e))?;
-    let builder = if tls.require_client_cert {
+    let builder = if require_client_cert {
         let mut roots = RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(tls.ca_pem.as_bytes()) {
             roots

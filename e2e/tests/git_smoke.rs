@@ -9,6 +9,19 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
+/// `len` pseudo-random bytes (xorshift), the same on every call.
+fn noise(len: usize) -> Vec<u8> {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
 /// A server with repo `app` holding one commit on `main`; returns the commit SHA.
 fn seeded(server: &GitServer) -> String {
     server.create_repo("app").unwrap();
@@ -171,6 +184,8 @@ fn http_push_then_clone_sees_the_new_commit() {
 
     cli.clone_repo(&url, &work).unwrap();
     std::fs::write(work.join("deploy/app.yaml"), "kind: Secret\n").unwrap();
+    // Incompressible and above git's 1 MiB http.postBuffer, so the push is a chunked POST.
+    std::fs::write(work.join("blob.bin"), noise(2 * 1024 * 1024)).unwrap();
     let pushed = cli.commit_all(&work, "change kind").unwrap();
     cli.push(&work, "HEAD:refs/heads/main").unwrap();
     assert_eq!(server.head("app", "main").unwrap(), pushed);
@@ -178,6 +193,10 @@ fn http_push_then_clone_sees_the_new_commit() {
     let again = dest.path().join("again");
     cli.clone_repo(&url, &again).unwrap();
     assert_eq!(read(&again.join("deploy/app.yaml")), "kind: Secret\n");
+    assert_eq!(
+        std::fs::read(again.join("blob.bin")).unwrap(),
+        noise(2 * 1024 * 1024)
+    );
     assert_eq!(
         cli.run(Some(&again), ["rev-parse", "HEAD"]).unwrap().trim(),
         pushed
@@ -369,4 +388,41 @@ fn ssh_with_the_right_key_and_known_hosts() {
         err.to_string().contains("Host key verification failed"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn works_and_drops_inside_a_tokio_runtime() {
+    let server = GitServer::builder().start().unwrap();
+    seeded(&server);
+    let url = format!(
+        "{}/info/refs?service=git-upload-pack",
+        server.http_url("app")
+    );
+    let response = reqwest::get(&url).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        content_type, "application/x-git-upload-pack-advertisement",
+        "CGI headers are forwarded"
+    );
+    assert!(
+        response.text().await.unwrap().contains("refs/heads/main"),
+        "v0 advertisement lists main"
+    );
+
+    let missing = reqwest::get(format!("{}/info/refs", server.http_url("nope")))
+        .await
+        .unwrap();
+    assert_eq!(
+        missing.status(),
+        404,
+        "CGI Status: line sets the HTTP status"
+    );
+    drop(server);
+
+    let misuse = GitServer::builder().require_client_cert().start();
+    assert!(misuse.is_err(), "mTLS without HTTPS is a setup error");
 }
