@@ -1,8 +1,7 @@
-//! CustomResourceDefinitions for the four kinds, cleaned up to match Flux's published CRDs.
+//! CustomResourceDefinitions for the four kinds, shaped like Flux's published CRDs.
 //!
-//! The schemas kube-derive produces mark every `Option` as `nullable` (with `null` in enums) and
-//! omit the root `apiVersion`/`kind`/`metadata` properties. [`all`] removes the former and adds the
-//! latter, so the result is a structural schema shaped like Flux's.
+//! Use [`all`] rather than `Kind::crd()`: it drops kube-derive's `nullable` markers (and `null` enum
+//! values) and adds the root `apiVersion`/`kind`/`metadata` properties.
 
 use std::collections::BTreeMap;
 

@@ -39,7 +39,7 @@ pub const SOURCE_NEGATIVE_POLARITY: &[&str] = &[
 /// Negative-polarity conditions of Kustomization.
 pub const KUSTOMIZATION_NEGATIVE_POLARITY: &[&str] = &[STALLED, RECONCILING];
 
-/// Whether `condition_type` is negative polarity on any of the four kinds.
+/// Whether source-controller or kustomize-controller treats `condition_type` as negative polarity.
 pub fn is_negative_polarity(condition_type: &str) -> bool {
     SOURCE_NEGATIVE_POLARITY.contains(&condition_type)
         || KUSTOMIZATION_NEGATIVE_POLARITY.contains(&condition_type)

@@ -6,8 +6,7 @@ use super::RECONCILE_REQUESTED_AT_ANNOTATION;
 
 /// Outcome of comparing the `requestedAt` annotation with `status.lastHandledReconcileAt`.
 ///
-/// The annotation value is an opaque token: any change requests one reconcile, and the controller
-/// records the token in `status.lastHandledReconcileAt` when it finishes.
+/// The value is an opaque token: any new value asks for one reconcile; the controller records it when done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReconcileRequest<'a> {
     /// Whether the token differs from the last handled one, i.e. a reconcile was asked for.
