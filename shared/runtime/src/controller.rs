@@ -8,7 +8,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::runtime::controller::{
     Action, Config as ControllerConfig, Controller, Error as ControllerError,
 };
@@ -213,24 +213,25 @@ where
             watch_config = watch_config.labels(selector);
         }
         let (store, writer) = reflector::store();
+        // Readiness follows the watch stream's InitDone rather than Store::wait_until_ready,
+        // whose single waker is already taken by the Controller's own wait.
+        let sync_gate = gate.clone();
+        let controller_name = self.name.clone();
         let objects = watcher(self.api.clone(), watch_config)
             .default_backoff()
             .reflect(writer)
+            .inspect_ok(move |event| {
+                if matches!(event, watcher::Event::InitDone) {
+                    tracing::info!(controller = %controller_name, "cache synced");
+                    sync_gate.set(true);
+                }
+            })
             .applied_objects()
             .predicate_filter(reconcile_trigger, Default::default());
-        let controller = Controller::for_stream(objects, store.clone())
+        let controller = Controller::for_stream(objects, store)
             .with_config(ControllerConfig::default().concurrency(flags.concurrent))
             .graceful_shutdown_on(term.clone().cancelled_owned());
         let controller = (self.customize)(controller);
-
-        let sync_gate = gate.clone();
-        let controller_name = self.name.clone();
-        let synced = tokio::spawn(async move {
-            if store.wait_until_ready().await.is_ok() {
-                tracing::info!(controller = %controller_name, "cache synced");
-                sync_gate.set(true);
-            }
-        });
 
         let name = self.name.clone();
         let metrics = self.runtime.metrics.clone();
@@ -290,7 +291,6 @@ where
                 futures::future::ready(())
             })
             .await;
-        synced.abort();
     }
 }
 
