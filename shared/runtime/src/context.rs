@@ -79,6 +79,16 @@ impl RuntimeContext {
         // Another component may have installed the same provider already; either way one is set.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let client = kube_client(flags.kube_api_qps, flags.kube_api_burst).await?;
+        Self::start_with_client(controller_name, client, flags).await
+    }
+
+    /// Like [`RuntimeContext::start`] with a ready-made client (no client throttling is added).
+    pub async fn start_with_client(
+        controller_name: &str,
+        client: Client,
+        flags: RuntimeFlags,
+    ) -> Result<(Self, BackgroundTasks), StartupError> {
+        flags.validate()?;
         let (shutdown, signal_watcher) = Shutdown::on_signals()?;
         let metrics_listener = bind("metrics", flags.metrics_addr).await?;
         let health_listener = bind("health", flags.health_addr).await?;

@@ -520,3 +520,82 @@ async fn only_the_leader_reconciles() -> Result<()> {
     second_background.finished().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn throttled_client_talks_to_the_apiserver() -> Result<()> {
+    let control_plane = ControlPlane::shared().await?;
+    let kubeconfig = kube::config::Kubeconfig::read_from(control_plane.kubeconfig_path())?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    let client = sluice_runtime::throttled_client(config, 5.0, 2)?;
+    let namespace = control_plane.namespace("throttle").await?;
+    let config_maps: Api<ConfigMap> = Api::namespaced(client, &namespace);
+    let started = tokio::time::Instant::now();
+    for _ in 0..6 {
+        config_maps.list(&ListParams::default()).await?;
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(700),
+        "6 requests at 5 qps with burst 2 take at least 0.8s, took {elapsed:?}"
+    );
+    Ok(())
+}
+
+fn free_loopback_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+#[tokio::test]
+async fn started_runtime_serves_endpoints_and_shuts_down() -> Result<()> {
+    let (client, namespace) = cluster("startup").await?;
+    let metrics_port = free_loopback_port()?;
+    let health_port = free_loopback_port()?;
+    let runtime_flags = flags(&[
+        &format!("--metrics-addr=127.0.0.1:{metrics_port}"),
+        &format!("--health-addr=127.0.0.1:{health_port}"),
+        "--watch-all-namespaces=false",
+        &format!("--runtime-namespace={namespace}"),
+    ]);
+    let (runtime, background) =
+        RuntimeContext::start_with_client("sluice-startup", client, runtime_flags).await?;
+    let readyz = format!("http://127.0.0.1:{health_port}/readyz");
+    assert_eq!(reqwest::get(&readyz).await?.status(), 503);
+
+    let runner = ControllerRunner::new("configmap", runtime.watched_api::<ConfigMap>(), &runtime);
+    let controller = tokio::spawn(runner.run(
+        |_: Arc<ConfigMap>, _: Arc<()>| async { Ok::<_, AlwaysFails>(Requeue::OnChange) },
+        Arc::new(()),
+    ));
+    eventually(
+        Duration::from_secs(30),
+        "readiness after cache sync",
+        || async { Ok(reqwest::get(&readyz).await?.status() == 200) },
+    )
+    .await?;
+    let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await?
+        .text()
+        .await?;
+    assert!(
+        metrics.contains("controller_runtime_reconcile_errors_total{controller=\"configmap\"} 0")
+    );
+    assert_eq!(
+        runtime.requeue_dependency(),
+        Requeue::After(Duration::from_secs(30))
+    );
+    let Requeue::After(jittered) = runtime.requeue_after_interval(Duration::from_secs(100)) else {
+        bail!("interval requeues carry a delay");
+    };
+    assert!(jittered >= Duration::from_secs(95) && jittered < Duration::from_secs(105));
+
+    runtime.shutdown.trigger();
+    tokio::time::timeout(Duration::from_secs(10), controller).await??;
+    tokio::time::timeout(Duration::from_secs(10), background.finished()).await?;
+    assert!(reqwest::get(&readyz).await.is_err(), "servers are stopped");
+    Ok(())
+}
