@@ -7,9 +7,16 @@ use sluice_e2e::{ControlPlane, Mode, tools};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    eprintln!("starting the embedded control plane (the first run builds the Kubernetes binaries, ~25 min)...");
-    let plane = ControlPlane::start(Mode::Nodes).await.context("starting the control plane")?;
-    plane.install_crds().await.context("installing Sluice's CRDs")?;
+    eprintln!(
+        "starting the embedded control plane (the first run builds the Kubernetes binaries, ~25 min)..."
+    );
+    let plane = ControlPlane::start(Mode::Nodes)
+        .await
+        .context("starting the control plane")?;
+    plane
+        .install_crds()
+        .await
+        .context("installing Sluice's CRDs")?;
     let kubectl = tools::binary("kubectl").context("locating kubectl")?;
     println!("Sluice embedded control plane is up at {}", plane.server());
     println!();
@@ -20,7 +27,9 @@ async fn main() -> anyhow::Result<()> {
     println!();
     println!("Component logs: {}", plane.dir().display());
     println!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     eprintln!("stopping...");
     drop(plane);
     Ok(())
