@@ -73,12 +73,17 @@ impl ControlPlane {
                 Ok(plane)
             })
             .await;
-        started.as_ref().map_err(|e| Error::Setup(format!("the shared control plane did not start: {e}")))
+        started
+            .as_ref()
+            .map_err(|e| Error::Setup(format!("the shared control plane did not start: {e}")))
     }
 
     /// Starts a new control plane in its own temporary directory.
     pub async fn start(mode: Mode) -> Result<ControlPlane> {
-        let dir = tempfile::Builder::new().prefix("sluice-cp-").tempdir()?.keep();
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-cp-")
+            .tempdir()?
+            .keep();
         let plane = tokio::task::spawn_blocking(move || Self::start_processes(mode, dir))
             .await
             .map_err(|e| Error::Setup(format!("control plane start-up panicked: {e}")))??;
@@ -94,8 +99,10 @@ impl ControlPlane {
         std::fs::create_dir_all(&pki)?;
         let ca = TestCa::new("sluice-e2e-ca")?;
         std::fs::write(pki.join("ca.crt"), ca.cert_pem())?;
-        ca.server_cert(&["kubernetes", "kubernetes.default", "kubernetes.default.svc"])?.write(&pki, "apiserver")?;
-        ca.client_cert("sluice-e2e-admin", &["system:masters"])?.write(&pki, "admin")?;
+        ca.server_cert(&["kubernetes", "kubernetes.default", "kubernetes.default.svc"])?
+            .write(&pki, "apiserver")?;
+        ca.client_cert("sluice-e2e-admin", &["system:masters"])?
+            .write(&pki, "admin")?;
         let (sa_key, sa_pub) = key_pair_pem()?;
         std::fs::write(pki.join("sa.key"), sa_key)?;
         std::fs::write(pki.join("sa.pub"), sa_pub)?;
@@ -158,7 +165,10 @@ impl ControlPlane {
         )?;
 
         let kubeconfig = dir.join("kubeconfig");
-        std::fs::write(&kubeconfig, kubeconfig_yaml(&server, &p("ca.crt"), &p("admin.crt"), &p("admin.key")))?;
+        std::fs::write(
+            &kubeconfig,
+            kubeconfig_yaml(&server, &p("ca.crt"), &p("admin.crt"), &p("admin.key")),
+        )?;
         Ok(ControlPlane {
             mode,
             dir,
@@ -300,9 +310,15 @@ impl ControlPlane {
         .map_err(|e| Error::Setup(format!("fake node manifest is invalid: {e}")))?;
         nodes.create(&PostParams::default(), &node).await?;
         let ready = await_condition(nodes, FAKE_NODE, |node: Option<&Node>| {
-            let conditions = node.and_then(|n| n.status.as_ref()).and_then(|s| s.conditions.as_ref());
-            let ready = conditions.is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-            let tainted = node.and_then(|n| n.spec.as_ref()).and_then(|s| s.taints.as_ref()).is_some_and(|t| !t.is_empty());
+            let conditions = node
+                .and_then(|n| n.status.as_ref())
+                .and_then(|s| s.conditions.as_ref());
+            let ready = conditions
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            let tainted = node
+                .and_then(|n| n.spec.as_ref())
+                .and_then(|s| s.taints.as_ref())
+                .is_some_and(|t| !t.is_empty());
             ready && !tainted
         });
         match tokio::time::timeout(START_TIMEOUT, ready).await {
@@ -327,17 +343,30 @@ impl ControlPlane {
             .collect();
         files.sort();
         if files.is_empty() {
-            return Err(Error::Setup(format!("no CRD YAML in {}; run `cargo crds` to generate it", dir.display())));
+            return Err(Error::Setup(format!(
+                "no CRD YAML in {}; run `cargo crds` to generate it",
+                dir.display()
+            )));
         }
         for file in files {
             let text = std::fs::read_to_string(&file)?;
-            let crd: CustomResourceDefinition = serde_saphyr::from_str(&text)
-                .map_err(|e| Error::Setup(format!("{} is not a CustomResourceDefinition: {e}", file.display())))?;
+            let crd: CustomResourceDefinition = serde_saphyr::from_str(&text).map_err(|e| {
+                Error::Setup(format!(
+                    "{} is not a CustomResourceDefinition: {e}",
+                    file.display()
+                ))
+            })?;
             let name = crd.metadata.name.clone().unwrap_or_default();
             let params = kube::api::PatchParams::apply("sluice-e2e").force();
-            api.patch(&name, &params, &kube::api::Patch::Apply(&crd)).await.map_err(|e| {
-                Error::Setup(format!("the apiserver rejected CRD {} from {}: {e}", name, file.display()))
-            })?;
+            api.patch(&name, &params, &kube::api::Patch::Apply(&crd))
+                .await
+                .map_err(|e| {
+                    Error::Setup(format!(
+                        "the apiserver rejected CRD {} from {}: {e}",
+                        name,
+                        file.display()
+                    ))
+                })?;
             let established = await_condition(api.clone(), &name, conditions::is_crd_established());
             tokio::time::timeout(Duration::from_secs(30), established)
                 .await
@@ -362,7 +391,12 @@ impl ControlPlane {
         let ca = pki.join("ca.crt");
         std::fs::write(
             &path,
-            kubeconfig_yaml(&self.server, &ca.display().to_string(), &cert.display().to_string(), &key.display().to_string()),
+            kubeconfig_yaml(
+                &self.server,
+                &ca.display().to_string(),
+                &cert.display().to_string(),
+                &key.display().to_string(),
+            ),
         )?;
         self.client_from(&path).await
     }
@@ -413,18 +447,30 @@ impl ControlPlane {
     /// PIDs of the running components, by name.
     pub fn pids(&self) -> Vec<(String, Option<u32>)> {
         let processes = self.processes.lock().unwrap_or_else(|e| e.into_inner());
-        processes.iter().map(|p| (p.name().to_string(), p.pid())).collect()
+        processes
+            .iter()
+            .map(|p| (p.name().to_string(), p.pid()))
+            .collect()
     }
 
     fn first_stopped_process(&self) -> Option<Error> {
         let mut processes = self.processes.lock().unwrap_or_else(|e| e.into_inner());
-        processes.iter_mut().find_map(|p| (!p.is_running()).then(|| not_ready(p.name(), p)))
+        processes
+            .iter_mut()
+            .find_map(|p| (!p.is_running()).then(|| not_ready(p.name(), p)))
     }
 
     fn not_ready_error(&self, what: &str) -> Error {
         let processes = self.processes.lock().unwrap_or_else(|e| e.into_inner());
-        let log = processes.iter().map(|p| format!("--- {} ---\n{}", p.name(), p.log_tail(1500))).collect();
-        Error::NotReady { what: what.to_string(), seconds: START_TIMEOUT.as_secs(), log }
+        let log = processes
+            .iter()
+            .map(|p| format!("--- {} ---\n{}", p.name(), p.log_tail(1500)))
+            .collect();
+        Error::NotReady {
+            what: what.to_string(),
+            seconds: START_TIMEOUT.as_secs(),
+            log,
+        }
     }
 }
 
@@ -442,11 +488,18 @@ fn args(list: &[&str]) -> Vec<String> {
 }
 
 fn not_ready(what: &str, process: &Supervised) -> Error {
-    Error::NotReady { what: what.to_string(), seconds: START_TIMEOUT.as_secs(), log: process.log_tail(3000) }
+    Error::NotReady {
+        what: what.to_string(),
+        seconds: START_TIMEOUT.as_secs(),
+        log: process.log_tail(3000),
+    }
 }
 
 fn rand_suffix() -> u32 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     (nanos ^ std::process::id().rotate_left(12)) & 0xff_ffff
 }
 
@@ -468,8 +521,12 @@ fn kwok_stages(stage_dir: &Path) -> Result<String> {
     let mut config = String::new();
     for file in files {
         let path = stage_dir.join(file);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| Error::Setup(format!("kwok stage {} is missing ({e}); rerun e2e/tools/build.sh kwok", path.display())))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Error::Setup(format!(
+                "kwok stage {} is missing ({e}); rerun e2e/tools/build.sh kwok",
+                path.display()
+            ))
+        })?;
         config.push_str(&text);
         config.push_str("\n---\n");
     }

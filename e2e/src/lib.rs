@@ -11,15 +11,17 @@ pub mod registry;
 pub mod tls;
 pub mod tools;
 
-
-
 /// Errors from the test environment; each says what failed and how to fix it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("building the test tools failed: {0}")]
     ToolBuild(String),
     #[error("{what} did not become ready within {seconds}s; its log: {log}")]
-    NotReady { what: String, seconds: u64, log: String },
+    NotReady {
+        what: String,
+        seconds: u64,
+        log: String,
+    },
     #[error("{0}")]
     Setup(String),
     #[error(transparent)]

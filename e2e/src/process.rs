@@ -54,18 +54,27 @@ impl Supervised {
             .arg(SUPERVISOR)
             .arg("supervisor")
             .arg(log)
-            .arg(cleanup.map(|p| p.as_os_str().to_owned()).unwrap_or_default())
+            .arg(
+                cleanup
+                    .map(|p| p.as_os_str().to_owned())
+                    .unwrap_or_default(),
+            )
             .arg(program)
             .args(args)
             .envs(envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let mut supervisor = command
-            .spawn()
-            .map_err(|e| Error::Setup(format!("cannot start {name} ({}): {e}", program.display())))?;
+        let mut supervisor = command.spawn().map_err(|e| {
+            Error::Setup(format!("cannot start {name} ({}): {e}", program.display()))
+        })?;
         let stop_pipe = supervisor.stdin.take();
-        Ok(Self { name: name.to_string(), supervisor, stop_pipe, log: log.to_path_buf() })
+        Ok(Self {
+            name: name.to_string(),
+            supervisor,
+            stop_pipe,
+            log: log.to_path_buf(),
+        })
     }
 
     /// The server's name as given to `spawn`.
@@ -75,7 +84,11 @@ impl Supervised {
 
     /// The PID of the server itself (not of its supervisor), once it has started.
     pub fn pid(&self) -> Option<u32> {
-        std::fs::read_to_string(format!("{}.pid", self.log.display())).ok()?.trim().parse().ok()
+        std::fs::read_to_string(format!("{}.pid", self.log.display()))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Whether the server is still running.
@@ -116,7 +129,9 @@ impl Drop for Supervised {
 
 /// The last `max_bytes` of a file, lossily decoded; empty when it cannot be read.
 pub fn tail(path: &Path, max_bytes: u64) -> String {
-    let Ok(mut file) = File::open(path) else { return String::new() };
+    let Ok(mut file) = File::open(path) else {
+        return String::new();
+    };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let _ = file.seek(SeekFrom::Start(len.saturating_sub(max_bytes)));
     let mut buf = Vec::new();

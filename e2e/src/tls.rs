@@ -41,12 +41,19 @@ impl TestCa {
     /// A new CA with the given common name.
     pub fn new(common_name: &str) -> Result<Self> {
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(pki)?;
-        params.distinguished_name.push(DnType::CommonName, common_name);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages =
-            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let key = KeyPair::generate().map_err(pki)?;
-        Ok(Self { issuer: CertifiedIssuer::self_signed(params, key).map_err(pki)? })
+        Ok(Self {
+            issuer: CertifiedIssuer::self_signed(params, key).map_err(pki)?,
+        })
     }
 
     /// The CA certificate in PEM.
@@ -59,7 +66,9 @@ impl TestCa {
         let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
         names.extend(extra_names.iter().map(|n| n.to_string()));
         let mut params = CertificateParams::new(names).map_err(pki)?;
-        params.distinguished_name.push(DnType::CommonName, "localhost");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.sign(params)
     }
@@ -69,17 +78,25 @@ impl TestCa {
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(pki)?;
         params.distinguished_name.push(DnType::CommonName, user);
         for group in groups {
-            params.distinguished_name.push(DnType::OrganizationName, *group);
+            params
+                .distinguished_name
+                .push(DnType::OrganizationName, *group);
         }
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         self.sign(params)
     }
 
     fn sign(&self, mut params: CertificateParams) -> Result<CertPair> {
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         let key = KeyPair::generate().map_err(pki)?;
         let cert = params.signed_by(&key, &self.issuer).map_err(pki)?;
-        Ok(CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+        Ok(CertPair {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
     }
 }
 

@@ -32,10 +32,16 @@ pub fn binary(name: &str) -> Result<PathBuf> {
         .find(|(binary, _)| *binary == name)
         .map(|(_, module)| *module)
         .ok_or_else(|| Error::ToolBuild(format!("no test binary named {name}")))?;
-    let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let paths = built.entry(module).or_insert_with(|| build(module));
     let paths = paths.as_ref().map_err(|e| Error::ToolBuild(e.clone()))?;
-    paths.get(name).cloned().ok_or_else(|| Error::ToolBuild(format!("build.sh did not report {name}")))
+    paths
+        .get(name)
+        .cloned()
+        .ok_or_else(|| Error::ToolBuild(format!("build.sh did not report {name}")))
 }
 
 /// The `e2e/tools/build.sh` script of this checkout.

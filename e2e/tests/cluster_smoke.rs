@@ -5,7 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
 use serde_json::{Value, json};
 use sluice_e2e::{ControlPlane, Mode};
 
@@ -36,14 +38,37 @@ async fn crds_are_installed_with_flux_names_and_short_names() {
         ("buckets.source.toolkit.fluxcd.io", ""),
         ("kustomizations.kustomize.toolkit.fluxcd.io", "ks"),
     ] {
-        let crd = crds.get(name).await.unwrap_or_else(|e| panic!("CRD {name} is not installed: {e}"));
+        let crd = crds
+            .get(name)
+            .await
+            .unwrap_or_else(|e| panic!("CRD {name} is not installed: {e}"));
         let names = &crd.spec.names;
         if !short.is_empty() {
-            assert!(names.short_names.as_ref().is_some_and(|s| s.iter().any(|n| n == short)), "{name} lacks short name {short}");
+            assert!(
+                names
+                    .short_names
+                    .as_ref()
+                    .is_some_and(|s| s.iter().any(|n| n == short)),
+                "{name} lacks short name {short}"
+            );
         }
-        let v1 = crd.spec.versions.iter().find(|v| v.name == "v1").unwrap_or_else(|| panic!("{name} has no v1"));
-        assert!(v1.served && v1.storage, "{name} v1 must be served and stored");
-        assert!(v1.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(), "{name} lacks the status subresource");
+        let v1 = crd
+            .spec
+            .versions
+            .iter()
+            .find(|v| v.name == "v1")
+            .unwrap_or_else(|| panic!("{name} has no v1"));
+        assert!(
+            v1.served && v1.storage,
+            "{name} v1 must be served and stored"
+        );
+        assert!(
+            v1.subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some(),
+            "{name} lacks the status subresource"
+        );
     }
 }
 
@@ -67,33 +92,52 @@ async fn flux_objects_with_every_field_round_trip_through_the_apiserver() {
             let kind = doc["kind"].as_str().unwrap().to_string();
             doc["metadata"]["namespace"] = json!(ns);
             let status = doc.as_object_mut().unwrap().remove("status");
-            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &resource(&kind));
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), &ns, &resource(&kind));
             let object: DynamicObject = serde_json::from_value(doc.clone()).unwrap();
             let name = object.metadata.name.clone().unwrap();
             api.create(&PostParams::default(), &object)
                 .await
                 .unwrap_or_else(|e| panic!("creating {kind} from {}: {e}", path.display()));
             if let Some(status) = &status {
-                api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
-                    .await
-                    .unwrap_or_else(|e| panic!("patching {kind} status from {}: {e}", path.display()));
+                api.patch_status(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"status": status})),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("patching {kind} status from {}: {e}", path.display()));
             }
             let stored = serde_json::to_value(api.get(&name).await.unwrap()).unwrap();
-            assert_eq!(stored["spec"], doc["spec"], "{kind} spec was changed or pruned by the apiserver");
+            assert_eq!(
+                stored["spec"], doc["spec"],
+                "{kind} spec was changed or pruned by the apiserver"
+            );
             if let Some(status) = status {
-                assert_eq!(stored["status"], status, "{kind} status was changed or pruned by the apiserver");
+                assert_eq!(
+                    stored["status"], status,
+                    "{kind} status was changed or pruned by the apiserver"
+                );
             }
             checked += 1;
         }
     }
-    assert!(checked >= 4, "expected fixtures for the four kinds in {}, found {checked}", fixtures.display());
+    assert!(
+        checked >= 4,
+        "expected fixtures for the four kinds in {}, found {checked}",
+        fixtures.display()
+    );
 }
 
 #[tokio::test]
 async fn status_subresource_is_written_separately_from_spec() {
     let plane = plane().await;
     let ns = plane.namespace("status").await.unwrap();
-    let api: Api<DynamicObject> = Api::namespaced_with(plane.client().await.unwrap(), &ns, &resource("GitRepository"));
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        plane.client().await.unwrap(),
+        &ns,
+        &resource("GitRepository"),
+    );
     let repo: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "source.toolkit.fluxcd.io/v1",
         "kind": "GitRepository",
@@ -112,27 +156,52 @@ async fn status_subresource_is_written_separately_from_spec() {
         "url": "http://127.0.0.1:9090/gitrepository/ns/podinfo/0a1b2c.tar.gz"
     });
     let status_patch = json!({"status": {"artifact": artifact, "observedGeneration": 1}});
-    api.patch_status("podinfo", &PatchParams::default(), &Patch::Merge(&status_patch)).await.unwrap();
+    api.patch_status(
+        "podinfo",
+        &PatchParams::default(),
+        &Patch::Merge(&status_patch),
+    )
+    .await
+    .unwrap();
 
     // A write to the main resource cannot change status, and status writes cannot change spec.
     let main_patch = json!({"spec": {"interval": "5m"}, "status": {"observedGeneration": 99}});
-    api.patch("podinfo", &PatchParams::default(), &Patch::Merge(&main_patch)).await.unwrap();
+    api.patch(
+        "podinfo",
+        &PatchParams::default(),
+        &Patch::Merge(&main_patch),
+    )
+    .await
+    .unwrap();
     let spec_via_status = json!({"spec": {"url": "https://127.0.0.1/other.git"}});
-    api.patch_status("podinfo", &PatchParams::default(), &Patch::Merge(&spec_via_status)).await.unwrap();
+    api.patch_status(
+        "podinfo",
+        &PatchParams::default(),
+        &Patch::Merge(&spec_via_status),
+    )
+    .await
+    .unwrap();
 
     let stored = serde_json::to_value(api.get("podinfo").await.unwrap()).unwrap();
     assert_eq!(stored["status"]["artifact"], artifact);
     assert_eq!(stored["status"]["observedGeneration"], 1);
     assert_eq!(stored["spec"]["interval"], "5m");
     assert_eq!(stored["spec"]["url"], "https://127.0.0.1/podinfo.git");
-    assert_eq!(stored["metadata"]["generation"], 2, "the spec change bumps generation; status writes do not");
+    assert_eq!(
+        stored["metadata"]["generation"], 2,
+        "the spec change bumps generation; status writes do not"
+    );
 }
 
 #[tokio::test]
 async fn invalid_objects_are_rejected_by_crd_validation() {
     let plane = plane().await;
     let ns = plane.namespace("invalid").await.unwrap();
-    let api: Api<DynamicObject> = Api::namespaced_with(plane.client().await.unwrap(), &ns, &resource("GitRepository"));
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        plane.client().await.unwrap(),
+        &ns,
+        &resource("GitRepository"),
+    );
     let bad: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "source.toolkit.fluxcd.io/v1",
         "kind": "GitRepository",
@@ -140,23 +209,45 @@ async fn invalid_objects_are_rejected_by_crd_validation() {
         "spec": {"url": "ftp://example.invalid/repo.git", "interval": "1m"}
     }))
     .unwrap();
-    let err = api.create(&PostParams::default(), &bad).await.expect_err("an ftp:// url must be rejected");
-    assert!(err.to_string().contains("spec.url"), "the rejection names the field: {err}");
+    let err = api
+        .create(&PostParams::default(), &bad)
+        .await
+        .expect_err("an ftp:// url must be rejected");
+    assert!(
+        err.to_string().contains("spec.url"),
+        "the rejection names the field: {err}"
+    );
 }
 
 #[tokio::test]
 async fn a_dropped_control_plane_stops_its_processes() {
     let plane = ControlPlane::start(Mode::ApiOnly).await.unwrap();
-    let pids: Vec<u32> = plane.pids().into_iter().filter_map(|(_, pid)| pid).collect();
-    assert_eq!(pids.len(), 2, "etcd and kube-apiserver should both be running: {:?}", plane.pids());
+    let pids: Vec<u32> = plane
+        .pids()
+        .into_iter()
+        .filter_map(|(_, pid)| pid)
+        .collect();
+    assert_eq!(
+        pids.len(),
+        2,
+        "etcd and kube-apiserver should both be running: {:?}",
+        plane.pids()
+    );
     let dir = plane.dir().to_path_buf();
     drop(plane);
     for pid in pids {
-        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "process {pid} survived the drop");
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "process {pid} survived the drop"
+        );
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while dir.exists() && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(!dir.exists(), "the control plane's directory {} was not removed", dir.display());
+    assert!(
+        !dir.exists(),
+        "the control plane's directory {} was not removed",
+        dir.display()
+    );
 }

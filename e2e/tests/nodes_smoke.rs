@@ -12,7 +12,9 @@ use sluice_e2e::cluster::FAKE_NODE;
 
 #[tokio::test]
 async fn a_deployment_becomes_available_on_the_fake_node() {
-    let plane = ControlPlane::shared_with_nodes().await.unwrap_or_else(|e| panic!("{e}"));
+    let plane = ControlPlane::shared_with_nodes()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let ns = plane.namespace("nodes").await.unwrap();
     let client = plane.client().await.unwrap();
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
@@ -30,22 +32,40 @@ async fn a_deployment_becomes_available_on_the_fake_node() {
         }
     }))
     .unwrap();
-    deployments.create(&PostParams::default(), &deployment).await.unwrap();
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
 
     let available = await_condition(deployments.clone(), "podinfo", |d: Option<&Deployment>| {
-        let conditions = d.and_then(|d| d.status.as_ref()).and_then(|s| s.conditions.as_ref());
-        conditions.is_some_and(|cs| cs.iter().any(|c| c.type_ == "Available" && c.status == "True"))
-            && d.and_then(|d| d.status.as_ref()).and_then(|s| s.available_replicas) == Some(2)
+        let conditions = d
+            .and_then(|d| d.status.as_ref())
+            .and_then(|s| s.conditions.as_ref());
+        conditions.is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "Available" && c.status == "True")
+        }) && d
+            .and_then(|d| d.status.as_ref())
+            .and_then(|s| s.available_replicas)
+            == Some(2)
     });
     tokio::time::timeout(Duration::from_secs(120), available)
         .await
-        .unwrap_or_else(|_| panic!("Deployment did not become Available; logs in {}", plane.dir().display()))
+        .unwrap_or_else(|_| {
+            panic!(
+                "Deployment did not become Available; logs in {}",
+                plane.dir().display()
+            )
+        })
         .unwrap();
 
     let status = deployments.get("podinfo").await.unwrap().status.unwrap();
     assert_eq!(status.available_replicas, Some(2));
     let pods: Api<Pod> = Api::namespaced(client, &ns);
-    let pods = pods.list(&ListParams::default().labels("app=podinfo")).await.unwrap();
+    let pods = pods
+        .list(&ListParams::default().labels("app=podinfo"))
+        .await
+        .unwrap();
     assert_eq!(pods.items.len(), 2);
     for pod in pods.items {
         assert_eq!(pod.spec.unwrap().node_name.as_deref(), Some(FAKE_NODE));
