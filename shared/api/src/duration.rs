@@ -20,6 +20,17 @@ const NANOS_PER_SECOND: u128 = 1_000_000_000;
 const NANOS_PER_MINUTE: u128 = 60 * NANOS_PER_SECOND;
 const NANOS_PER_HOUR: u128 = 60 * NANOS_PER_MINUTE;
 
+const NANOS_PER_UNIT: [(&str, u128); 8] = [
+    ("ns", 1),
+    ("us", 1_000),
+    ("µs", 1_000),
+    ("μs", 1_000),
+    ("ms", NANOS_PER_MILLI),
+    ("s", NANOS_PER_SECOND),
+    ("m", NANOS_PER_MINUTE),
+    ("h", NANOS_PER_HOUR),
+];
+
 /// A string that does not match [`INTERVAL_PATTERN`] or overflows Go's duration range.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DurationError {
@@ -48,94 +59,103 @@ impl fmt::Display for DurationError {
 
 impl std::error::Error for DurationError {}
 
-/// Parses a Flux duration: one or more `<number>[.<fraction>]<unit>` terms, units `ms`, `s`, `m`, `h`.
+/// Parses a Flux spec duration: one or more `<number>[.<fraction>]<unit>` terms with units
+/// `ms`, `s`, `m`, `h`, exactly what [`INTERVAL_PATTERN`] admits.
 pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     if input.is_empty() {
         return Err(DurationError::new(input, "empty string"));
     }
-    let bytes = input.as_bytes();
-    let mut position = 0;
-    let mut total: u128 = 0;
-    while position < bytes.len() {
-        let integer = take_digits(bytes, &mut position);
-        if integer.is_empty() {
+    let mut rest = input.as_bytes();
+    while !rest.is_empty() {
+        let integer = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if integer == 0 {
             return Err(DurationError::new(input, "expected a number"));
         }
-        let mut fraction: &[u8] = &[];
-        if bytes.get(position) == Some(&b'.') {
-            position += 1;
-            fraction = take_digits(bytes, &mut position);
-            if fraction.is_empty() {
+        rest = &rest[integer..];
+        if let Some(after_dot) = rest.strip_prefix(b".") {
+            let fraction = after_dot.iter().take_while(|b| b.is_ascii_digit()).count();
+            if fraction == 0 {
                 return Err(DurationError::new(input, "expected digits after '.'"));
             }
+            rest = &after_dot[fraction..];
         }
-        let unit = match (bytes.get(position), bytes.get(position + 1)) {
-            (Some(b'm'), Some(b's')) => {
-                position += 2;
-                NANOS_PER_MILLI
-            }
-            (Some(b'm'), _) => {
-                position += 1;
-                NANOS_PER_MINUTE
-            }
-            (Some(b's'), _) => {
-                position += 1;
-                NANOS_PER_SECOND
-            }
-            (Some(b'h'), _) => {
-                position += 1;
-                NANOS_PER_HOUR
-            }
-            (None, _) => return Err(DurationError::new(input, "missing unit")),
-            (Some(_), _) => {
+        rest = match rest {
+            [b'm', b's', tail @ ..] | [b's' | b'm' | b'h', tail @ ..] => tail,
+            [] => return Err(DurationError::new(input, "missing unit")),
+            _ => {
                 return Err(DurationError::new(
                     input,
                     "unknown unit (use ms, s, m or h)",
                 ));
             }
         };
-        let term = term_nanos(integer, fraction, unit)
-            .ok_or_else(|| DurationError::new(input, "out of range"))?;
-        total = total
-            .checked_add(term)
-            .filter(|sum| *sum <= MAX_NANOS)
-            .ok_or_else(|| DurationError::new(input, "out of range"))?;
     }
-    let nanos = u64::try_from(total).map_err(|_| DurationError::new(input, "out of range"))?;
+    parse_go_duration(input)
+}
+
+/// Parses a Go `time.ParseDuration` string (units ns, us, µs, ms, s, m, h), as Flux's
+/// command-line flags accept; negative durations are rejected.
+pub fn parse_go_duration(input: &str) -> Result<Duration, DurationError> {
+    let fail = |reason| DurationError::new(input, reason);
+    let mut rest = input.strip_prefix('+').unwrap_or(input);
+    if rest.starts_with('-') && rest != "-0" {
+        return Err(fail("negative durations are not allowed"));
+    }
+    if rest == "0" || rest == "-0" {
+        return Ok(Duration::ZERO);
+    }
+    if rest.is_empty() {
+        return Err(fail("empty string"));
+    }
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
+        let (number, after_number) = rest.split_at(number_len);
+        if number.is_empty() || number == "." || number.matches('.').count() > 1 {
+            return Err(fail("expected a number"));
+        }
+        let unit_len = after_number
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after_number.len());
+        let (unit, after_unit) = after_number.split_at(unit_len);
+        if unit.is_empty() {
+            return Err(fail("missing unit"));
+        }
+        let unit_nanos = NANOS_PER_UNIT
+            .iter()
+            .find(|(name, _)| *name == unit)
+            .map(|(_, nanos)| *nanos)
+            .ok_or_else(|| fail("unknown unit (use ns, us, ms, s, m or h)"))?;
+        total = number_to_nanos(number, unit_nanos)
+            .and_then(|term| total.checked_add(term))
+            .filter(|sum| *sum <= MAX_NANOS)
+            .ok_or_else(|| fail("out of range"))?;
+        rest = after_unit;
+    }
+    let nanos = u64::try_from(total).map_err(|_| fail("out of range"))?;
     Ok(Duration::from_nanos(nanos))
 }
 
-fn take_digits<'a>(bytes: &'a [u8], position: &mut usize) -> &'a [u8] {
-    let start = *position;
-    while bytes.get(*position).is_some_and(u8::is_ascii_digit) {
-        *position += 1;
-    }
-    &bytes[start..*position]
-}
-
-/// Nanoseconds of one term; fractional digits below one nanosecond are truncated like Go.
-fn term_nanos(integer: &[u8], fraction: &[u8], unit: u128) -> Option<u128> {
-    let whole = digits_value(integer)?.checked_mul(unit)?;
-    let mut scale = unit;
-    let mut fractional: u128 = 0;
-    for digit in fraction {
-        if scale < 10 {
+/// Converts "12.5" in a unit of `unit_nanos` to nanoseconds; fractions below 1ns are dropped.
+fn number_to_nanos(number: &str, unit_nanos: u128) -> Option<u128> {
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let whole: u128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let mut nanos = whole.checked_mul(unit_nanos)?;
+    let mut scale = unit_nanos;
+    for digit in fraction.bytes() {
+        scale /= 10;
+        if scale == 0 {
             break;
         }
-        scale /= 10;
-        fractional += u128::from(digit - b'0') * scale;
+        nanos = nanos.checked_add(u128::from(digit - b'0') * scale)?;
     }
-    let nanos = whole.checked_add(fractional)?;
     (nanos <= MAX_NANOS).then_some(nanos)
-}
-
-fn digits_value(digits: &[u8]) -> Option<u128> {
-    digits.iter().try_fold(0u128, |value, digit| {
-        value
-            .checked_mul(10)?
-            .checked_add(u128::from(digit - b'0'))
-            .filter(|v| *v <= MAX_NANOS)
-    })
 }
 
 /// Formats a duration the way Go's `time.Duration.String` does, e.g. `1m30s`, `1h0m0s`, `500ms`.
@@ -224,6 +244,37 @@ mod tests {
     fn error_message_names_the_input() {
         let message = parse_duration("5minutes").unwrap_err().to_string();
         assert!(message.contains("\"5minutes\""), "{message}");
+    }
+
+    #[test]
+    fn parses_go_style_durations() {
+        let cases = [
+            ("0", Duration::ZERO),
+            ("30s", Duration::from_secs(30)),
+            ("1m30s", Duration::from_secs(90)),
+            ("750ms", Duration::from_millis(750)),
+            ("15m", Duration::from_secs(900)),
+            ("1h", Duration::from_secs(3600)),
+            ("1.5h", Duration::from_secs(5400)),
+            ("2h45m0.5s", Duration::from_millis(9_900_500)),
+            ("300us", Duration::from_micros(300)),
+            ("300µs", Duration::from_micros(300)),
+            ("10ns", Duration::from_nanos(10)),
+            (".5s", Duration::from_millis(500)),
+            ("+5s", Duration::from_secs(5)),
+            ("-0", Duration::ZERO),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(parse_go_duration(input), Ok(expected), "{input}");
+        }
+    }
+
+    #[test]
+    fn go_durations_reject_malformed_input() {
+        for input in ["", "5", "s", "1x", "-5s", "1..5s", "5s3", "1d", "."] {
+            let error = parse_go_duration(input).expect_err(input);
+            assert!(error.to_string().contains(input), "{error}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, ValueEnum};
 
-use crate::duration::parse_duration;
+use sluice_api::duration::parse_go_duration;
 
 /// Flags every Sluice controller accepts; embed with `#[command(flatten)]`.
 #[derive(Debug, Clone, PartialEq, Args)]
@@ -23,15 +23,15 @@ pub struct RuntimeFlags {
     pub enable_leader_election: bool,
 
     /// How long a leader holds the Lease without renewing it.
-    #[arg(long, default_value = "35s", value_parser = parse_duration)]
+    #[arg(long, default_value = "35s", value_parser = parse_go_duration)]
     pub leader_election_lease_duration: Duration,
 
     /// How long the leader keeps trying to renew before giving up leadership.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = parse_go_duration)]
     pub leader_election_renew_deadline: Duration,
 
     /// How long to wait between attempts after a failed leader-election API call.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = parse_go_duration)]
     pub leader_election_retry_period: Duration,
 
     /// Release the Lease on shutdown so another replica takes over at once.
@@ -52,7 +52,7 @@ pub struct RuntimeFlags {
     pub concurrent: u16,
 
     /// The requeue interval when a dependency is not ready.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = parse_go_duration)]
     pub requeue_dependency: Duration,
 
     /// Percentage of jitter (±) applied to reconcile intervals; must be below 100.
@@ -60,11 +60,11 @@ pub struct RuntimeFlags {
     pub interval_jitter_percentage: u8,
 
     /// The minimum delay before retrying a failed reconcile.
-    #[arg(long, default_value = "750ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "750ms", value_parser = parse_go_duration)]
     pub min_retry_delay: Duration,
 
     /// The maximum delay before retrying a failed reconcile.
-    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    #[arg(long, default_value = "15m", value_parser = parse_go_duration)]
     pub max_retry_delay: Duration,
 
     /// Watch objects in all namespaces; when false only --runtime-namespace is watched.
