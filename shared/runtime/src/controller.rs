@@ -16,13 +16,11 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Resource, ResourceExt};
 use rand::{Rng, RngExt};
 use serde::de::DeserializeOwned;
+use sluice_api::meta::RECONCILE_REQUESTED_AT_ANNOTATION;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::RuntimeContext;
 use crate::metrics::{ObjectLabels, ReconcileResult};
-
-/// Annotation whose change requests an immediate reconcile (`flux reconcile`).
-pub const RECONCILE_REQUEST_ANNOTATION: &str = "reconcile.fluxcd.io/requestedAt";
 
 /// What to do after a successful reconcile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +69,7 @@ pub fn reconcile_trigger<K: Resource>(object: &K) -> Option<u64> {
     }
     meta.annotations
         .as_ref()
-        .and_then(|annotations| annotations.get(RECONCILE_REQUEST_ANNOTATION))
+        .and_then(|annotations| annotations.get(RECONCILE_REQUESTED_AT_ANNOTATION))
         .hash(&mut hasher);
     Some(hasher.finish())
 }
@@ -366,7 +364,11 @@ mod tests {
                 generation,
                 resource_version: Some(version.into()),
                 annotations: requested_at.map(|token| {
-                    [(RECONCILE_REQUEST_ANNOTATION.to_owned(), token.to_owned())].into()
+                    [(
+                        RECONCILE_REQUESTED_AT_ANNOTATION.to_owned(),
+                        token.to_owned(),
+                    )]
+                    .into()
                 }),
                 ..ObjectMeta::default()
             },

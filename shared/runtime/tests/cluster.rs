@@ -13,9 +13,9 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
+use sluice_api::meta::RECONCILE_REQUESTED_AT_ANNOTATION;
 use sluice_e2e::ControlPlane;
 use sluice_runtime::conditions::{self, ConditionStatus};
-use sluice_runtime::controller::RECONCILE_REQUEST_ANNOTATION;
 use sluice_runtime::{
     ControllerRunner, EventSink, LeaderElectionConfig, ObjectEvent, ReconcileError, Requeue, Retry,
     RuntimeContext, RuntimeFlags, Shutdown, apply_status, spawn_leader_election,
@@ -313,7 +313,7 @@ async fn reconcile(object: Arc<ConfigMap>, recorder: Arc<Recorder>) -> Result<Re
         .metadata
         .annotations
         .as_ref()
-        .and_then(|annotations| annotations.get(RECONCILE_REQUEST_ANNOTATION).cloned());
+        .and_then(|annotations| annotations.get(RECONCILE_REQUESTED_AT_ANNOTATION).cloned());
     recorder.seen.send((name.clone(), token)).ok();
     match name.as_str() {
         "failing" => Err(AlwaysFails.into()),
@@ -391,7 +391,7 @@ async fn controller_reconciles_with_predicates_backoff_and_metrics() -> Result<(
     let ok_calls =
         |calls: &[(String, Option<String>)]| calls.iter().filter(|(name, _)| name == "ok").count();
     let before = ok_calls(&calls);
-    let patch = json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: "2024-01-01T00:00:00Z"}}});
+    let patch = json!({"metadata": {"annotations": {RECONCILE_REQUESTED_AT_ANNOTATION: "2024-01-01T00:00:00Z"}}});
     config_maps
         .patch("ok", &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
