@@ -1,0 +1,217 @@
+//! Reading credential Secrets from the referring object's namespace only.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client};
+
+/// A Secret could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("secret '{namespace}/{name}' not found; create it in the object's namespace")]
+    NotFound { namespace: String, name: String },
+    #[error(
+        "reading secret '{namespace}/{name}' failed: {source}; check RBAC allows get on secrets"
+    )]
+    Read {
+        namespace: String,
+        name: String,
+        source: kube::Error,
+    },
+    #[error("invalid secret '{namespace}/{name}': {problem}")]
+    Invalid {
+        namespace: String,
+        name: String,
+        problem: String,
+    },
+}
+
+/// The decoded `data` of a Secret (`stringData` is merged into `data` by the API server).
+#[derive(Clone, Default)]
+pub struct SecretData {
+    pub namespace: String,
+    pub name: String,
+    entries: BTreeMap<String, Vec<u8>>,
+}
+
+impl std::fmt::Debug for SecretData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretData")
+            .field("namespace", &self.namespace)
+            .field("name", &self.name)
+            .field("keys", &self.entries.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl SecretData {
+    /// A Secret built from key/value pairs (tests and callers that already hold the data).
+    pub fn from_entries(
+        namespace: &str,
+        name: &str,
+        entries: impl IntoIterator<Item = (String, Vec<u8>)>,
+    ) -> Self {
+        Self {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            entries: entries.into_iter().collect(),
+        }
+    }
+
+    /// The raw value of `key`.
+    pub fn bytes(&self, key: &str) -> Option<&[u8]> {
+        self.entries.get(key).map(Vec::as_slice)
+    }
+
+    /// The value of `key` as UTF-8 text, trimmed of surrounding whitespace.
+    pub fn text(&self, key: &str) -> Result<Option<String>, SecretError> {
+        self.bytes(key)
+            .map(|value| {
+                std::str::from_utf8(value)
+                    .map(|text| text.trim().to_owned())
+                    .map_err(|_| self.invalid(format!("key '{key}' is not UTF-8 text")))
+            })
+            .transpose()
+    }
+
+    /// An [`SecretError::Invalid`] for this Secret.
+    pub fn invalid(&self, problem: impl Into<String>) -> SecretError {
+        SecretError::Invalid {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Reads Secret `name` from `namespace`.
+pub async fn read_secret(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<SecretData, SecretError> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = api
+        .get_opt(name)
+        .await
+        .map_err(|source| SecretError::Read {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            source,
+        })?;
+    let secret = secret.ok_or_else(|| SecretError::NotFound {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+    })?;
+    let entries = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(key, value)| (key, value.0));
+    Ok(SecretData::from_entries(namespace, name, entries))
+}
+
+/// Proxy settings from a `proxySecretRef` Secret (`address`, optional `username`/`password`).
+#[derive(Clone)]
+pub struct ProxySettings {
+    /// The proxy URL with credentials embedded, e.g. `http://user:pass@proxy:3128`.
+    pub url: String,
+    /// Values to redact from any output.
+    pub secrets: Vec<String>,
+}
+
+impl ProxySettings {
+    /// Parses a proxy Secret.
+    pub fn from_secret(secret: &SecretData) -> Result<Self, SecretError> {
+        let address = secret
+            .text("address")?
+            .filter(|address| !address.is_empty())
+            .ok_or_else(|| secret.invalid("the proxy secret needs an 'address' key"))?;
+        let Some((scheme, rest)) = address.split_once("://") else {
+            return Err(
+                secret.invalid("'address' must be a URL with an http, https or socks5 scheme")
+            );
+        };
+        if !matches!(scheme, "http" | "https" | "socks5") {
+            return Err(secret.invalid(format!(
+                "proxy scheme '{scheme}' is not supported; use http, https or socks5"
+            )));
+        }
+        let username = secret.text("username")?.unwrap_or_default();
+        let password = secret.text("password")?.unwrap_or_default();
+        let mut secrets = Vec::new();
+        let url = if username.is_empty() {
+            address.clone()
+        } else {
+            secrets.push(password.clone());
+            format!(
+                "{scheme}://{}:{}@{rest}",
+                percent_encode(&username),
+                percent_encode(&password)
+            )
+        };
+        secrets.push(url.clone());
+        Ok(Self { url, secrets })
+    }
+}
+
+/// Percent-encodes everything but unreserved URL characters.
+pub fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(byte).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+/// Replaces every non-trivial secret value in `text` with `***`.
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    secrets
+        .iter()
+        .filter(|secret| secret.len() >= 3)
+        .fold(text.to_owned(), |text, secret| {
+            text.replace(secret.as_str(), "***")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(entries: &[(&str, &str)]) -> SecretData {
+        SecretData::from_entries(
+            "ns",
+            "proxy",
+            entries
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec())),
+        )
+    }
+
+    #[test]
+    fn proxy_url_embeds_encoded_credentials() {
+        let proxy = ProxySettings::from_secret(&secret(&[
+            ("address", "http://127.0.0.1:3128"),
+            ("username", "u"),
+            ("password", "p@ss word"),
+        ]))
+        .unwrap();
+        assert_eq!(proxy.url, "http://u:p%40ss%20word@127.0.0.1:3128");
+        assert!(ProxySettings::from_secret(&secret(&[("address", "ftp://x")])).is_err());
+        assert!(ProxySettings::from_secret(&secret(&[])).is_err());
+    }
+
+    #[test]
+    fn redaction_hides_values_and_debug_hides_data() {
+        assert_eq!(
+            redact("token abc123 refused", &["abc123".to_owned()]),
+            "token *** refused"
+        );
+        let data = secret(&[("password", "hunter2")]);
+        assert!(!format!("{data:?}").contains("hunter2"));
+    }
+}
