@@ -1,0 +1,674 @@
+//! Server-side apply of a build in Flux's stages, patching only new or drifted objects.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, stream};
+use kube::Client;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
+    PropagationPolicy,
+};
+use kube::discovery::{Scope, pinned_kind};
+use serde_json::{Map, Value};
+use sluice_api::kustomize::annotations::{
+    DISABLED, ENABLED, FORCE, RECONCILE, SSA, SSA_IF_NOT_PRESENT, SSA_IGNORE,
+};
+use sluice_api::kustomize::{ObjectId, labels};
+
+use crate::build::{has_flag, subject};
+use crate::health::{self, Health};
+
+/// Field manager of every apply, as in Flux.
+pub const FIELD_MANAGER: &str = "kustomize-controller";
+/// How often stage readiness is polled.
+const STAGE_POLL: Duration = Duration::from_millis(500);
+/// How long deleting an object for a forced re-create may take.
+const RECREATE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A resolved kind: how to address it and whether it is namespaced.
+#[derive(Debug, Clone)]
+pub struct ResolvedKind {
+    pub resource: ApiResource,
+    pub namespaced: bool,
+}
+
+/// A client for one cluster with a kind-resolution cache.
+#[derive(Clone)]
+pub struct Cluster {
+    pub client: Client,
+    kinds: Arc<Mutex<HashMap<GroupVersionKind, ResolvedKind>>>,
+}
+
+impl Cluster {
+    /// A cluster handle with an empty kind cache.
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            kinds: Arc::default(),
+        }
+    }
+
+    /// The same cluster (and kind cache) through another client, e.g. an impersonating one.
+    pub fn with_client(&self, client: Client) -> Self {
+        Self {
+            client,
+            kinds: self.kinds.clone(),
+        }
+    }
+
+    /// Resolves a kind through discovery of its group version, cached.
+    pub async fn resolve(&self, gvk: &GroupVersionKind) -> Result<ResolvedKind, kube::Error> {
+        if let Some(found) = self
+            .kinds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(gvk)
+        {
+            return Ok(found.clone());
+        }
+        let (resource, capabilities) = pinned_kind(&self.client, gvk).await?;
+        let resolved = ResolvedKind {
+            resource,
+            namespaced: matches!(capabilities.scope, Scope::Namespaced),
+        };
+        self.kinds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(gvk.clone(), resolved.clone());
+        Ok(resolved)
+    }
+
+    /// Drops cached kinds of `group` so newly installed CRD versions are discovered.
+    pub fn forget_group(&self, group: &str) {
+        self.kinds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|gvk, _| gvk.group != group);
+    }
+
+    /// A dynamic API for a resolved kind, scoped to `namespace` when namespaced.
+    pub fn api(&self, kind: &ResolvedKind, namespace: Option<&str>) -> Api<DynamicObject> {
+        match (kind.namespaced, namespace) {
+            (true, Some(namespace)) => {
+                Api::namespaced_with(self.client.clone(), namespace, &kind.resource)
+            }
+            _ => Api::all_with(self.client.clone(), &kind.resource),
+        }
+    }
+}
+
+/// The Kustomization that owns applied objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub name: String,
+    pub namespace: String,
+}
+
+impl Owner {
+    /// Whether `object` carries both of this owner's labels.
+    pub fn owns(&self, object: &Value) -> bool {
+        let label = |key: &str| {
+            object
+                .pointer("/metadata/labels")
+                .and_then(|labels| labels.get(key))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        label(labels::NAME).as_deref() == Some(self.name.as_str())
+            && label(labels::NAMESPACE).as_deref() == Some(self.namespace.as_str())
+    }
+}
+
+/// How to apply.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    pub owner: Owner,
+    /// `spec.force`: recreate objects on immutable-field errors.
+    pub force: bool,
+    /// Patch drifted objects; when false they are reported as [`Action::Drifted`].
+    pub correct_drift: bool,
+    /// Objects applied at once.
+    pub concurrency: usize,
+    /// Longest wait for CRDs, Namespaces and classes to become ready.
+    pub stage_timeout: Duration,
+}
+
+/// What happened to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Created,
+    Configured,
+    Unchanged,
+    Skipped,
+    /// Differs from the desired state; left alone because drift correction is off.
+    Drifted,
+}
+
+impl Action {
+    /// Flux's word for the action in change-set messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Configured => "configured",
+            Self::Unchanged => "unchanged",
+            Self::Skipped => "skipped",
+            Self::Drifted => "drifted",
+        }
+    }
+}
+
+/// One applied object.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub subject: String,
+    pub id: ObjectId,
+    pub version: String,
+    pub action: Action,
+    /// The object as sent, for health checks.
+    pub desired: Value,
+    /// resourceVersion written by this apply, if it wrote.
+    pub written_version: Option<String>,
+}
+
+/// Applying one object failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{subject}: {reason}")]
+    Invalid { subject: String, reason: String },
+    #[error(
+        "{subject}: no matches for kind {kind} in version {version}; install its CRD first or fix apiVersion ({reason})"
+    )]
+    UnknownKind {
+        subject: String,
+        kind: String,
+        version: String,
+        reason: String,
+    },
+    #[error("{subject} dry-run failed: {reason}")]
+    DryRun { subject: String, reason: String },
+    #[error("{subject} apply failed: {reason}")]
+    Apply { subject: String, reason: String },
+    #[error("{subject} read failed: {reason}")]
+    Read { subject: String, reason: String },
+    #[error("{subject} re-create failed: {reason}")]
+    Recreate { subject: String, reason: String },
+    #[error("{subjects} did not become ready within {seconds}s")]
+    StageTimeout { subjects: String, seconds: u64 },
+}
+
+/// All changes made, and the errors that stopped the apply.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    pub changes: Vec<Change>,
+    pub errors: Vec<ApplyError>,
+}
+
+/// The group and version of an `apiVersion`.
+pub fn split_api_version(api_version: &str) -> (&str, &str) {
+    api_version.rsplit_once('/').unwrap_or(("", api_version))
+}
+
+/// The inventory id of an object.
+pub fn object_id(object: &Value) -> ObjectId {
+    let (group, _) = split_api_version(object["apiVersion"].as_str().unwrap_or_default());
+    ObjectId {
+        namespace: object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        name: object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        group: group.to_owned(),
+        kind: object["kind"].as_str().unwrap_or_default().to_owned(),
+    }
+}
+
+/// Apply order by kind (Helm's install order, as Flux sorts); unknown kinds go last.
+pub fn kind_rank(kind: &str) -> usize {
+    const ORDER: &[&str] = &[
+        "CustomResourceDefinition",
+        "Namespace",
+        "ResourceQuota",
+        "StorageClass",
+        "LimitRange",
+        "PodSecurityPolicy",
+        "PodDisruptionBudget",
+        "ServiceAccount",
+        "Secret",
+        "SecretList",
+        "ConfigMap",
+        "PersistentVolume",
+        "PersistentVolumeClaim",
+        "ClusterRole",
+        "ClusterRoleList",
+        "ClusterRoleBinding",
+        "ClusterRoleBindingList",
+        "Role",
+        "RoleList",
+        "RoleBinding",
+        "RoleBindingList",
+        "Service",
+        "DaemonSet",
+        "Pod",
+        "ReplicationController",
+        "ReplicaSet",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "StatefulSet",
+        "Job",
+        "CronJob",
+        "IngressClass",
+        "Ingress",
+        "APIService",
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+    ];
+    ORDER
+        .iter()
+        .position(|candidate| *candidate == kind)
+        .unwrap_or(ORDER.len())
+}
+
+/// Sorts objects into apply order (kind, then namespace and name).
+pub fn sort_for_apply(objects: &mut [Value]) {
+    objects.sort_by_key(|object| {
+        let id = object_id(object);
+        (kind_rank(&id.kind), id.kind, id.namespace, id.name)
+    });
+}
+
+fn stage_of(kind: &str) -> usize {
+    match kind {
+        "CustomResourceDefinition" | "Namespace" | "ClusterRole" => 0,
+        kind if kind.ends_with("Class") => 1,
+        _ => 2,
+    }
+}
+
+/// Applies `objects` in stages: cluster definitions (then wait), classes (then wait), the rest.
+pub async fn apply_staged(
+    cluster: &Cluster,
+    objects: Vec<Value>,
+    options: &ApplyOptions,
+) -> ApplyReport {
+    let mut stages: [Vec<Value>; 3] = Default::default();
+    for object in objects {
+        let kind = object["kind"].as_str().unwrap_or_default().to_owned();
+        stages[stage_of(&kind)].push(object);
+    }
+    let mut report = ApplyReport::default();
+    for (index, mut stage) in stages.into_iter().enumerate() {
+        if stage.is_empty() {
+            continue;
+        }
+        sort_for_apply(&mut stage);
+        let results: Vec<Result<Change, ApplyError>> = stream::iter(stage)
+            .map(|object| apply_one(cluster, object, options))
+            .buffered(options.concurrency.max(1))
+            .collect()
+            .await;
+        let mut stage_changes = Vec::new();
+        for result in results {
+            match result {
+                Ok(change) => stage_changes.push(change),
+                Err(error) => report.errors.push(error),
+            }
+        }
+        for change in &stage_changes {
+            if change.id.kind == "CustomResourceDefinition"
+                && let Some(group) = change
+                    .desired
+                    .pointer("/spec/group")
+                    .and_then(Value::as_str)
+            {
+                cluster.forget_group(group);
+            }
+        }
+        let waiting: Vec<Change> = stage_changes
+            .iter()
+            .filter(|change| matches!(change.action, Action::Created | Action::Configured))
+            .cloned()
+            .collect();
+        report.changes.extend(stage_changes);
+        if !report.errors.is_empty() {
+            return report;
+        }
+        if index < 2
+            && !waiting.is_empty()
+            && let Err(error) = wait_ready(cluster, &waiting, options.stage_timeout).await
+        {
+            report.errors.push(error);
+            return report;
+        }
+    }
+    report
+}
+
+async fn wait_ready(
+    cluster: &Cluster,
+    changes: &[Change],
+    timeout: Duration,
+) -> Result<(), ApplyError> {
+    let started = Instant::now();
+    loop {
+        let mut pending = Vec::new();
+        for change in changes {
+            match health::check_object(cluster, &change.desired).await {
+                Health::Current => {}
+                _ => pending.push(change.subject.clone()),
+            }
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() >= timeout {
+            return Err(ApplyError::StageTimeout {
+                subjects: pending.join(", "),
+                seconds: timeout.as_secs(),
+            });
+        }
+        tokio::time::sleep(STAGE_POLL).await;
+    }
+}
+
+/// The apiserver message and reason of an error, or the client error itself.
+fn reason_of(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => format!("{} ({})", status.message, status.reason),
+        other => other.to_string(),
+    }
+}
+
+fn is_not_found(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
+}
+
+/// Whether an apiserver error says an immutable field would change.
+pub fn is_immutable_error(error: &kube::Error) -> bool {
+    let kube::Error::Api(status) = error else {
+        return false;
+    };
+    let message = status.message.to_ascii_lowercase();
+    (status.code == 422 || status.code == 400)
+        && [
+            "field is immutable",
+            "immutable",
+            "cannot change",
+            "may not be changed",
+            "are forbidden",
+        ]
+        .iter()
+        .any(|needle| message.contains(needle))
+}
+
+/// Applies one object: skip rules, dry-run, drift comparison, then a real apply if needed.
+async fn apply_one(
+    cluster: &Cluster,
+    mut desired: Value,
+    options: &ApplyOptions,
+) -> Result<Change, ApplyError> {
+    let subject_name = subject(&desired);
+    let api_version = desired["apiVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let kind = desired["kind"].as_str().unwrap_or_default().to_owned();
+    let (group, version) = split_api_version(&api_version);
+    let gvk = GroupVersionKind::gvk(group, version, &kind);
+    let resolved = cluster
+        .resolve(&gvk)
+        .await
+        .map_err(|error| ApplyError::UnknownKind {
+            subject: subject_name.clone(),
+            kind: kind.clone(),
+            version: api_version.clone(),
+            reason: reason_of(&error),
+        })?;
+    let namespace = desired
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .filter(|namespace| !namespace.is_empty())
+        .map(str::to_owned);
+    if resolved.namespaced && namespace.is_none() {
+        return Err(ApplyError::Invalid {
+            subject: subject_name,
+            reason:
+                "namespaced object has no metadata.namespace; set it or set spec.targetNamespace"
+                    .to_owned(),
+        });
+    }
+    if !resolved.namespaced
+        && let Some(metadata) = desired.get_mut("metadata").and_then(Value::as_object_mut)
+    {
+        metadata.remove("namespace");
+    }
+    let name = desired
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let api = cluster.api(&resolved, namespace.as_deref());
+    let change = |action: Action, desired: Value, written_version: Option<String>| Change {
+        subject: subject(&desired),
+        id: object_id(&desired),
+        version: version.to_owned(),
+        action,
+        desired,
+        written_version,
+    };
+
+    let existing = api
+        .get_opt(&name)
+        .await
+        .map_err(|error| ApplyError::Read {
+            subject: subject_name.clone(),
+            reason: reason_of(&error),
+        })?
+        .map(|object| serde_json::to_value(object).unwrap_or(Value::Null));
+    let excluded =
+        |object: &Value| has_flag(object, RECONCILE, DISABLED) || has_flag(object, SSA, SSA_IGNORE);
+    if excluded(&desired)
+        || existing.as_ref().is_some_and(excluded)
+        || (existing.is_some() && has_flag(&desired, SSA, SSA_IF_NOT_PRESENT))
+    {
+        return Ok(change(Action::Skipped, desired, None));
+    }
+    set_owner_labels(&mut desired, &options.owner);
+    if let Some(object) = desired.as_object_mut() {
+        object.remove("status");
+    }
+
+    let dry_run = PatchParams::apply(FIELD_MANAGER).force().dry_run();
+    let force = options.force || has_flag(&desired, FORCE, ENABLED);
+    let preview = match api.patch(&name, &dry_run, &Patch::Apply(&desired)).await {
+        Ok(preview) => serde_json::to_value(preview).unwrap_or(Value::Null),
+        Err(error) if force && existing.is_some() && is_immutable_error(&error) => {
+            recreate(&api, &name, &subject_name).await?;
+            let written = real_apply(&api, &name, &desired, &subject_name).await?;
+            return Ok(change(Action::Created, desired, Some(written)));
+        }
+        Err(error) => {
+            let mut reason = reason_of(&error);
+            if is_immutable_error(&error) {
+                reason.push_str(
+                    "; set spec.force or the kustomize.toolkit.fluxcd.io/force: enabled annotation to recreate it",
+                );
+            }
+            return Err(ApplyError::DryRun {
+                subject: subject_name,
+                reason,
+            });
+        }
+    };
+    let Some(existing) = existing else {
+        let written = real_apply(&api, &name, &desired, &subject_name).await?;
+        return Ok(change(Action::Created, desired, Some(written)));
+    };
+    if !has_drifted(&existing, &preview) {
+        return Ok(change(Action::Unchanged, desired, None));
+    }
+    if !options.correct_drift {
+        return Ok(change(Action::Drifted, desired, None));
+    }
+    let written = real_apply(&api, &name, &desired, &subject_name).await?;
+    Ok(change(Action::Configured, desired, Some(written)))
+}
+
+async fn real_apply(
+    api: &Api<DynamicObject>,
+    name: &str,
+    desired: &Value,
+    subject_name: &str,
+) -> Result<String, ApplyError> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let applied = api
+        .patch(name, &params, &Patch::Apply(desired))
+        .await
+        .map_err(|error| ApplyError::Apply {
+            subject: subject_name.to_owned(),
+            reason: reason_of(&error),
+        })?;
+    Ok(applied.metadata.resource_version.unwrap_or_default())
+}
+
+async fn recreate(
+    api: &Api<DynamicObject>,
+    name: &str,
+    subject_name: &str,
+) -> Result<(), ApplyError> {
+    let failed = |reason: String| ApplyError::Recreate {
+        subject: subject_name.to_owned(),
+        reason,
+    };
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..DeleteParams::default()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => {}
+        Err(error) if is_not_found(&error) => {}
+        Err(error) => return Err(failed(reason_of(&error))),
+    }
+    let started = Instant::now();
+    loop {
+        match api.get_opt(name).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(_)) if started.elapsed() < RECREATE_TIMEOUT => {
+                tokio::time::sleep(STAGE_POLL).await;
+            }
+            Ok(Some(_)) => {
+                return Err(failed(format!(
+                    "still terminating after {}s; check its finalizers",
+                    RECREATE_TIMEOUT.as_secs()
+                )));
+            }
+            Err(error) => return Err(failed(reason_of(&error))),
+        }
+    }
+}
+
+/// Sets the ownership labels Flux puts on every applied object.
+pub fn set_owner_labels(object: &mut Value, owner: &Owner) {
+    let Some(root) = object.as_object_mut() else {
+        return;
+    };
+    let metadata = root
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Some(metadata) = metadata.as_object_mut() else {
+        return;
+    };
+    let labels_value = metadata
+        .entry("labels")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !labels_value.is_object() {
+        *labels_value = Value::Object(Map::new());
+    }
+    if let Some(map) = labels_value.as_object_mut() {
+        map.insert(labels::NAME.to_owned(), Value::String(owner.name.clone()));
+        map.insert(
+            labels::NAMESPACE.to_owned(),
+            Value::String(owner.namespace.clone()),
+        );
+    }
+}
+
+/// Whether the dry-run result differs from the live object in labels, annotations or any
+/// field outside `metadata` and `status`.
+pub fn has_drifted(existing: &Value, preview: &Value) -> bool {
+    let comparable = |object: &Value| {
+        let mut object = object.clone();
+        let labels = object.pointer("/metadata/labels").cloned();
+        let annotations = object.pointer("/metadata/annotations").cloned();
+        if let Some(map) = object.as_object_mut() {
+            map.remove("status");
+            map.remove("metadata");
+        }
+        (labels, annotations, object)
+    };
+    comparable(existing) != comparable(preview)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn drift_ignores_status_and_volatile_metadata() {
+        let live = json!({"metadata": {"name": "a", "resourceVersion": "1", "labels": {"x": "1"}},
+                          "spec": {"replicas": 1}, "status": {"ready": 1}});
+        let same = json!({"metadata": {"name": "a", "resourceVersion": "2", "labels": {"x": "1"}},
+                          "spec": {"replicas": 1}, "status": {"ready": 0}});
+        assert!(!has_drifted(&live, &same));
+        let spec_changed = json!({"metadata": {"labels": {"x": "1"}}, "spec": {"replicas": 2}});
+        assert!(has_drifted(&live, &spec_changed));
+        let label_changed = json!({"metadata": {"labels": {"x": "2"}}, "spec": {"replicas": 1}});
+        assert!(has_drifted(&live, &label_changed));
+    }
+
+    #[test]
+    fn orders_and_stages() {
+        let mut objects = vec![
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a", "namespace": "n"}}),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}}),
+            json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}),
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "a", "namespace": "n"}}),
+        ];
+        sort_for_apply(&mut objects);
+        let kinds: Vec<_> = objects
+            .iter()
+            .map(|o| o["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            ["Namespace", "ServiceAccount", "Deployment", "Widget"]
+        );
+        assert_eq!(stage_of("CustomResourceDefinition"), 0);
+        assert_eq!(stage_of("IngressClass"), 1);
+        assert_eq!(stage_of("Deployment"), 2);
+    }
+
+    #[test]
+    fn ids_and_owner_labels() {
+        let mut object = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                                "metadata": {"name": "system:x"}});
+        assert_eq!(
+            object_id(&object).to_string(),
+            "_system__x_rbac.authorization.k8s.io_ClusterRole"
+        );
+        let owner = Owner {
+            name: "apps".into(),
+            namespace: "flux-system".into(),
+        };
+        assert!(!owner.owns(&object));
+        set_owner_labels(&mut object, &owner);
+        assert!(owner.owns(&object));
+    }
+}

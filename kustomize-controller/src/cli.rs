@@ -1,0 +1,82 @@
+//! Command-line flags: Flux's common runtime flags plus kustomize-controller's own.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Parser};
+use sluice_api::duration::parse_go_duration;
+use sluice_runtime::RuntimeFlags;
+
+/// kustomize-controller: builds Kustomizations from source artifacts and applies them.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "kustomize-controller", version)]
+pub struct Cli {
+    #[command(flatten)]
+    pub runtime: RuntimeFlags,
+
+    #[command(flatten)]
+    pub controller: ControllerFlags,
+}
+
+/// Flags specific to kustomize-controller, named as in Flux.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct ControllerFlags {
+    /// Deny Kustomizations from referencing sources or dependencies in other namespaces.
+    #[arg(long, default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub no_cross_namespace_refs: bool,
+
+    /// ServiceAccount impersonated for Kustomizations that do not set spec.serviceAccountName.
+    #[arg(long, default_value = "")]
+    pub default_service_account: String,
+
+    /// Refuse remote bases in kustomizations (kept for Flux compatibility; plain builds have none).
+    #[arg(long, default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub no_remote_bases: bool,
+
+    /// Objects applied concurrently within one Kustomization.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrent_ssa: u16,
+
+    /// Retries of an artifact download after transport errors or 5xx responses.
+    #[arg(long, default_value_t = 9)]
+    pub http_retry: u32,
+
+    /// Largest artifact, compressed and unpacked, in bytes.
+    #[arg(long, default_value_t = 512 * 1024 * 1024)]
+    pub artifact_max_size: u64,
+
+    /// Directory for unpacked artifacts, cached by digest.
+    #[arg(long, default_value = "/tmp/kustomize-controller")]
+    pub artifact_cache_dir: PathBuf,
+
+    /// Unpacked artifacts kept in the cache.
+    #[arg(long, default_value_t = 2048)]
+    pub artifact_cache_size: usize,
+
+    /// How often pending health checks are re-evaluated (the reconcile worker is released meanwhile).
+    #[arg(long, default_value = "5s", value_parser = parse_go_duration)]
+    pub health_check_interval: Duration,
+
+    /// Watch applied objects and correct out-of-band changes at once, not only every interval.
+    #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub watch_drift: bool,
+
+    /// Fail on undefined postBuild variables without a default (Flux's StrictPostBuildSubstitutions gate).
+    #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub strict_substitution: bool,
+
+    /// Allow exec credential plugins in kubeConfig Secrets.
+    #[arg(long, default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub insecure_kubeconfig_exec: bool,
+
+    /// Allow kubeConfig Secrets that disable TLS verification.
+    #[arg(long, default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub insecure_kubeconfig_tls: bool,
+}
+
+impl ControllerFlags {
+    /// `--default-service-account`, if set.
+    pub fn default_service_account(&self) -> Option<&str> {
+        Some(self.default_service_account.as_str()).filter(|name| !name.is_empty())
+    }
+}

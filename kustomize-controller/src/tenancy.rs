@@ -1,0 +1,225 @@
+//! The cluster a Kustomization applies to: impersonation and remote kubeconfigs.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+use sluice_api::kustomize::Kustomization;
+
+use crate::apply::Cluster;
+
+/// Keys tried, in order, when `kubeConfig.secretRef.key` is unset.
+const DEFAULT_KUBECONFIG_KEYS: [&str; 2] = ["value", "value.yaml"];
+
+/// Building the client for a Kustomization failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TenancyError {
+    #[error("kubeconfig Secret {namespace}/{name} could not be read: {reason}")]
+    SecretRead {
+        namespace: String,
+        name: String,
+        reason: String,
+    },
+    #[error(
+        "kubeconfig Secret {namespace}/{name} has no key {keys}; put the kubeconfig under `value` or set kubeConfig.secretRef.key"
+    )]
+    MissingKey {
+        namespace: String,
+        name: String,
+        keys: String,
+    },
+    #[error("kubeconfig in Secret {namespace}/{name} is invalid: {reason}")]
+    InvalidKubeconfig {
+        namespace: String,
+        name: String,
+        reason: String,
+    },
+    #[error("building a client for {what} failed: {reason}")]
+    Client { what: String, reason: String },
+}
+
+/// Options that gate what kubeconfig Secrets may do.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KubeconfigPolicy {
+    pub allow_exec: bool,
+    pub allow_insecure_tls: bool,
+}
+
+/// Builds (and caches) clients for Kustomizations.
+pub struct Tenancy {
+    base_config: Config,
+    local: Cluster,
+    default_service_account: Option<String>,
+    policy: KubeconfigPolicy,
+    impersonating: Mutex<HashMap<String, Client>>,
+}
+
+impl Tenancy {
+    /// `base_config` is the controller's own configuration; `local` its cluster handle.
+    pub fn new(
+        base_config: Config,
+        local: Cluster,
+        default_service_account: Option<String>,
+        policy: KubeconfigPolicy,
+    ) -> Self {
+        Self {
+            base_config,
+            local,
+            default_service_account,
+            policy,
+            impersonating: Mutex::default(),
+        }
+    }
+
+    /// The ServiceAccount a Kustomization applies as: its own, else `--default-service-account`.
+    pub fn service_account<'a>(&'a self, kustomization: &'a Kustomization) -> Option<&'a str> {
+        kustomization
+            .spec
+            .service_account_name
+            .as_deref()
+            .or(self.default_service_account.as_deref())
+            .filter(|name| !name.is_empty())
+    }
+
+    /// The cluster handle to apply, prune and health-check with.
+    pub async fn cluster_for(
+        &self,
+        kustomization: &Kustomization,
+    ) -> Result<Cluster, TenancyError> {
+        let namespace = kustomization.metadata.namespace.clone().unwrap_or_default();
+        let impersonate = self
+            .service_account(kustomization)
+            .map(|account| format!("system:serviceaccount:{namespace}:{account}"));
+        if let Some(reference) = kustomization
+            .spec
+            .kube_config
+            .as_ref()
+            .and_then(|config| config.secret_ref.as_ref())
+        {
+            let mut config = self
+                .remote_config(&namespace, &reference.name, reference.key.as_deref())
+                .await?;
+            config.auth_info.impersonate = impersonate;
+            let client = Client::try_from(config).map_err(|error| TenancyError::Client {
+                what: format!("kubeconfig Secret {namespace}/{}", reference.name),
+                reason: error.to_string(),
+            })?;
+            return Ok(Cluster::new(client));
+        }
+        let Some(user) = impersonate else {
+            return Ok(self.local.clone());
+        };
+        let cached = self
+            .impersonating
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&user)
+            .cloned();
+        let client = match cached {
+            Some(client) => client,
+            None => {
+                let mut config = self.base_config.clone();
+                config.auth_info.impersonate = Some(user.clone());
+                let client = Client::try_from(config).map_err(|error| TenancyError::Client {
+                    what: format!("impersonating {user}"),
+                    reason: error.to_string(),
+                })?;
+                self.impersonating
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(user, client.clone());
+                client
+            }
+        };
+        Ok(self.local.with_client(client))
+    }
+
+    async fn remote_config(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: Option<&str>,
+    ) -> Result<Config, TenancyError> {
+        let secrets: Api<Secret> = Api::namespaced(self.local.client.clone(), namespace);
+        let secret = secrets
+            .get(name)
+            .await
+            .map_err(|error| TenancyError::SecretRead {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                reason: match error {
+                    kube::Error::Api(status) => status.message,
+                    other => other.to_string(),
+                },
+            })?;
+        let data = secret.data.unwrap_or_default();
+        let keys: Vec<&str> = match key {
+            Some(key) => vec![key],
+            None => DEFAULT_KUBECONFIG_KEYS.to_vec(),
+        };
+        let bytes =
+            keys.iter()
+                .find_map(|key| data.get(*key))
+                .ok_or_else(|| TenancyError::MissingKey {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    keys: keys.join(" or "),
+                })?;
+        let invalid = |reason: String| TenancyError::InvalidKubeconfig {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            reason,
+        };
+        let text =
+            std::str::from_utf8(&bytes.0).map_err(|_| invalid("not UTF-8 text".to_owned()))?;
+        let kubeconfig = Kubeconfig::from_yaml(text).map_err(|error| invalid(error.to_string()))?;
+        self.check_policy(&kubeconfig).map_err(invalid)?;
+        Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .map_err(|error| invalid(error.to_string()))
+    }
+
+    /// Refuses exec plugins, disabled TLS verification and references to local files.
+    fn check_policy(&self, kubeconfig: &Kubeconfig) -> Result<(), String> {
+        for named in &kubeconfig.auth_infos {
+            let Some(auth) = &named.auth_info else {
+                continue;
+            };
+            if auth.exec.is_some() && !self.policy.allow_exec {
+                return Err(format!(
+                    "user {:?} uses an exec credential plugin; start the controller with --insecure-kubeconfig-exec to allow it",
+                    named.name
+                ));
+            }
+            if auth.client_certificate.is_some()
+                || auth.client_key.is_some()
+                || auth.token_file.is_some()
+            {
+                return Err(format!(
+                    "user {:?} references files on the controller's disk; embed the credentials with the *-data fields",
+                    named.name
+                ));
+            }
+        }
+        for named in &kubeconfig.clusters {
+            let Some(cluster) = &named.cluster else {
+                continue;
+            };
+            if cluster.insecure_skip_tls_verify == Some(true) && !self.policy.allow_insecure_tls {
+                return Err(format!(
+                    "cluster {:?} disables TLS verification; start the controller with --insecure-kubeconfig-tls to allow it",
+                    named.name
+                ));
+            }
+            if cluster.certificate_authority.is_some() {
+                return Err(format!(
+                    "cluster {:?} references a CA file on the controller's disk; use certificate-authority-data",
+                    named.name
+                ));
+            }
+        }
+        Ok(())
+    }
+}
