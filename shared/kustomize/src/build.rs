@@ -1,0 +1,340 @@
+//! The build: accumulate a kustomization's resources (files, nested kustomizations), run its
+//! generators, components and transformers in kustomize's order, then hash generated names, fix
+//! name references, drop local-only objects and sort.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::fieldspecs::{FieldSpec, defaults, merge_spec};
+use crate::generators::{GeneratedKind, generate};
+use crate::kustomization::Kustomization;
+use crate::load::{Loader, flux_resources, objects_from_text};
+use crate::resmap::ResMap;
+use crate::resource::{Gvk, Resource};
+use crate::transformers::prefix::Affix;
+use crate::transformers::{images, labels, namespace, prefix, replicas};
+use crate::{
+    BuildOptions, FileAccess, MissingKustomization, hash, namereference, patch, replacements, sort,
+    yaml,
+};
+
+/// Where a kustomization's transformers and generators read files from.
+pub(crate) struct Context<'a> {
+    pub loader: &'a Loader,
+    /// The kustomization's directory, which relative paths start from.
+    pub dir: &'a Path,
+    /// The directory files it names must be inside: its own directory, or with
+    /// [`FileAccess::BuildRoot`] the build root.
+    pub scope: &'a Path,
+    pub file: &'a Path,
+}
+
+impl Context<'_> {
+    /// Reads a file the kustomization names in `field`.
+    pub fn read(&self, reference: &str, field: &str) -> Result<(PathBuf, Vec<u8>)> {
+        self.loader
+            .read_in(self.dir, self.scope, reference, self.file, field)
+    }
+}
+
+struct Builder<'a> {
+    loader: &'a Loader,
+    options: &'a BuildOptions,
+    /// Directories being built, to refuse cycles.
+    stack: Vec<PathBuf>,
+}
+
+/// Builds the kustomization in `dir` into its objects, in output order.
+pub(crate) fn build(dir: &Path, options: &BuildOptions) -> Result<Vec<Value>> {
+    let loader = Loader::new(dir)?;
+    let root = loader.root().to_path_buf();
+    let kustomization = match loader.kustomization_file(&root)? {
+        Some(file) => read_kustomization(&file)?,
+        None => match options.missing_kustomization {
+            MissingKustomization::Error => return Err(Error::MissingKustomization { dir: root }),
+            MissingKustomization::GenerateLikeFlux => Kustomization {
+                file: root.join("kustomization.yaml"),
+                resources: flux_resources(&root)?,
+                ..Kustomization::default()
+            },
+        },
+    };
+    if kustomization.is_component {
+        return Err(Error::invalid(
+            &kustomization.file,
+            "kind",
+            "a Component cannot be built on its own",
+        ));
+    }
+    let mut builder = Builder {
+        loader: &loader,
+        options,
+        stack: vec![root.clone()],
+    };
+    let mut resources = builder.accumulate(&kustomization, &root, ResMap::default())?;
+    finish(&mut resources, &kustomization)?;
+    Ok(resources.resources.into_iter().map(|r| r.object).collect())
+}
+
+fn read_kustomization(file: &Path) -> Result<Kustomization> {
+    let bytes = std::fs::read(file).map_err(|source| Error::Io {
+        path: file.to_path_buf(),
+        source,
+    })?;
+    let text = crate::load::text(file, bytes)?;
+    let value = yaml::parse_documents(&text)
+        .map_err(|source| Error::Yaml {
+            file: file.to_path_buf(),
+            source,
+        })?
+        .into_iter()
+        .next()
+        .unwrap_or(Value::Null);
+    Kustomization::from_value(&value, file)
+}
+
+/// The top-level steps after accumulation.
+fn finish(resources: &mut ResMap, kustomization: &Kustomization) -> Result<()> {
+    for resource in &mut resources.resources {
+        if !resource.needs_hash_suffix {
+            continue;
+        }
+        let Some(suffix) = hash::content_hash(&resource.object) else {
+            return Err(Error::unsupported(
+                format!("a name hash for kind {}", resource.kind()),
+                resource.source.clone(),
+            ));
+        };
+        resource.store_previous_id();
+        let name = format!("{}-{suffix}", resource.name());
+        resource.set_name(&name);
+    }
+    namereference::fix_references(resources, &kustomization.file)?;
+    resources.resources.retain(|r| {
+        r.metadata_map("annotations")
+            .get("config.kubernetes.io/local-config")
+            .is_none_or(|v| v == "false")
+    });
+    sort::sort(
+        &mut resources.resources,
+        kustomization.sort_options.as_ref(),
+        &kustomization.file,
+    )?;
+    for resource in &mut resources.resources {
+        let metadata = resource
+            .object
+            .get_mut("metadata")
+            .and_then(Value::as_object_mut);
+        if let Some(metadata) = metadata
+            && metadata
+                .get("annotations")
+                .and_then(Value::as_object)
+                .is_some_and(|a| a.is_empty())
+        {
+            metadata.remove("annotations");
+        }
+    }
+    Ok(())
+}
+
+impl Builder<'_> {
+    /// Adds a kustomization's resources to `resources` and applies its generators, components
+    /// and transformers to the result.
+    fn accumulate(
+        &mut self,
+        kustomization: &Kustomization,
+        dir: &Path,
+        mut resources: ResMap,
+    ) -> Result<ResMap> {
+        let file = kustomization.file.as_path();
+        let loader = self.loader;
+        let scope = match self.options.file_access {
+            FileAccess::KustomizationDir => dir,
+            FileAccess::BuildRoot => loader.root(),
+        };
+        let ctx = Context {
+            loader,
+            dir,
+            scope,
+            file,
+        };
+        for (i, reference) in kustomization.resources.iter().enumerate() {
+            let field = format!("resources[{i}]");
+            let path = loader.resolve(dir, reference, loader.root(), file, &field)?;
+            if path.is_dir() {
+                let nested = self.nested(&path, false, file, &field, ResMap::default())?;
+                resources.append_all(nested, file)?;
+            } else {
+                loader.resolve(dir, reference, ctx.scope, file, &field)?;
+                let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                let text = crate::load::text(&path, bytes)?;
+                for object in objects_from_text(&text, &path)? {
+                    resources.append(Resource::new(object, path.clone()), &path)?;
+                }
+            }
+        }
+        for (i, args) in kustomization.config_map_generator.iter().enumerate() {
+            let field = format!("configMapGenerator[{i}]");
+            let generated = generate(
+                GeneratedKind::ConfigMap,
+                args,
+                kustomization.generator_options.as_ref(),
+                &ctx,
+                &field,
+            )?;
+            resources.absorb(generated, file, &field)?;
+        }
+        for (i, args) in kustomization.secret_generator.iter().enumerate() {
+            let field = format!("secretGenerator[{i}]");
+            let generated = generate(
+                GeneratedKind::Secret,
+                args,
+                kustomization.generator_options.as_ref(),
+                &ctx,
+                &field,
+            )?;
+            resources.absorb(generated, file, &field)?;
+        }
+        for (i, reference) in kustomization.components.iter().enumerate() {
+            let field = format!("components[{i}]");
+            let path = loader.resolve(dir, reference, loader.root(), file, &field)?;
+            if !path.is_dir() {
+                return Err(Error::invalid(
+                    file,
+                    field,
+                    format!("component `{reference}` must be a directory"),
+                ));
+            }
+            resources = self.nested(&path, true, file, &field, resources)?;
+        }
+        transform(&mut resources, kustomization, &ctx)?;
+        Ok(resources)
+    }
+
+    /// Builds a nested kustomization (a base) or applies a component to `resources`.
+    fn nested(
+        &mut self,
+        dir: &Path,
+        component: bool,
+        file: &Path,
+        field: &str,
+        resources: ResMap,
+    ) -> Result<ResMap> {
+        if self.stack.iter().any(|d| d == dir) {
+            return Err(Error::invalid(
+                file,
+                field,
+                format!("cycle detected: {} includes itself", dir.display()),
+            ));
+        }
+        let Some(nested_file) = self.loader.kustomization_file(dir)? else {
+            return Err(Error::MissingKustomization {
+                dir: dir.to_path_buf(),
+            });
+        };
+        let nested = read_kustomization(&nested_file)?;
+        match (component, nested.is_component) {
+            (true, false) => {
+                return Err(Error::invalid(
+                    &nested_file,
+                    "kind",
+                    "expected kind Component",
+                ));
+            }
+            (false, true) => {
+                return Err(Error::invalid(
+                    &nested_file,
+                    "kind",
+                    "a Component must be listed under `components`",
+                ));
+            }
+            _ => {}
+        }
+        self.stack.push(dir.to_path_buf());
+        let result = self.accumulate(&nested, dir, resources);
+        self.stack.pop();
+        result
+    }
+}
+
+/// Runs the transformers in kustomize's order.
+fn transform(resources: &mut ResMap, k: &Kustomization, ctx: &Context) -> Result<()> {
+    if !k.patches_strategic_merge.is_empty() {
+        patch::apply_strategic_merge_files(resources, &k.patches_strategic_merge, ctx)?;
+    }
+    patch::apply_patches(resources, &k.patches, ctx)?;
+    if !k.namespace.is_empty() {
+        namespace::apply(resources, &k.namespace, ctx)?;
+    }
+    if !k.name_prefix.is_empty() {
+        prefix::apply(resources, Affix::Prefix, &k.name_prefix, ctx)?;
+    }
+    if !k.name_suffix.is_empty() {
+        prefix::apply(resources, Affix::Suffix, &k.name_suffix, ctx)?;
+    }
+    for (i, label) in k.labels.iter().enumerate() {
+        labels::apply(
+            resources,
+            &label.pairs,
+            &label_specs(label),
+            ctx,
+            &format!("labels[{i}]"),
+        )?;
+    }
+    labels::apply(
+        resources,
+        &k.common_labels,
+        &defaults().common_labels,
+        ctx,
+        "commonLabels",
+    )?;
+    labels::apply(
+        resources,
+        &k.common_annotations,
+        &defaults().annotations,
+        ctx,
+        "commonAnnotations",
+    )?;
+    patch::apply_json6902_entries(resources, &k.patches_json6902, ctx)?;
+    for (i, replica) in k.replicas.iter().enumerate() {
+        replicas::apply(resources, replica, ctx, &format!("replicas[{i}]"))?;
+    }
+    for (i, image) in k.images.iter().enumerate() {
+        images::apply(resources, image, ctx, &format!("images[{i}]"))?;
+    }
+    if !k.replacements.is_empty() {
+        let loaded = replacements::load(&k.replacements, ctx)?;
+        replacements::apply(resources, &loaded, ctx)?;
+    }
+    Ok(())
+}
+
+/// The field specs of a `labels` entry: its own fields, plus selectors (with
+/// `includeSelectors`) or templates (with `includeTemplates`) and metadata.
+fn label_specs(label: &crate::kustomization::Label) -> Vec<FieldSpec> {
+    let d = defaults();
+    let mut specs = label.fields.clone();
+    let mut add =
+        |extra: &[FieldSpec]| extra.iter().for_each(|s| merge_spec(&mut specs, s.clone()));
+    if label.include_selectors {
+        add(&d.common_labels);
+    } else {
+        if label.include_templates {
+            add(&d.template_labels);
+        }
+        if label.include_volume_claim_templates {
+            add(&d.volume_claim_template_labels);
+        }
+        add(&[FieldSpec {
+            gvk: Gvk::default(),
+            path: "metadata/labels".to_string(),
+            create: true,
+        }]);
+    }
+    specs
+}

@@ -1,0 +1,95 @@
+//! `namespace`: sets the namespace of namespaced objects and of the fields kustomize knows to
+//! hold namespaces (a Namespace object's own name, APIService and CRD webhook services, and
+//! RoleBinding subjects named `default`).
+
+use serde_json::Value;
+
+use crate::build::Context;
+use crate::error::{Error, Result};
+use crate::fieldpath::{self, Create};
+use crate::fieldspecs::{FieldSpec, defaults};
+use crate::resmap::ResMap;
+use crate::resource::{Gvk, Resource, ensure_object, scalar_text};
+
+pub(crate) fn apply(resources: &mut ResMap, namespace: &str, ctx: &Context) -> Result<()> {
+    for index in 0..resources.resources.len() {
+        let resource = &mut resources.resources[index];
+        if resource.object.as_object().is_none_or(|m| m.is_empty()) {
+            continue;
+        }
+        resource.store_previous_id();
+        set_namespace(resource, namespace).map_err(|e| Error::invalid(ctx.file, "namespace", e))?;
+        let id = resource.cur_id();
+        if resources
+            .resources
+            .iter()
+            .filter(|r| r.cur_id().equals(&id))
+            .count()
+            != 1
+        {
+            return Err(Error::invalid(
+                ctx.file,
+                "namespace",
+                format!("setting the namespace produces an id conflict for {id}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn set_namespace(resource: &mut Resource, namespace: &str) -> Result<(), String> {
+    let api_version = resource.api_version();
+    let gvk = resource.gvk();
+    let mut set = |value: &mut Value| match value {
+        Value::Object(_) | Value::Array(_) => {
+            Err("namespace field specs must target scalar nodes".to_string())
+        }
+        scalar => {
+            *scalar = Value::String(namespace.to_string());
+            Ok(())
+        }
+    };
+    if !gvk.is_cluster_scoped() {
+        let spec = FieldSpec {
+            gvk: Gvk::default(),
+            path: "metadata/namespace".to_string(),
+            create: true,
+        };
+        fieldpath::apply(&mut resource.object, &spec, Create::Scalar, &mut set)?;
+    }
+    if gvk.kind == "RoleBinding" || gvk.kind == "ClusterRoleBinding" {
+        set_default_subjects(&mut resource.object, namespace)?;
+    }
+    for spec in &defaults().namespace {
+        if spec.path == "metadata/namespace"
+            || (spec.path == "metadata/name" && api_version != "v1")
+        {
+            continue;
+        }
+        fieldpath::apply(&mut resource.object, spec, Create::Scalar, &mut set)?;
+    }
+    Ok(())
+}
+
+/// Sets the namespace of binding subjects named `default`.
+fn set_default_subjects(object: &mut Value, namespace: &str) -> Result<(), String> {
+    let Some(subjects) = object.get_mut("subjects") else {
+        return Ok(());
+    };
+    let Value::Array(subjects) = subjects else {
+        return if subjects.is_null() {
+            Ok(())
+        } else {
+            Err("`subjects` must be a list".to_string())
+        };
+    };
+    for subject in subjects {
+        if subject.get("name").map(scalar_text).as_deref() == Some("default") {
+            ensure_object(subject).insert(
+                "namespace".to_string(),
+                Value::String(namespace.to_string()),
+            );
+        }
+    }
+    Ok(())
+}
