@@ -6,7 +6,11 @@ use sluice_runtime::RuntimeFlags;
 
 /// Command-line flags of the image-automation-controller.
 #[derive(Parser, Debug)]
-#[command(name = "image-automation-controller", version, about = "Sluice image-automation-controller (not implemented yet)")]
+#[command(
+    name = "image-automation-controller",
+    version,
+    about = "Sluice image-automation-controller (not implemented yet)"
+)]
 struct Flags {
     #[command(flatten)]
     runtime: RuntimeFlags,
@@ -14,6 +18,8 @@ struct Flags {
 
 fn main() -> std::process::ExitCode {
     let _flags = Flags::parse();
-    eprintln!("image-automation-controller: the ImageUpdateAutomation reconcilers are not implemented in Sluice yet; run Flux's image-automation-controller instead");
+    eprintln!(
+        "image-automation-controller: the ImageUpdateAutomation reconcilers are not implemented in Sluice yet; run Flux's image-automation-controller instead"
+    );
     std::process::ExitCode::from(2)
 }

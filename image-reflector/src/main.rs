@@ -6,7 +6,11 @@ use sluice_runtime::RuntimeFlags;
 
 /// Command-line flags of the image-reflector-controller.
 #[derive(Parser, Debug)]
-#[command(name = "image-reflector-controller", version, about = "Sluice image-reflector-controller (not implemented yet)")]
+#[command(
+    name = "image-reflector-controller",
+    version,
+    about = "Sluice image-reflector-controller (not implemented yet)"
+)]
 struct Flags {
     #[command(flatten)]
     runtime: RuntimeFlags,
@@ -14,6 +18,8 @@ struct Flags {
 
 fn main() -> std::process::ExitCode {
     let _flags = Flags::parse();
-    eprintln!("image-reflector-controller: the ImageRepository and ImagePolicy reconcilers are not implemented in Sluice yet; run Flux's image-reflector-controller instead");
+    eprintln!(
+        "image-reflector-controller: the ImageRepository and ImagePolicy reconcilers are not implemented in Sluice yet; run Flux's image-reflector-controller instead"
+    );
     std::process::ExitCode::from(2)
 }

@@ -6,7 +6,11 @@ use sluice_runtime::RuntimeFlags;
 
 /// Command-line flags of the notification-controller.
 #[derive(Parser, Debug)]
-#[command(name = "notification-controller", version, about = "Sluice notification-controller (not implemented yet)")]
+#[command(
+    name = "notification-controller",
+    version,
+    about = "Sluice notification-controller (not implemented yet)"
+)]
 struct Flags {
     #[command(flatten)]
     runtime: RuntimeFlags,
@@ -14,6 +18,8 @@ struct Flags {
 
 fn main() -> std::process::ExitCode {
     let _flags = Flags::parse();
-    eprintln!("notification-controller: the Provider, Alert and Receiver reconcilers are not implemented in Sluice yet; run Flux's notification-controller instead");
+    eprintln!(
+        "notification-controller: the Provider, Alert and Receiver reconcilers are not implemented in Sluice yet; run Flux's notification-controller instead"
+    );
     std::process::ExitCode::from(2)
 }
