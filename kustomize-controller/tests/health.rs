@@ -1,0 +1,102 @@
+//! Health checks against Deployments made Available (or not) by kube-controller-manager and kwok.
+
+mod common;
+
+use common::{Harness, condition};
+use serde_json::json;
+use sluice_e2e::ControlPlane;
+
+fn deployment(name: &str, extra_pod_spec: &str, progress_deadline: u32) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: 1
+  progressDeadlineSeconds: {progress_deadline}
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+{extra_pod_spec}      containers:
+        - name: app
+          image: ghcr.io/stefanprodan/podinfo:6.9.0
+"#
+    )
+}
+
+async fn harness(prefix: &str) -> Harness {
+    let plane = ControlPlane::shared_with_nodes().await.unwrap();
+    Harness::start_on(plane, prefix, &[]).await
+}
+
+#[tokio::test]
+async fn wait_passes_when_the_deployment_is_available() {
+    let h = harness("health-pass").await;
+    h.publish(
+        "repo",
+        "v1",
+        &[("deploy.yaml", &deployment("web", "", 600))],
+    )
+    .await;
+    h.kustomization("app", "repo", json!({"wait": true, "timeout": "2m"}))
+        .await;
+    let ks = h.wait_ready("app", "repo").await;
+    let healthy = condition(&ks, "Healthy").unwrap();
+    assert_eq!(healthy.status, "True");
+    assert!(
+        healthy.message.starts_with("Health check passed"),
+        "{}",
+        healthy.message
+    );
+}
+
+#[tokio::test]
+async fn health_check_fails_fast_naming_the_failed_deployment() {
+    let h = harness("health-fail").await;
+    let unschedulable = "      nodeSelector: {sluice.test/none: \"true\"}\n";
+    h.publish(
+        "repo",
+        "v1",
+        &[("deploy.yaml", &deployment("stuck", unschedulable, 1))],
+    )
+    .await;
+    h.kustomization("app", "repo", json!({"wait": true, "timeout": "5m"}))
+        .await;
+    let ks = h.wait_failed("app", "HealthCheckFailed").await;
+    let message = &condition(&ks, "Ready").unwrap().message;
+    assert!(
+        message.contains(&format!("Deployment/{}/stuck", h.ns)),
+        "{message}"
+    );
+    assert!(message.contains("progress deadline"), "{message}");
+    assert_eq!(condition(&ks, "Healthy").unwrap().status, "False");
+}
+
+#[tokio::test]
+async fn health_check_times_out_with_the_pending_object() {
+    let h = harness("health-timeout").await;
+    let unschedulable = "      nodeSelector: {sluice.test/none: \"true\"}\n";
+    h.publish(
+        "repo",
+        "v1",
+        &[("deploy.yaml", &deployment("pending", unschedulable, 600))],
+    )
+    .await;
+    h.kustomization(
+        "app",
+        "repo",
+        json!({"timeout": "30s", "healthChecks": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "pending"}]}),
+    )
+    .await;
+    let ks = h.wait_failed("app", "HealthCheckFailed").await;
+    let message = &condition(&ks, "Ready").unwrap().message;
+    assert!(message.contains("timeout waiting for"), "{message}");
+    assert!(
+        message.contains(&format!("Deployment/{}/pending", h.ns)),
+        "{message}"
+    );
+}

@@ -1,0 +1,656 @@
+//! Kustomization reconciles against a real apiserver with artifacts from a test HTTP server.
+
+mod common;
+
+use common::{Harness, condition, config_map, inventory_ids, is_success};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::discovery::pinned_kind;
+use serde_json::json;
+use sluice_api::kustomize::Kustomization;
+
+async fn config_map_value(h: &Harness, name: &str) -> Option<String> {
+    let api: Api<ConfigMap> = h.api();
+    api.get_opt(name)
+        .await
+        .unwrap()
+        .and_then(|cm| cm.data)
+        .and_then(|data| data.get("value").cloned())
+}
+
+#[tokio::test]
+async fn crd_and_custom_resource_in_one_build() {
+    let h = Harness::start("ks-crd", &[]).await;
+    let group = format!("{}.sluice.test", h.ns);
+    let crd = format!(
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.{group}
+spec:
+  group: {group}
+  names: {{kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          x-kubernetes-preserve-unknown-fields: true
+"#
+    );
+    let widget =
+        format!("apiVersion: {group}/v1\nkind: Widget\nmetadata:\n  name: w1\nspec:\n  size: 3\n");
+    h.publish(
+        "repo",
+        "v1",
+        &[
+            ("crd.yaml", &crd),
+            ("app/widget.yaml", &widget),
+            ("app/cm.yaml", &config_map("cm", "a")),
+        ],
+    )
+    .await;
+    h.kustomization("app", "repo", json!({})).await;
+    let ks = h.wait_ready("app", "repo").await;
+    assert!(is_success(&ks));
+    let ids = inventory_ids(&ks);
+    assert_eq!(
+        ids,
+        vec![
+            format!("_widgets.{group}_apiextensions.k8s.io_CustomResourceDefinition"),
+            format!("{}_cm__ConfigMap", h.ns),
+            format!("{}_w1_{group}_Widget", h.ns),
+        ]
+    );
+    let (resource, _) = pinned_kind(&h.client, &GroupVersionKind::gvk(&group, "v1", "Widget"))
+        .await
+        .unwrap();
+    let widgets: Api<DynamicObject> = Api::namespaced_with(h.client.clone(), &h.ns, &resource);
+    let live = widgets.get("w1").await.unwrap();
+    assert_eq!(live.data["spec"]["size"], 3);
+    let labels = live.metadata.labels.unwrap();
+    assert_eq!(labels["kustomize.toolkit.fluxcd.io/name"], "app");
+    assert_eq!(labels["kustomize.toolkit.fluxcd.io/namespace"], h.ns);
+    let managers: Vec<_> = live
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert!(
+        managers.contains(&"kustomize-controller".to_owned()),
+        "{managers:?}"
+    );
+}
+
+#[tokio::test]
+async fn prune_honours_opt_outs_and_skips_objects_not_owned() {
+    let h = Harness::start("ks-prune", &[]).await;
+    let kept = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  annotations:\n    kustomize.toolkit.fluxcd.io/prune: disabled\n";
+    h.publish(
+        "repo",
+        "v1",
+        &[
+            ("a.yaml", &config_map("stays", "1")),
+            ("b.yaml", kept),
+            ("c.yaml", &config_map("gone", "1")),
+            ("d.yaml", &config_map("adopted", "1")),
+        ],
+    )
+    .await;
+    h.kustomization("app", "repo", json!({})).await;
+    h.wait_ready("app", "repo").await;
+    let configs: Api<ConfigMap> = h.api();
+    configs
+        .patch(
+            "adopted",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"kustomize.toolkit.fluxcd.io/name": "someone-else"}}})),
+        )
+        .await
+        .unwrap();
+    h.publish("repo", "v2", &[("a.yaml", &config_map("stays", "1"))])
+        .await;
+    let ks = h.wait_ready("app", "repo").await;
+    assert_eq!(
+        inventory_ids(&ks),
+        vec![format!("{}_stays__ConfigMap", h.ns)]
+    );
+    assert!(
+        configs.get_opt("gone").await.unwrap().is_none(),
+        "owned stale object is pruned"
+    );
+    assert!(
+        configs.get_opt("kept").await.unwrap().is_some(),
+        "prune: disabled is kept"
+    );
+    assert!(
+        configs.get_opt("adopted").await.unwrap().is_some(),
+        "an object owned by someone else is kept"
+    );
+    assert!(configs.get_opt("stays").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn failed_build_and_bad_artifacts_keep_every_object() {
+    let h = Harness::start("ks-bad", &[]).await;
+    h.publish(
+        "repo",
+        "v1",
+        &[
+            ("a.yaml", &config_map("a", "1")),
+            ("b.yaml", &config_map("b", "1")),
+        ],
+    )
+    .await;
+    h.kustomization("app", "repo", json!({})).await;
+    let good = h.wait_ready("app", "repo").await;
+    let good_inventory = inventory_ids(&good);
+
+    h.publish(
+        "repo",
+        "v2",
+        &[("a.yaml", "apiVersion: v1\nkind: [broken\n")],
+    )
+    .await;
+    let ks = h.wait_failed("app", "BuildFailed").await;
+    assert!(condition(&ks, "Ready").unwrap().message.contains("a.yaml"));
+
+    let (url, digest) = h.server.put_bytes("empty.tar.gz", Vec::new());
+    h.set_artifact("repo", "v3", &url, &digest).await;
+    let ks = h
+        .wait_ks("app", "empty artifact reported", |ks| {
+            condition(ks, "Ready")
+                .is_some_and(|c| c.reason == "ArtifactFailed" && c.message.contains("empty"))
+        })
+        .await;
+    assert_eq!(inventory_ids(&ks), good_inventory);
+
+    let (url, _) = h
+        .server
+        .put("mismatch.tar.gz", &[("a.yaml", &config_map("a", "1"))]);
+    h.set_artifact("repo", "v4", &url, &format!("sha256:{}", "0".repeat(64)))
+        .await;
+    h.wait_ks("app", "digest mismatch reported", |ks| {
+        condition(ks, "Ready").is_some_and(|c| {
+            c.reason == "ArtifactFailed" && c.message.contains("digest verification")
+        })
+    })
+    .await;
+
+    h.set_artifact(
+        "repo",
+        "v5",
+        &format!("{}/missing.tar.gz", h.server.base),
+        &format!("sha256:{}", "1".repeat(64)),
+    )
+    .await;
+    let ks = h
+        .wait_ks("app", "404 reported", |ks| {
+            condition(ks, "Ready")
+                .is_some_and(|c| c.reason == "ArtifactFailed" && c.message.contains("404"))
+        })
+        .await;
+    assert_eq!(inventory_ids(&ks), good_inventory);
+    assert_eq!(config_map_value(&h, "a").await.as_deref(), Some("1"));
+    assert_eq!(config_map_value(&h, "b").await.as_deref(), Some("1"));
+}
+
+#[tokio::test]
+async fn depends_on_chain_waits_then_applies() {
+    let h = Harness::start("ks-deps", &[]).await;
+    h.publish(
+        "repo",
+        "v1",
+        &[
+            ("a/cm.yaml", &config_map("a", "1")),
+            ("b/cm.yaml", &config_map("b", "1")),
+            ("c/cm.yaml", &config_map("c", "1")),
+        ],
+    )
+    .await;
+    h.kustomization(
+        "c",
+        "repo",
+        json!({"path": "c", "dependsOn": [{"name": "b"}]}),
+    )
+    .await;
+    h.kustomization(
+        "b",
+        "repo",
+        json!({"path": "b", "dependsOn": [{"name": "a"}]}),
+    )
+    .await;
+    let waiting = h.wait_failed("b", "DependencyNotReady").await;
+    assert!(
+        condition(&waiting, "Ready")
+            .unwrap()
+            .message
+            .contains("dependency")
+    );
+    assert!(
+        config_map_value(&h, "b").await.is_none(),
+        "b is not applied before a exists"
+    );
+    h.kustomization("a", "repo", json!({"path": "a"})).await;
+    for name in ["a", "b", "c"] {
+        h.wait_ready(name, "repo").await;
+        assert_eq!(config_map_value(&h, name).await.as_deref(), Some("1"));
+    }
+}
+
+#[tokio::test]
+async fn drift_is_corrected_within_seconds() {
+    let h = Harness::start("ks-drift", &[]).await;
+    h.publish("repo", "v1", &[("cm.yaml", &config_map("cm", "desired"))])
+        .await;
+    h.kustomization("app", "repo", json!({})).await;
+    h.wait_ready("app", "repo").await;
+    let configs: Api<ConfigMap> = h.api();
+    let intruder = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"value": "changed"}});
+    configs
+        .patch(
+            "cm",
+            &PatchParams::apply("intruder").force(),
+            &Patch::Apply(&intruder),
+        )
+        .await
+        .unwrap();
+    h.eventually("the drifted value is put back", || async {
+        config_map_value(&h, "cm").await.as_deref() == Some("desired")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn detect_only_reports_drift_without_correcting() {
+    let h = Harness::start("ks-detect", &[]).await;
+    h.publish("repo", "v1", &[("cm.yaml", &config_map("cm", "desired"))])
+        .await;
+    h.kustomization_with(
+        "app",
+        "repo",
+        json!({}),
+        json!({"annotations": {"sluice.dev/drift-mode": "DetectOnly"}}),
+    )
+    .await;
+    h.wait_ready("app", "repo").await;
+    let configs: Api<ConfigMap> = h.api();
+    let intruder = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"value": "changed"}});
+    configs
+        .patch(
+            "cm",
+            &PatchParams::apply("intruder").force(),
+            &Patch::Apply(&intruder),
+        )
+        .await
+        .unwrap();
+    let ks = h
+        .wait_ks("app", "Drifted condition", |ks| {
+            condition(ks, "Drifted").is_some_and(|c| c.status == "True")
+        })
+        .await;
+    assert!(
+        condition(&ks, "Drifted")
+            .unwrap()
+            .message
+            .contains(&format!("ConfigMap/{}/cm", h.ns))
+    );
+    assert_eq!(config_map_value(&h, "cm").await.as_deref(), Some("changed"));
+}
+
+#[tokio::test]
+async fn impersonation_is_denied_then_allowed_through_rbac() {
+    let h = Harness::start("ks-tenant", &[]).await;
+    let accounts: Api<ServiceAccount> = h.api();
+    accounts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "deployer"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    h.publish("repo", "v1", &[("cm.yaml", &config_map("cm", "1"))])
+        .await;
+    h.kustomization("app", "repo", json!({"serviceAccountName": "deployer"}))
+        .await;
+    let ks = h.wait_failed("app", "ReconciliationFailed").await;
+    let message = &condition(&ks, "Ready").unwrap().message;
+    assert!(
+        message.contains("forbidden") && message.contains("deployer"),
+        "{message}"
+    );
+    assert!(config_map_value(&h, "cm").await.is_none());
+
+    let roles: Api<Role> = h.api();
+    roles
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "deployer"},
+                "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}],
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let bindings: Api<RoleBinding> = h.api();
+    bindings
+        .create(&PostParams::default(), &serde_json::from_value(json!({
+            "metadata": {"name": "deployer"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
+            "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": h.ns}],
+        })).unwrap())
+        .await
+        .unwrap();
+    h.wait_ready("app", "repo").await;
+    assert_eq!(config_map_value(&h, "cm").await.as_deref(), Some("1"));
+}
+
+#[tokio::test]
+async fn substitution_with_sources_defaults_opt_out_and_strict_mode() {
+    let h = Harness::start("ks-subst", &[]).await;
+    let configs: Api<ConfigMap> = h.api();
+    configs
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "vars"}, "data": {"region": "eu", "tier": "from-cm"}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let secrets: Api<Secret> = h.api();
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "secret-vars"}, "stringData": {"tier": "from-secret"}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let template = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: rendered\ndata:\n  value: \"${app}-${region}-${tier}-${size:=small}\"\n";
+    let opted_out = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: literal\n  annotations:\n    kustomize.toolkit.fluxcd.io/substitute: disabled\ndata:\n  value: \"${app}\"\n";
+    h.publish("repo", "v1", &[("a.yaml", template), ("b.yaml", opted_out)])
+        .await;
+    h.kustomization(
+        "app",
+        "repo",
+        json!({"postBuild": {
+            "substitute": {"app": "podinfo"},
+            "substituteFrom": [
+                {"kind": "ConfigMap", "name": "vars"},
+                {"kind": "Secret", "name": "secret-vars"},
+                {"kind": "ConfigMap", "name": "absent", "optional": true},
+            ],
+        }}),
+    )
+    .await;
+    h.wait_ready("app", "repo").await;
+    assert_eq!(
+        config_map_value(&h, "rendered").await.as_deref(),
+        Some("podinfo-eu-from-secret-small")
+    );
+    assert_eq!(
+        config_map_value(&h, "literal").await.as_deref(),
+        Some("${app}")
+    );
+
+    let strict = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: rendered\ndata:\n  value: \"${undefined_var}\"\n";
+    h.publish("repo", "v2", &[("a.yaml", strict)]).await;
+    let ks = h.wait_failed("app", "BuildFailed").await;
+    let message = &condition(&ks, "Ready").unwrap().message;
+    assert!(
+        message.contains("undefined_var") && message.contains("strict"),
+        "{message}"
+    );
+    assert_eq!(
+        config_map_value(&h, "rendered").await.as_deref(),
+        Some("podinfo-eu-from-secret-small")
+    );
+}
+
+#[tokio::test]
+async fn sops_encrypted_secret_without_decryption_fails_and_decryption_stalls() {
+    let h = Harness::start("ks-sops", &[]).await;
+    let encrypted = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  password: ENC[AES256_GCM,data:abc,iv:def,tag:ghi,type:str]\nsops:\n  age:\n    - recipient: age1x\n      enc: x\n  version: 3.8.1\n";
+    h.publish("repo", "v1", &[("secret.yaml", encrypted)]).await;
+    h.kustomization("plain", "repo", json!({})).await;
+    let ks = h.wait_failed("plain", "BuildFailed").await;
+    let message = &condition(&ks, "Ready").unwrap().message;
+    assert!(
+        message.contains("SOPS-encrypted") && message.contains("spec.decryption"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("ENC["),
+        "no ciphertext in status: {message}"
+    );
+
+    h.kustomization(
+        "decrypting",
+        "repo",
+        json!({"decryption": {"provider": "sops", "secretRef": {"name": "keys"}}}),
+    )
+    .await;
+    let ks = h
+        .wait_ks("decrypting", "Stalled", |ks| {
+            condition(ks, "Stalled").is_some_and(|c| c.status == "True")
+        })
+        .await;
+    assert!(
+        condition(&ks, "Stalled")
+            .unwrap()
+            .message
+            .contains("spec.decryption")
+    );
+}
+
+#[tokio::test]
+async fn deletion_policies() {
+    let h = Harness::start("ks-delete", &[]).await;
+    let cases = [
+        ("mirror-prune", json!({"prune": true}), false),
+        ("mirror-keep", json!({"prune": false}), true),
+        (
+            "delete",
+            json!({"prune": false, "deletionPolicy": "Delete"}),
+            false,
+        ),
+        (
+            "wait",
+            json!({"prune": false, "deletionPolicy": "WaitForTermination"}),
+            false,
+        ),
+        (
+            "orphan",
+            json!({"prune": true, "deletionPolicy": "Orphan"}),
+            true,
+        ),
+    ];
+    for (name, spec, kept) in cases {
+        h.publish(
+            name,
+            "v1",
+            &[("cm.yaml", &config_map(&format!("{name}-cm"), "1"))],
+        )
+        .await;
+        h.kustomization(name, name, spec).await;
+        h.wait_ready(name, name).await;
+        h.delete_ks(name).await;
+        let remains = config_map_value(&h, &format!("{name}-cm")).await.is_some();
+        assert_eq!(remains, kept, "{name}: object kept = {remains}");
+    }
+}
+
+#[tokio::test]
+async fn force_recreates_an_object_with_an_immutable_change() {
+    let h = Harness::start("ks-force", &[]).await;
+    let immutable = |value: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: frozen\nimmutable: true\ndata:\n  value: \"{value}\"\n"
+        )
+    };
+    h.publish("repo", "v1", &[("cm.yaml", &immutable("1"))])
+        .await;
+    h.kustomization("app", "repo", json!({})).await;
+    h.wait_ready("app", "repo").await;
+    let configs: Api<ConfigMap> = h.api();
+    let first_uid = configs.get("frozen").await.unwrap().metadata.uid;
+
+    h.publish("repo", "v2", &[("cm.yaml", &immutable("2"))])
+        .await;
+    let ks = h.wait_failed("app", "ReconciliationFailed").await;
+    assert!(condition(&ks, "Ready").unwrap().message.contains("force"));
+    assert_eq!(config_map_value(&h, "frozen").await.as_deref(), Some("1"));
+
+    let api: Api<Kustomization> = h.api();
+    api.patch(
+        "app",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"force": true}})),
+    )
+    .await
+    .unwrap();
+    h.wait_ready("app", "repo").await;
+    let live = configs.get("frozen").await.unwrap();
+    assert_eq!(live.data.unwrap()["value"], "2");
+    assert_ne!(live.metadata.uid, first_uid, "the object was re-created");
+}
+
+#[tokio::test]
+async fn remote_kubeconfig_pointing_at_the_same_apiserver() {
+    let h = Harness::start("ks-remote", &[]).await;
+    let kubeconfig = inline_kubeconfig(&h);
+    let secrets: Api<Secret> = h.api();
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "remote"}, "stringData": {"value": kubeconfig}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    h.publish("repo", "v1", &[("cm.yaml", &config_map("remote-cm", "1"))])
+        .await;
+    h.kustomization(
+        "app",
+        "repo",
+        json!({"kubeConfig": {"secretRef": {"name": "remote"}}}),
+    )
+    .await;
+    h.wait_ready("app", "repo").await;
+    assert_eq!(
+        config_map_value(&h, "remote-cm").await.as_deref(),
+        Some("1")
+    );
+
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "broken"}, "stringData": {"other": "x"}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    h.kustomization(
+        "broken",
+        "repo",
+        json!({"kubeConfig": {"secretRef": {"name": "broken"}}}),
+    )
+    .await;
+    let ks = h.wait_failed("broken", "ReconciliationFailed").await;
+    assert!(condition(&ks, "Ready").unwrap().message.contains("value"));
+}
+
+#[tokio::test]
+async fn cross_namespace_source_is_denied_by_flag() {
+    let h = Harness::start("ks-xns", &["--no-cross-namespace-refs"]).await;
+    h.kustomization(
+        "app",
+        "repo",
+        json!({"sourceRef": {"kind": "GitRepository", "name": "repo", "namespace": "elsewhere"}}),
+    )
+    .await;
+    let ks = h
+        .wait_ks("app", "Stalled AccessDenied", |ks| {
+            condition(ks, "Stalled").is_some_and(|c| c.reason == "AccessDenied")
+        })
+        .await;
+    assert!(
+        condition(&ks, "Ready")
+            .unwrap()
+            .message
+            .contains("cross-namespace")
+    );
+}
+
+#[tokio::test]
+async fn unsupported_fields_stall_naming_the_field() {
+    let h = Harness::start("ks-unsupported", &[]).await;
+    h.publish("repo", "v1", &[("cm.yaml", &config_map("cm", "1"))])
+        .await;
+    h.kustomization(
+        "app",
+        "repo",
+        json!({"healthCheckExprs": [{"apiVersion": "x/v1", "kind": "X", "current": "true"}]}),
+    )
+    .await;
+    let ks = h
+        .wait_ks("app", "Stalled", |ks| {
+            condition(ks, "Stalled").is_some_and(|c| c.status == "True")
+        })
+        .await;
+    assert!(
+        condition(&ks, "Stalled")
+            .unwrap()
+            .message
+            .contains("spec.healthCheckExprs")
+    );
+}
+
+/// The admin kubeconfig with file references replaced by inline data.
+fn inline_kubeconfig(h: &Harness) -> String {
+    let mut config: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(h.plane.kubeconfig_path()).unwrap())
+            .unwrap();
+    use base64::Engine;
+    let encode =
+        |path: &str| base64::engine::general_purpose::STANDARD.encode(std::fs::read(path).unwrap());
+    for cluster in config["clusters"].as_array_mut().unwrap() {
+        if let Some(path) = cluster["cluster"]["certificate-authority"]
+            .as_str()
+            .map(str::to_owned)
+        {
+            cluster["cluster"]["certificate-authority-data"] = encode(&path).into();
+            cluster["cluster"]
+                .as_object_mut()
+                .unwrap()
+                .remove("certificate-authority");
+        }
+    }
+    for user in config["users"].as_array_mut().unwrap() {
+        for (file, data) in [
+            ("client-certificate", "client-certificate-data"),
+            ("client-key", "client-key-data"),
+        ] {
+            if let Some(path) = user["user"][file].as_str().map(str::to_owned) {
+                user["user"][data] = encode(&path).into();
+                user["user"].as_object_mut().unwrap().remove(file);
+            }
+        }
+    }
+    serde_json::to_string(&config).unwrap()
+}
