@@ -48,15 +48,15 @@ struct Builder<'a> {
 
 /// Builds the kustomization in `dir` into its objects, in output order.
 pub(crate) fn build(dir: &Path, options: &BuildOptions) -> Result<Vec<Value>> {
-    let loader = Loader::new(dir)?;
-    let root = loader.root().to_path_buf();
-    let kustomization = match loader.kustomization_file(&root)? {
+    let loader = Loader::new(options.root.as_deref().unwrap_or(dir))?;
+    let start = loader.resolve(dir, ".", loader.root(), dir, "(build directory)")?;
+    let kustomization = match loader.kustomization_file(&start)? {
         Some(file) => read_kustomization(&file)?,
         None => match options.missing_kustomization {
-            MissingKustomization::Error => return Err(Error::MissingKustomization { dir: root }),
+            MissingKustomization::Error => return Err(Error::MissingKustomization { dir: start }),
             MissingKustomization::GenerateLikeFlux => Kustomization {
-                file: root.join("kustomization.yaml"),
-                resources: flux_resources(&root)?,
+                file: start.join("kustomization.yaml"),
+                resources: flux_resources(&start)?,
                 ..Kustomization::default()
             },
         },
@@ -71,9 +71,9 @@ pub(crate) fn build(dir: &Path, options: &BuildOptions) -> Result<Vec<Value>> {
     let mut builder = Builder {
         loader: &loader,
         options,
-        stack: vec![root.clone()],
+        stack: vec![start.clone()],
     };
-    let mut resources = builder.accumulate(&kustomization, &root, ResMap::default())?;
+    let mut resources = builder.accumulate(&kustomization, &start, ResMap::default())?;
     finish(&mut resources, &kustomization)?;
     Ok(resources.resources.into_iter().map(|r| r.object).collect())
 }

@@ -30,7 +30,7 @@ mod sort;
 mod transformers;
 mod yaml;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -62,8 +62,11 @@ pub enum FileAccess {
 }
 
 /// Options for [`build_with`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BuildOptions {
+    /// The directory nothing may be read from outside of (a repository or artifact root);
+    /// defaults to the directory being built. Bases may be anywhere inside it.
+    pub root: Option<PathBuf>,
     pub missing_kustomization: MissingKustomization,
     pub file_access: FileAccess,
 }
