@@ -114,7 +114,7 @@ pub(crate) fn apply_patches(
                 for index in resources.select(target, ctx.file, &format!("{field}.target"))? {
                     let resource = &mut resources.resources[index];
                     resource.store_previous_id();
-                    json6902::apply(&mut resource.object, &operations)
+                    json6902::apply(&mut resource.object, &operations, true)
                         .map_err(|e| patch_error(ctx, &field, resource, e))?;
                 }
             }
@@ -192,7 +192,7 @@ pub(crate) fn apply_json6902_entries(
             };
         for index in resources.select(&target, ctx.file, &format!("{field}.target"))? {
             let resource = &mut resources.resources[index];
-            json6902::apply(&mut resource.object, &operations)
+            json6902::apply(&mut resource.object, &operations, false)
                 .map_err(|e| patch_error(ctx, &field, resource, e))?;
         }
     }
