@@ -123,20 +123,31 @@ fn finish(resources: &mut ResMap, kustomization: &Kustomization) -> Result<()> {
         &kustomization.file,
     )?;
     for resource in &mut resources.resources {
-        let metadata = resource
-            .object
-            .get_mut("metadata")
-            .and_then(Value::as_object_mut);
-        if let Some(metadata) = metadata
-            && metadata
-                .get("annotations")
-                .and_then(Value::as_object)
-                .is_some_and(|a| a.is_empty())
-        {
-            metadata.remove("annotations");
-        }
+        rewrite_annotations(&mut resource.object);
     }
     Ok(())
+}
+
+/// kustomize rewrites annotations when it strips its build annotations: an empty map goes away
+/// and every value becomes a string (its scalar text; `null` for null, empty for collections).
+fn rewrite_annotations(object: &mut Value) {
+    let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let Some(Value::Object(annotations)) = metadata.get_mut("annotations") else {
+        return;
+    };
+    if annotations.is_empty() {
+        metadata.remove("annotations");
+        return;
+    }
+    for value in annotations.values_mut() {
+        let text = match &*value {
+            Value::Null => "null".to_string(),
+            other => crate::resource::scalar_text(other),
+        };
+        *value = Value::String(text);
+    }
 }
 
 impl Builder<'_> {

@@ -260,9 +260,9 @@ fn copy_to(
     }
     let create = options.is_some_and(|o| o.create);
     let mut count = 0;
-    let mut set = |target: &mut Value| -> Result<(), String> {
+    let mut set = |target: &mut Value, created: bool| -> Result<(), String> {
         count += 1;
-        set_field(target, value, options)
+        set_field(target, created, value, options)
     };
     match_path(object, &parts, create.then(|| kind_of(value)), &mut set)?;
     if count == 0 {
@@ -281,8 +281,12 @@ fn crosses_scalar(object: &Value, parts: &[String]) -> bool {
     })
 }
 
+/// Sets a matched field: collections are replaced, an existing scalar keeps its type (kustomize
+/// swaps only its text), a scalar the replacement created reads like a plain YAML scalar, and an
+/// existing null cannot take a value.
 fn set_field(
     target: &mut Value,
+    created: bool,
     value: &Value,
     options: Option<&FieldOptions>,
 ) -> Result<(), String> {
@@ -306,6 +310,11 @@ fn set_field(
     }
     let replacement = match &*target {
         Value::Object(_) | Value::Array(_) => value,
+        _ if created => match value {
+            Value::Object(_) | Value::Array(_) => value,
+            scalar => plain_scalar(&scalar_text(&scalar)),
+        },
+        Value::Null => return Err("cannot replace a null value".to_string()),
         scalar => retyped(scalar, &scalar_text(&value)),
     };
     *target = replacement;
@@ -462,7 +471,7 @@ fn match_path(
     node: &mut Value,
     parts: &[String],
     create: Option<NodeKind>,
-    set: &mut dyn FnMut(&mut Value) -> Result<(), String>,
+    set: &mut dyn FnMut(&mut Value, bool) -> Result<(), String>,
 ) -> Result<(), String> {
     let parts: Vec<String> = parts
         .iter()
@@ -476,10 +485,10 @@ fn match_clean(
     node: &mut Value,
     parts: &[String],
     create: Option<NodeKind>,
-    set: &mut dyn FnMut(&mut Value) -> Result<(), String>,
+    set: &mut dyn FnMut(&mut Value, bool) -> Result<(), String>,
 ) -> Result<(), String> {
     let Some((part, rest)) = parts.split_first() else {
-        return set(node);
+        return set(node, false);
     };
     let next_kind = || match rest.first() {
         Some(next) if next.starts_with('[') && next.ends_with(']') => NodeKind::List,
@@ -496,7 +505,8 @@ fn match_clean(
         let Value::Array(items) = node else {
             return Err(format!("expected a list at `{part}`"));
         };
-        if items.len() == index && create.is_some() {
+        let created = items.len() == index && create.is_some();
+        if created {
             items.push(empty(next_kind()));
         }
         let Some(item) = items.get_mut(index) else {
@@ -505,6 +515,9 @@ fn match_clean(
                 items.len()
             ));
         };
+        if created && rest.is_empty() {
+            return set(item, true);
+        }
         return match_clean(item, rest, create, set);
     }
     if part == "*" {
@@ -552,13 +565,15 @@ fn match_clean(
         Value::Null => return Ok(()),
         _ => return Err(format!("cannot look up field `{part}` in a non-mapping")),
     };
-    if !map.contains_key(part.as_str()) {
+    let created = !map.contains_key(part.as_str());
+    if created {
         if create.is_none() {
             return Ok(());
         }
         map.insert(part.clone(), empty(next_kind()));
     }
     match map.get_mut(part.as_str()) {
+        Some(child) if created && rest.is_empty() => set(child, true),
         Some(child) => match_clean(child, rest, create, set),
         None => Ok(()),
     }
