@@ -108,7 +108,7 @@ pub(crate) struct GeneratorArgs {
 /// A replacement given inline, or the path of a file holding one or more.
 #[derive(Clone, Debug)]
 pub(crate) enum ReplacementEntry {
-    Inline(Replacement),
+    Inline(Box<Replacement>),
     Path(String),
 }
 
@@ -678,7 +678,7 @@ impl Kustomization {
             let r = f.object(v, &path, &known)?;
             let file_path = f.string(r, &path, "path")?;
             k.replacements.push(if file_path.is_empty() {
-                ReplacementEntry::Inline(f.replacement(r, &path)?)
+                ReplacementEntry::Inline(Box::new(f.replacement(r, &path)?))
             } else {
                 ReplacementEntry::Path(file_path)
             });

@@ -22,7 +22,7 @@ pub(crate) fn load(
         let field = format!("replacements[{i}]");
         match entry {
             ReplacementEntry::Inline(replacement) => {
-                replacements.push((field, replacement.clone()))
+                replacements.push((field, (**replacement).clone()))
             }
             ReplacementEntry::Path(path) => {
                 let (file, bytes) = ctx.read(path, &format!("{field}.path"))?;
@@ -619,7 +619,7 @@ mod tests {
             &mut obj,
             &split_path("spec.containers.[name=app].image"),
             None,
-            &mut |v| {
+            &mut |v, _| {
                 *v = json!("x");
                 Ok(())
             },
@@ -630,7 +630,7 @@ mod tests {
             &mut obj,
             &split_path("spec.new.field"),
             Some(NodeKind::Scalar),
-            &mut |v| {
+            &mut |v, _| {
                 *v = json!(1);
                 Ok(())
             },

@@ -24,10 +24,21 @@ fn testdata() -> PathBuf {
 /// The kustomize binary, built (once, cached) by the repository's tool script.
 fn kustomize_binary() -> PathBuf {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/tools/build.sh");
-    let output = Command::new("bash").arg(script).arg("kustomize").output().expect("running e2e/tools/build.sh");
-    assert!(output.status.success(), "build.sh failed: {}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new("bash")
+        .arg(script)
+        .arg("kustomize")
+        .output()
+        .expect("running e2e/tools/build.sh");
+    assert!(
+        output.status.success(),
+        "build.sh failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let path = stdout.lines().find_map(|l| l.strip_prefix("kustomize=")).expect("build.sh printed no kustomize path");
+    let path = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("kustomize="))
+        .expect("build.sh printed no kustomize path");
     PathBuf::from(path.trim())
 }
 
@@ -38,7 +49,11 @@ enum Outcome {
 }
 
 fn run_kustomize(binary: &Path, dir: &Path) -> Outcome {
-    let output = Command::new(binary).arg("build").arg(dir).output().expect("running kustomize");
+    let output = Command::new(binary)
+        .arg("build")
+        .arg(dir)
+        .output()
+        .expect("running kustomize");
     if !output.status.success() {
         return Outcome::Failed(String::from_utf8_lossy(&output.stderr).trim().to_string());
     }
@@ -52,10 +67,17 @@ fn run_kustomize(binary: &Path, dir: &Path) -> Outcome {
 /// file (and every subdirectory holding a kustomization file) in walk order.
 fn flux_copy(case: &Path) -> tempfile::TempDir {
     fn walk(root: &Path, dir: &Path, resources: &mut Vec<String>) {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         entries.sort();
         for entry in entries {
-            let relative = entry.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+            let relative = entry
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
             if entry.is_dir() {
                 if entry.join("kustomization.yaml").exists() {
                     resources.push(format!("./{relative}"));
@@ -72,7 +94,11 @@ fn flux_copy(case: &Path) -> tempfile::TempDir {
     let mut resources = Vec::new();
     walk(copy.path(), copy.path(), &mut resources);
     let listing: String = resources.iter().map(|r| format!("- {r}\n")).collect();
-    std::fs::write(copy.path().join("kustomization.yaml"), format!("resources:\n{listing}")).unwrap();
+    std::fs::write(
+        copy.path().join("kustomization.yaml"),
+        format!("resources:\n{listing}"),
+    )
+    .unwrap();
     copy
 }
 
@@ -98,12 +124,27 @@ fn compare_case(binary: &Path, case: &Path) -> Result<String, String> {
     };
     let root = Some(case.to_path_buf());
     let (ours, theirs) = if name.starts_with("flux-") {
-        let options =
-            BuildOptions { root, missing_kustomization: MissingKustomization::GenerateLikeFlux, ..Default::default() };
+        let options = BuildOptions {
+            root,
+            missing_kustomization: MissingKustomization::GenerateLikeFlux,
+            ..Default::default()
+        };
         let copy = flux_copy(&build_dir);
-        (build_with(&build_dir, &options), run_kustomize(binary, copy.path()))
+        (
+            build_with(&build_dir, &options),
+            run_kustomize(binary, copy.path()),
+        )
     } else {
-        (build_with(&build_dir, &BuildOptions { root, ..Default::default() }), run_kustomize(binary, &build_dir))
+        (
+            build_with(
+                &build_dir,
+                &BuildOptions {
+                    root,
+                    ..Default::default()
+                },
+            ),
+            run_kustomize(binary, &build_dir),
+        )
     };
     match (ours, theirs) {
         (Ok(ours), Outcome::Objects(theirs)) => {
@@ -119,7 +160,12 @@ fn compare_case(binary: &Path, case: &Path) -> Result<String, String> {
                     sluice_kustomize::to_yaml(&theirs)
                 ));
             }
-            let (index, (a, b)) = ours.iter().zip(&theirs).enumerate().find(|(_, (a, b))| a != b).unwrap();
+            let (index, (a, b)) = ours
+                .iter()
+                .zip(&theirs)
+                .enumerate()
+                .find(|(_, (a, b))| a != b)
+                .unwrap();
             Err(format!(
                 "object {index} differs\nours:\n{}\nkustomize:\n{}",
                 sluice_kustomize::to_yaml(std::slice::from_ref(a)),
@@ -127,16 +173,23 @@ fn compare_case(binary: &Path, case: &Path) -> Result<String, String> {
             ))
         }
         (Err(ours), Outcome::Failed(_)) => Ok(format!("both fail ({ours})")),
-        (Err(ours @ Error::Unsupported { .. }), Outcome::Objects(_)) => Err(format!("we refuse: {ours}")),
-        (Err(ours), Outcome::Objects(theirs)) => {
-            Err(format!("we fail: {ours}\nkustomize builds {} objects", theirs.len()))
+        (Err(ours @ Error::Unsupported { .. }), Outcome::Objects(_)) => {
+            Err(format!("we refuse: {ours}"))
         }
-        (Ok(ours), Outcome::Failed(theirs)) => Err(format!("kustomize fails: {theirs}\nwe build {} objects", ours.len())),
+        (Err(ours), Outcome::Objects(theirs)) => Err(format!(
+            "we fail: {ours}\nkustomize builds {} objects",
+            theirs.len()
+        )),
+        (Ok(ours), Outcome::Failed(theirs)) => Err(format!(
+            "kustomize fails: {theirs}\nwe build {} objects",
+            ours.len()
+        )),
     }
 }
 
 fn known_differences() -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(testdata().join("known-differences.txt")).unwrap_or_default();
+    let text =
+        std::fs::read_to_string(testdata().join("known-differences.txt")).unwrap_or_default();
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .filter_map(|l| l.split_once(char::is_whitespace))
@@ -152,7 +205,11 @@ fn conformance_with_kustomize() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_dir())
-        .filter(|p| filter.as_deref().is_none_or(|f| p.file_name().unwrap().to_string_lossy().contains(f)))
+        .filter(|p| {
+            filter
+                .as_deref()
+                .is_none_or(|f| p.file_name().unwrap().to_string_lossy().contains(f))
+        })
         .collect();
     cases.sort();
     let queue = Mutex::new(cases.clone());
@@ -185,7 +242,9 @@ fn conformance_with_kustomize() {
             (Ok(_), None) => passed += 1,
             (Ok(_), Some(_)) => {
                 passed += 1;
-                println!("note: {name} now matches kustomize; remove it from known-differences.txt");
+                println!(
+                    "note: {name} now matches kustomize; remove it from known-differences.txt"
+                );
             }
             (Err(difference), Some(reason)) => {
                 println!("known difference {name}: {reason}");
@@ -196,9 +255,21 @@ fn conformance_with_kustomize() {
             (Err(difference), None) => regressions.push(format!("--- {name}: {difference}")),
         }
     }
-    println!("conformance: {passed}/{} cases identical to kustomize ({} known differences)", results.len(), known.len());
-    for stale in known.keys().filter(|k| !results.contains_key(*k) && filter.is_none()) {
+    println!(
+        "conformance: {passed}/{} cases identical to kustomize ({} known differences)",
+        results.len(),
+        known.len()
+    );
+    for stale in known
+        .keys()
+        .filter(|k| !results.contains_key(*k) && filter.is_none())
+    {
         println!("note: known difference {stale} has no case directory");
     }
-    assert!(regressions.is_empty(), "{} cases differ from kustomize:\n{}", regressions.len(), regressions.join("\n"));
+    assert!(
+        regressions.is_empty(),
+        "{} cases differ from kustomize:\n{}",
+        regressions.len(),
+        regressions.join("\n")
+    );
 }

@@ -30,9 +30,17 @@ pub(crate) fn parse(text: &str) -> Result<Option<json_patch::Patch>, String> {
 /// Applies a JSON patch to an object. With `ensure_annotations` (the `patches` field, where
 /// kustomize has just recorded the object's id in its annotations) the object first gets an
 /// empty annotations map; an empty map is dropped from the output.
-pub(crate) fn apply(object: &mut Value, patch: &json_patch::Patch, ensure_annotations: bool) -> Result<(), String> {
-    if ensure_annotations && let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-        metadata.entry("annotations").or_insert_with(|| Value::Object(serde_json::Map::new()));
+pub(crate) fn apply(
+    object: &mut Value,
+    patch: &json_patch::Patch,
+    ensure_annotations: bool,
+) -> Result<(), String> {
+    if ensure_annotations
+        && let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut)
+    {
+        metadata
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
     }
     json_patch::patch(object, patch).map_err(|e| e.to_string())
 }
