@@ -84,7 +84,7 @@ fn read_kustomization(file: &Path) -> Result<Kustomization> {
         source,
     })?;
     let text = crate::load::text(file, bytes)?;
-    let value = yaml::parse_documents(&text)
+    let value = yaml::parse_documents_as(&text, yaml::Dialect::V2)
         .map_err(|source| Error::Yaml {
             file: file.to_path_buf(),
             source,

@@ -27,10 +27,12 @@ pub(crate) fn load(
             ReplacementEntry::Path(path) => {
                 let (file, bytes) = ctx.read(path, &format!("{field}.path"))?;
                 let text = crate::load::text(&file, bytes)?;
-                let value = crate::yaml::parse_single(&text).map_err(|source| Error::Yaml {
-                    file: file.clone(),
-                    source,
-                })?;
+                let value = crate::yaml::parse_single_as(&text, crate::yaml::Dialect::V2).map_err(
+                    |source| Error::Yaml {
+                        file: file.clone(),
+                        source,
+                    },
+                )?;
                 let Value::Array(items) = value else {
                     return Err(Error::invalid(
                         &file,

@@ -23,10 +23,30 @@ pub struct YamlError {
     pub message: String,
 }
 
+/// Which YAML reader's rules apply.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// go-yaml v3, which kustomize uses for resources and patches (`yes` is a string).
+    #[default]
+    V3,
+    /// go-yaml v2 through `sigs.k8s.io/yaml`, which kustomize uses for kustomization files,
+    /// replacement files and YAML JSON patches: `yes`, `on`, `y` are booleans and non-string
+    /// keys become strings.
+    V2,
+}
+
 /// Parses every document of a YAML stream; an empty document reads as `Value::Null`.
 pub fn parse_documents(text: &str) -> Result<Vec<Value>, YamlError> {
+    parse_documents_as(text, Dialect::V3)
+}
+
+/// Parses every document of a YAML stream with the given dialect's scalar rules.
+pub(crate) fn parse_documents_as(text: &str, dialect: Dialect) -> Result<Vec<Value>, YamlError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut builder = Builder::default();
+    let mut builder = Builder {
+        dialect,
+        ..Builder::default()
+    };
     let mut documents = Vec::new();
     for item in Parser::new_from_str(text) {
         let (event, span) = item.map_err(|e| YamlError {
@@ -40,6 +60,12 @@ pub fn parse_documents(text: &str) -> Result<Vec<Value>, YamlError> {
             message,
         };
         match event {
+            Event::DocumentStart(_, Some(version)) if (version.major, version.minor) != (1, 1) => {
+                return Err(at(format!(
+                    "found incompatible YAML document (version {}.{}; only 1.1 is accepted)",
+                    version.major, version.minor
+                )));
+            }
             Event::DocumentStart(..) => builder.root = None,
             Event::DocumentEnd => documents.push(builder.root.take().unwrap_or(Value::Null)),
             other => builder.event(other).map_err(at)?,
@@ -50,7 +76,12 @@ pub fn parse_documents(text: &str) -> Result<Vec<Value>, YamlError> {
 
 /// Parses a stream that must hold exactly one document.
 pub fn parse_single(text: &str) -> Result<Value, YamlError> {
-    let mut documents = parse_documents(text)?;
+    parse_single_as(text, Dialect::V3)
+}
+
+/// Parses a stream that must hold exactly one document, with the given dialect.
+pub(crate) fn parse_single_as(text: &str, dialect: Dialect) -> Result<Value, YamlError> {
+    let mut documents = parse_documents_as(text, dialect)?;
     match documents.len() {
         0 => Ok(Value::Null),
         1 => Ok(documents.remove(0)),
@@ -108,6 +139,7 @@ enum PendingKey {
 
 #[derive(Default)]
 struct Builder {
+    dialect: Dialect,
     stack: Vec<Frame>,
     anchors: HashMap<usize, (Value, usize)>,
     root: Option<Value>,
@@ -127,7 +159,14 @@ impl Builder {
                 {
                     Node::MergeKey
                 } else {
-                    Node::Value(scalar_value(&text, style, tag.as_deref(), in_key_position)?)
+                    let key = in_key_position.then_some(self.dialect);
+                    Node::Value(scalar_value(
+                        &text,
+                        style,
+                        tag.as_deref(),
+                        key,
+                        self.dialect,
+                    )?)
                 };
                 if let Node::Value(value) = &node
                     && anchor != 0
@@ -287,45 +326,52 @@ impl Builder {
     }
 }
 
-/// The value of a scalar, following go-yaml v3's tag resolution.
+/// The value of a scalar, following go-yaml's tag resolution; `key` is set for mapping keys
+/// (v3 refuses non-string keys, v2 turns them into strings).
 fn scalar_value(
     text: &str,
     style: ScalarStyle,
     tag: Option<&Tag>,
-    is_key: bool,
+    key: Option<Dialect>,
+    dialect: Dialect,
 ) -> Result<Value, String> {
     let resolved = match tag {
-        Some(tag) => return tagged_scalar(text, tag),
+        Some(tag) => return tagged_scalar(text, tag, dialect),
         None if style != ScalarStyle::Plain => Resolved::Str,
-        None => resolve_plain(text),
+        None => resolve_plain(text, dialect),
     };
-    match resolved {
-        Resolved::Str => Ok(Value::String(text.to_string())),
-        _ if is_key => Err(format!("a mapping key must be a string, found `{text}`")),
-        other => other.into_value(text),
+    match (resolved, key) {
+        (Resolved::Str, _) => Ok(Value::String(text.to_string())),
+        (_, Some(Dialect::V3)) => Err(format!("a mapping key must be a string, found `{text}`")),
+        (other, Some(Dialect::V2)) => Ok(Value::String(match other.into_value(text)? {
+            Value::Null => "null".to_string(),
+            Value::String(s) => s,
+            value => value.to_string(),
+        })),
+        (other, None) => other.into_value(text),
     }
 }
 
-fn tagged_scalar(text: &str, tag: &Tag) -> Result<Value, String> {
+fn tagged_scalar(text: &str, tag: &Tag, dialect: Dialect) -> Result<Value, String> {
     let name = tag.suffix_in_namespace("tag:yaml.org,2002:");
     let resolved = match name.as_deref() {
         Some("str") => return Ok(Value::String(text.to_string())),
         Some("null") => return Ok(Value::Null),
-        Some("bool") => match resolve_plain(text) {
+        Some("bool") => match resolve_plain(text, dialect) {
             Resolved::Bool(b) => Resolved::Bool(b),
             _ => return Err(format!("`{text}` is not a !!bool")),
         },
-        Some("int") => match resolve_plain(text) {
+        Some("int") => match resolve_plain(text, dialect) {
             r @ (Resolved::Int(_) | Resolved::Uint(_)) => r,
             _ => return Err(format!("`{text}` is not an !!int")),
         },
-        Some("float") => match resolve_plain(text) {
+        Some("float") => match resolve_plain(text, dialect) {
             Resolved::Int(i) => Resolved::Float(i as f64),
             Resolved::Uint(u) => Resolved::Float(u as f64),
             r @ (Resolved::Float(_) | Resolved::NonFinite) => r,
             _ => return Err(format!("`{text}` is not a !!float")),
         },
-        Some("timestamp") => match resolve_plain(text) {
+        Some("timestamp") => match resolve_plain(text, dialect) {
             r @ Resolved::Timestamp(_) => r,
             _ => return Err(format!("`{text}` is not a !!timestamp")),
         },
@@ -373,7 +419,14 @@ impl Resolved {
     }
 }
 
-fn resolve_plain(text: &str) -> Resolved {
+fn resolve_plain(text: &str, dialect: Dialect) -> Resolved {
+    if dialect == Dialect::V2 {
+        match text {
+            "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => return Resolved::Bool(true),
+            "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => return Resolved::Bool(false),
+            _ => {}
+        }
+    }
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Resolved::Null,
         "true" | "True" | "TRUE" => return Resolved::Bool(true),

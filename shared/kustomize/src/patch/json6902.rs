@@ -8,13 +8,13 @@ pub(crate) fn parse(text: &str) -> Result<Option<json_patch::Patch>, String> {
     let value: Value = if text.starts_with('[') {
         match serde_json::from_str(text) {
             Ok(value) => value,
-            Err(_) => match crate::yaml::parse_single(text) {
+            Err(_) => match crate::yaml::parse_single_as(text, crate::yaml::Dialect::V2) {
                 Ok(value) => value,
                 Err(_) => return Ok(None),
             },
         }
     } else {
-        match crate::yaml::parse_single(text) {
+        match crate::yaml::parse_single_as(text, crate::yaml::Dialect::V2) {
             Ok(value) => value,
             Err(_) => return Ok(None),
         }
