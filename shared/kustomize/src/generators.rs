@@ -46,6 +46,13 @@ pub(crate) fn generate(
         ("labels", &options.labels),
         ("annotations", &options.annotations),
     ] {
+        if let Some(bad) = values.keys().find(|k| !crate::yaml::is_plain_string(k)) {
+            return Err(Error::invalid(
+                ctx.file,
+                format!("{field}.options.{key}"),
+                format!("kustomize cannot add the key `{bad}`: it would read back as a non-string"),
+            ));
+        }
         if !values.is_empty() {
             let map = values
                 .iter()
@@ -158,6 +165,13 @@ fn load_pairs(
     }
     let mut map = BTreeMap::new();
     for (key, value, source) in pairs {
+        if !crate::yaml::is_plain_string(&key) {
+            return Err(Error::invalid(
+                ctx.file,
+                source,
+                format!("kustomize cannot add the key `{key}`: it would read back as a non-string"),
+            ));
+        }
         if map.insert(key.clone(), value).is_some() {
             return Err(Error::invalid(
                 ctx.file,

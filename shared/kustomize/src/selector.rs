@@ -292,4 +292,12 @@ mod tests {
         assert!(AnchoredRegex::new("web.*").unwrap().matches("web2"));
         assert!(AnchoredRegex::new("").unwrap().matches("anything"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_arbitrary_selectors_never_panics(text in ".{0,40}") {
+            let _ = LabelSelector::parse(&text);
+            let _ = AnchoredRegex::new(&text);
+        }
+    }
 }

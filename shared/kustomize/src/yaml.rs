@@ -387,6 +387,13 @@ fn tagged_scalar(text: &str, tag: &Tag, dialect: Dialect) -> Result<Value, Strin
     resolved.into_value(text)
 }
 
+/// True when `text` written as a plain (untagged) scalar reads back as a string. kustomize writes
+/// the keys it adds (labels, annotations, generated data) untagged, and fails on output when such
+/// a key reads as a number, boolean, null or timestamp.
+pub(crate) fn is_plain_string(text: &str) -> bool {
+    resolve_plain(text, Dialect::V3) == Resolved::Str
+}
+
 /// What a plain scalar means under go-yaml v3.
 #[derive(Debug, PartialEq)]
 enum Resolved {

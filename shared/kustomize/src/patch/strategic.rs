@@ -658,4 +658,44 @@ mod tests {
             json!({"l": [3], "m": {"b": 2, "c": 3}})
         );
     }
+
+    fn value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let key = prop_oneof![
+            Just("name".to_string()),
+            Just("$patch".to_string()),
+            Just("containers".to_string()),
+            Just("ports".to_string()),
+            Just("containerPort".to_string()),
+            Just("protocol".to_string()),
+            Just("env".to_string()),
+            Just("finalizers".to_string()),
+            "[a-z]{1,3}",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            Just(json!("delete")),
+            Just(json!("replace")),
+            Just(json!("merge")),
+            Just(json!("a")),
+            any::<i8>().prop_map(|n| json!(n)),
+            any::<bool>().prop_map(Value::Bool),
+        ];
+        leaf.prop_recursive(5, 64, 5, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::vec((key.clone(), inner), 0..4)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn merging_arbitrary_values_never_panics(target in value(), patch in value()) {
+            let target = deployment(json!([target]));
+            let patch = deployment(patch);
+            let _ = merge(&target, &patch);
+        }
+    }
 }

@@ -30,6 +30,11 @@ pub(crate) fn apply(
                     }
                     match value {
                         Value::Object(map) => {
+                            if !map.contains_key(key) && !crate::yaml::is_plain_string(key) {
+                                return Err(format!(
+                                    "kustomize cannot add the key `{key}`: it would read back as a non-string"
+                                ));
+                            }
                             map.insert(key.clone(), Value::String(text.clone()));
                             Ok(())
                         }
