@@ -1,17 +1,15 @@
-//! Rendering a path of an artifact into Kubernetes objects.
+//! Rendering a path of an artifact into Kubernetes objects with the native kustomize engine.
 //!
-//! [`build`] is the one boundary the native kustomize engine will plug into. Until then it
-//! handles plain-manifest directories the way Flux's generated kustomization does, plus the
-//! Flux-level transforms that work on objects directly.
+//! [`build`] overlays the Kustomization's build fields onto the kustomization file the way Flux
+//! does (in a per-build copy, so the artifact cache is never modified), builds it, and then sets
+//! `commonMetadata` on every object, as Flux does after the build.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use sluice_api::kustomize::KustomizationSpec;
-
-/// File names that make a directory a kustomize root.
-const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+use sluice_kustomize::{BuildOptions, FileAccess, KUSTOMIZATION_FILE_NAMES, MissingKustomization};
 
 /// Rendering failed.
 #[derive(Debug, thiserror::Error)]
@@ -21,87 +19,241 @@ pub enum BuildError {
     #[error("kustomization path {0:?} escapes the artifact root; use a relative path inside it")]
     PathEscapes(String),
     #[error(
-        "{0} requires the native kustomize engine (not yet wired); use a directory of plain manifests"
+        "{field} is not supported by this controller's build: {reason}; remove it from the Kustomization"
     )]
-    NeedsEngine(String),
+    Unsupported {
+        field: &'static str,
+        reason: &'static str,
+    },
+    #[error("spec.components: component path {0:?} must be a local relative path")]
+    RemoteComponent(String),
+    #[error("preparing the build directory failed: {0}; check the temporary directory is writable")]
+    Workspace(std::io::Error),
+    #[error("{file} is not valid YAML: {reason}; fix the file in the source")]
+    InvalidKustomization { file: String, reason: String },
+    #[error("kustomize build failed: {0}")]
+    Kustomize(String),
     #[error(
-        "{field} is not supported yet by this controller's build; remove it from the Kustomization"
+        "kustomize build failed: {0}; remote bases are never fetched by this controller, vendor them into the source"
     )]
-    Unsupported { field: &'static str },
-    #[error("reading {path} failed: {reason}")]
-    Read { path: String, reason: String },
-    #[error("{path} is not valid YAML: {reason}; fix the file in the source")]
-    InvalidYaml { path: String, reason: String },
-    #[error("{path}: {reason}")]
-    InvalidObject { path: String, reason: String },
-    #[error("{0} is defined more than once in the build; object identities must be unique")]
-    Duplicate(String),
+    RemoteBase(String),
 }
 
-/// Renders `path` under `root_dir` with the Kustomization's build-time transforms.
+/// Renders `path` under `root_dir` with the Kustomization's build-time fields.
 pub fn build(
     root_dir: &Path,
     path: &str,
     spec: &KustomizationSpec,
 ) -> Result<Vec<Value>, BuildError> {
-    reject_unsupported(spec)?;
-    let dir = secure_join(root_dir, path)?;
-    if !dir.is_dir() {
-        return Err(BuildError::PathNotFound(path.to_owned()));
-    }
-    let mut files = Vec::new();
-    collect_manifest_files(root_dir, &dir, &mut files)?;
-    let mut objects = Vec::new();
-    for file in files {
-        objects.extend(read_manifests(root_dir, &file)?);
-    }
-    for object in &mut objects {
-        transform(object, spec);
-    }
-    reject_duplicates(&objects)?;
-    Ok(objects)
-}
-
-fn reject_unsupported(spec: &KustomizationSpec) -> Result<(), BuildError> {
-    if !spec.patches.is_empty() {
-        return Err(BuildError::Unsupported {
-            field: "spec.patches",
-        });
-    }
-    if !spec.components.is_empty() {
-        return Err(BuildError::Unsupported {
-            field: "spec.components",
-        });
-    }
     if !spec.build_metadata.is_empty() {
         return Err(BuildError::Unsupported {
             field: "spec.buildMetadata",
+            reason: "the native kustomize engine does not implement buildMetadata",
         });
     }
-    Ok(())
+    let relative = secure_relative(path)?;
+    if !root_dir.join(&relative).is_dir() {
+        return Err(BuildError::PathNotFound(path.to_owned()));
+    }
+    let overlay = overlay_fields(spec, &root_dir.join(&relative))?;
+    let mut objects = if overlay.is_empty() {
+        engine_build(root_dir, &root_dir.join(&relative))?
+    } else {
+        let workspace = tempfile::Builder::new()
+            .prefix("kustomize-build-")
+            .tempdir()
+            .map_err(BuildError::Workspace)?;
+        copy_tree(root_dir, workspace.path()).map_err(BuildError::Workspace)?;
+        let dir = workspace.path().join(&relative);
+        write_overlay(workspace.path(), &dir, overlay)?;
+        engine_build(workspace.path(), &dir)?
+    };
+    if let Some(common) = &spec.common_metadata {
+        for object in &mut objects {
+            set_common_metadata(object, &common.labels, &common.annotations);
+        }
+    }
+    Ok(objects)
 }
 
-/// Joins a user path to the root, refusing absolute paths and `..` that leave the root.
-fn secure_join(root: &Path, path: &str) -> Result<PathBuf, BuildError> {
-    let mut depth: usize = 0;
-    let mut joined = root.to_path_buf();
+/// Normalises a user path to a relative one, refusing absolute paths and `..` that leave the root.
+fn secure_relative(path: &str) -> Result<PathBuf, BuildError> {
+    let mut relative = PathBuf::new();
     for component in Path::new(path).components() {
         match component {
-            Component::Normal(part) => {
-                depth += 1;
-                joined.push(part);
-            }
+            Component::Normal(part) => relative.push(part),
             Component::CurDir | Component::RootDir => {}
             Component::ParentDir => {
-                depth = depth
-                    .checked_sub(1)
-                    .ok_or_else(|| BuildError::PathEscapes(path.to_owned()))?;
-                joined.pop();
+                if !relative.pop() {
+                    return Err(BuildError::PathEscapes(path.to_owned()));
+                }
             }
             Component::Prefix(_) => return Err(BuildError::PathEscapes(path.to_owned())),
         }
     }
-    Ok(joined)
+    Ok(relative)
+}
+
+/// The kustomization fields Flux sets from the spec, in Flux's order; empty when none apply.
+fn overlay_fields(spec: &KustomizationSpec, dir: &Path) -> Result<Map<String, Value>, BuildError> {
+    let mut fields = Map::new();
+    if let Some(namespace) = &spec.target_namespace {
+        fields.insert("namespace".to_owned(), json!(namespace));
+    }
+    if let Some(prefix) = &spec.name_prefix {
+        fields.insert("namePrefix".to_owned(), json!(prefix));
+    }
+    if let Some(suffix) = &spec.name_suffix {
+        fields.insert("nameSuffix".to_owned(), json!(suffix));
+    }
+    if !spec.patches.is_empty() {
+        fields.insert("patches".to_owned(), json!(spec.patches));
+    }
+    if !spec.images.is_empty() {
+        fields.insert("images".to_owned(), json!(spec.images));
+    }
+    let mut components = Vec::new();
+    for component in &spec.components {
+        if Path::new(component).is_absolute() || component.contains("://") {
+            return Err(BuildError::RemoteComponent(component.clone()));
+        }
+        if spec.ignore_missing_components && !dir.join(component).exists() {
+            continue;
+        }
+        components.push(json!(component));
+    }
+    if !components.is_empty() {
+        fields.insert("components".to_owned(), Value::Array(components));
+    }
+    Ok(fields)
+}
+
+/// Copies the regular files and directories of `from` into `to` (symlinks are skipped).
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let file_type = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if file_type.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if file_type.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Merges `overlay` into the kustomization file of `dir` (generated like Flux when missing).
+fn write_overlay(root: &Path, dir: &Path, overlay: Map<String, Value>) -> Result<(), BuildError> {
+    let existing = KUSTOMIZATION_FILE_NAMES
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|file| file.is_file());
+    let (file, mut kustomization) = match existing {
+        Some(file) => {
+            let invalid = |reason: String| BuildError::InvalidKustomization {
+                file: display(root, &file),
+                reason,
+            };
+            let text =
+                std::fs::read_to_string(&file).map_err(|error| invalid(error.to_string()))?;
+            let document = sluice_kustomize::parse_yaml_stream(&text)
+                .map_err(|error| invalid(error.to_string()))?
+                .into_iter()
+                .next()
+                .unwrap_or(Value::Null);
+            let kustomization = match document {
+                Value::Object(map) => map,
+                Value::Null => Map::new(),
+                _ => return Err(invalid("expected a mapping".to_owned())),
+            };
+            (file, kustomization)
+        }
+        None => {
+            let resources = sluice_kustomize::flux_resources(dir)
+                .map_err(|error| kustomize_error(root, &error))?;
+            let generated = json!({
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": resources,
+            });
+            let generated = match generated {
+                Value::Object(map) => map,
+                _ => Map::new(),
+            };
+            (dir.join("kustomization.yaml"), generated)
+        }
+    };
+    for (field, value) in overlay {
+        match (field.as_str(), value) {
+            ("patches" | "components", Value::Array(added)) => {
+                let list = kustomization
+                    .entry(field)
+                    .or_insert_with(|| Value::Array(Vec::new()));
+                match list {
+                    Value::Array(items) => items.extend(added),
+                    other => *other = Value::Array(added),
+                }
+            }
+            ("images", Value::Array(added)) => merge_images(&mut kustomization, added),
+            (_, value) => {
+                kustomization.insert(field, value);
+            }
+        }
+    }
+    let text = serde_json::to_string(&Value::Object(kustomization))
+        .map_err(|error| BuildError::Workspace(std::io::Error::other(error)))?;
+    std::fs::write(&file, text).map_err(BuildError::Workspace)
+}
+
+/// Replaces images of the same name and appends the others, as Flux does.
+fn merge_images(kustomization: &mut Map<String, Value>, added: Vec<Value>) {
+    let images = kustomization
+        .entry("images")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if !images.is_array() {
+        *images = Value::Array(Vec::new());
+    }
+    let Some(images) = images.as_array_mut() else {
+        return;
+    };
+    for image in added {
+        match images
+            .iter_mut()
+            .find(|known| known["name"] == image["name"])
+        {
+            Some(known) => *known = image,
+            None => images.push(image),
+        }
+    }
+}
+
+fn engine_build(root: &Path, dir: &Path) -> Result<Vec<Value>, BuildError> {
+    let options = BuildOptions {
+        root: Some(root.to_path_buf()),
+        missing_kustomization: MissingKustomization::GenerateLikeFlux,
+        file_access: FileAccess::BuildRoot,
+    };
+    sluice_kustomize::build_with(dir, &options).map_err(|error| kustomize_error(root, &error))
+}
+
+/// An engine error with paths shown relative to the build root.
+fn kustomize_error(root: &Path, error: &sluice_kustomize::Error) -> BuildError {
+    let mut message = error.to_string();
+    let canonical = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    for prefix in [canonical.as_path(), root] {
+        let prefix = prefix.display().to_string();
+        message = message
+            .replace(&format!("{prefix}/"), "")
+            .replace(&prefix, ".");
+    }
+    match error {
+        sluice_kustomize::Error::Unsupported { feature, .. } if feature.starts_with("remote") => {
+            BuildError::RemoteBase(message)
+        }
+        _ => BuildError::Kustomize(message),
+    }
 }
 
 fn display(root: &Path, path: &Path) -> String {
@@ -111,402 +263,41 @@ fn display(root: &Path, path: &Path) -> String {
         .to_string()
 }
 
-fn collect_manifest_files(
-    root: &Path,
-    dir: &Path,
-    files: &mut Vec<PathBuf>,
-) -> Result<(), BuildError> {
-    let read_error = |reason: std::io::Error| BuildError::Read {
-        path: display(root, dir),
-        reason: reason.to_string(),
+/// Sets labels and annotations on an object's metadata, overriding existing values, as Flux's
+/// `SetCommonMetadata` does after the build.
+fn set_common_metadata(
+    object: &mut Value,
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+) {
+    let Some(object) = object.as_object_mut() else {
+        return;
     };
-    for name in KUSTOMIZATION_FILES {
-        if dir.join(name).is_file() {
-            let location = display(root, &dir.join(name));
-            return Err(BuildError::NeedsEngine(format!(
-                "{} ({location})",
-                "kustomization.yaml"
-            )));
-        }
-    }
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(read_error)?
-        .collect::<Result<_, _>>()
-        .map_err(read_error)?;
-    entries.sort_by_key(std::fs::DirEntry::file_name);
-    for entry in entries {
-        let path = entry.path();
-        let file_type = entry.file_type().map_err(read_error)?;
-        if file_type.is_dir() {
-            collect_manifest_files(root, &path, files)?;
-        } else if file_type.is_file()
-            && path
-                .extension()
-                .and_then(|extension| extension.to_str())
-                .is_some_and(|extension| matches!(extension, "yaml" | "yml" | "json"))
-        {
-            files.push(path);
-        }
-    }
-    Ok(())
-}
-
-fn read_manifests(root: &Path, file: &Path) -> Result<Vec<Value>, BuildError> {
-    let path = display(root, file);
-    let text = std::fs::read_to_string(file).map_err(|error| BuildError::Read {
-        path: path.clone(),
-        reason: error.to_string(),
-    })?;
-    let documents: Vec<Value> = if file
-        .extension()
-        .is_some_and(|extension| extension == "json")
-    {
-        vec![
-            serde_json::from_str(&text).map_err(|error| BuildError::InvalidYaml {
-                path: path.clone(),
-                reason: error.to_string(),
-            })?,
-        ]
-    } else {
-        serde_saphyr::from_multiple(&text).map_err(|error| BuildError::InvalidYaml {
-            path: path.clone(),
-            reason: error.to_string(),
-        })?
-    };
-    let mut objects = Vec::new();
-    for document in documents {
-        if !is_kubernetes_object(&document) {
-            continue;
-        }
-        if document["kind"] == "List" && document["apiVersion"] == "v1" {
-            let items = document
-                .get("items")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            objects.extend(items.into_iter().filter(is_kubernetes_object));
-            continue;
-        }
-        objects.push(document);
-    }
-    for object in &objects {
-        let named = object
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .is_some_and(|name| !name.is_empty());
-        if !named {
-            return Err(BuildError::InvalidObject {
-                path: path.clone(),
-                reason: format!(
-                    "a {} has no metadata.name",
-                    object["kind"].as_str().unwrap_or_default()
-                ),
-            });
-        }
-    }
-    Ok(objects)
-}
-
-fn is_kubernetes_object(document: &Value) -> bool {
-    document
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .is_some_and(|value| !value.is_empty())
-        && document
-            .get("kind")
-            .and_then(Value::as_str)
-            .is_some_and(|value| !value.is_empty())
-}
-
-/// Kinds that kustomize treats as cluster-scoped.
-pub fn is_cluster_scoped_kind(kind: &str) -> bool {
-    matches!(
-        kind,
-        "Namespace"
-            | "ClusterRole"
-            | "ClusterRoleBinding"
-            | "CustomResourceDefinition"
-            | "PersistentVolume"
-            | "StorageClass"
-            | "PriorityClass"
-            | "IngressClass"
-            | "RuntimeClass"
-            | "ValidatingWebhookConfiguration"
-            | "MutatingWebhookConfiguration"
-            | "ValidatingAdmissionPolicy"
-            | "ValidatingAdmissionPolicyBinding"
-            | "MutatingAdmissionPolicy"
-            | "MutatingAdmissionPolicyBinding"
-            | "APIService"
-            | "CSIDriver"
-            | "CSINode"
-            | "VolumeAttachment"
-            | "VolumeSnapshotClass"
-            | "VolumeSnapshotContent"
-            | "CertificateSigningRequest"
-            | "FlowSchema"
-            | "PriorityLevelConfiguration"
-            | "Node"
-            | "ComponentStatus"
-            | "ClusterIssuer"
-    )
-}
-
-fn transform(object: &mut Value, spec: &KustomizationSpec) {
-    let kind = object["kind"].as_str().unwrap_or_default().to_owned();
-    if let Some(namespace) = &spec.target_namespace {
-        set_namespace(object, &kind, namespace);
-    }
-    if spec.name_prefix.is_some() || spec.name_suffix.is_some() {
-        rename(
-            object,
-            &kind,
-            spec.name_prefix.as_deref().unwrap_or_default(),
-            spec.name_suffix.as_deref().unwrap_or_default(),
-        );
-    }
-    if !spec.images.is_empty() {
-        set_images(object, &spec.images);
-    }
-    if let Some(common) = &spec.common_metadata
-        && let Some(metadata) = metadata_mut(object)
-    {
-        for (field, values) in [
-            ("labels", &common.labels),
-            ("annotations", &common.annotations),
-        ] {
-            if values.is_empty() {
-                continue;
-            }
-            let map = metadata
-                .entry(field)
-                .or_insert_with(|| Value::Object(Map::new()));
-            if !map.is_object() {
-                *map = Value::Object(Map::new());
-            }
-            if let Some(map) = map.as_object_mut() {
-                for (key, value) in values {
-                    map.insert(key.clone(), Value::String(value.clone()));
-                }
-            }
-        }
-    }
-}
-
-fn metadata_mut(object: &mut Value) -> Option<&mut Map<String, Value>> {
     let metadata = object
-        .as_object_mut()?
         .entry("metadata")
         .or_insert_with(|| Value::Object(Map::new()));
     if !metadata.is_object() {
         *metadata = Value::Object(Map::new());
     }
-    metadata.as_object_mut()
-}
-
-fn set_namespace(object: &mut Value, kind: &str, namespace: &str) {
-    if is_cluster_scoped_kind(kind) {
-        if kind == "ClusterRoleBinding" {
-            set_subject_namespaces(object, namespace);
-        }
+    let Some(metadata) = metadata.as_object_mut() else {
         return;
-    }
-    if let Some(metadata) = metadata_mut(object) {
-        metadata.insert("namespace".to_owned(), Value::String(namespace.to_owned()));
-    }
-    if kind == "RoleBinding" {
-        set_subject_namespaces(object, namespace);
-    }
-}
-
-/// kustomize moves ServiceAccount subjects of (Cluster)RoleBindings into the target namespace.
-fn set_subject_namespaces(object: &mut Value, namespace: &str) {
-    if let Some(subjects) = object.get_mut("subjects").and_then(Value::as_array_mut) {
-        for subject in subjects {
-            if subject["kind"] == "ServiceAccount" {
-                subject["namespace"] = Value::String(namespace.to_owned());
-            }
-        }
-    }
-}
-
-/// Prefixes and suffixes names (except CRDs, APIServices and Namespaces, as kustomize does) and
-/// the references to renamed kinds that pod templates, Ingresses and RBAC bindings hold.
-fn rename(object: &mut Value, kind: &str, prefix: &str, suffix: &str) {
-    let renamed = |name: &str| format!("{prefix}{name}{suffix}");
-    if !matches!(
-        kind,
-        "CustomResourceDefinition" | "APIService" | "Namespace"
-    ) && let Some(name) = object.pointer_mut("/metadata/name")
-        && let Some(current) = name.as_str()
-    {
-        *name = Value::String(renamed(current));
-    }
-    rename_references(object, &renamed);
-}
-
-fn rename_references(object: &mut Value, renamed: &dyn Fn(&str) -> String) {
-    let rename_at = |value: Option<&mut Value>| {
-        if let Some(value) = value
-            && let Some(name) = value.as_str()
-        {
-            *value = Value::String(renamed(name));
-        }
     };
-    if let Some(pod_spec) = find_pod_spec(object) {
-        rename_at(pod_spec.get_mut("serviceAccountName"));
-        if let Some(secrets) = pod_spec
-            .get_mut("imagePullSecrets")
-            .and_then(Value::as_array_mut)
-        {
-            for secret in secrets {
-                rename_at(secret.get_mut("name"));
-            }
+    for (field, values) in [("labels", labels), ("annotations", annotations)] {
+        if values.is_empty() {
+            continue;
         }
-        if let Some(volumes) = pod_spec.get_mut("volumes").and_then(Value::as_array_mut) {
-            for volume in volumes {
-                rename_at(volume.pointer_mut("/configMap/name"));
-                rename_at(volume.pointer_mut("/secret/secretName"));
-                rename_at(volume.pointer_mut("/persistentVolumeClaim/claimName"));
-            }
+        let map = metadata
+            .entry(field)
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !map.is_object() {
+            *map = Value::Object(Map::new());
         }
-        for list in ["containers", "initContainers"] {
-            let Some(containers) = pod_spec.get_mut(list).and_then(Value::as_array_mut) else {
-                continue;
-            };
-            for container in containers {
-                if let Some(sources) = container.get_mut("envFrom").and_then(Value::as_array_mut) {
-                    for source in sources {
-                        rename_at(source.pointer_mut("/configMapRef/name"));
-                        rename_at(source.pointer_mut("/secretRef/name"));
-                    }
-                }
-                if let Some(variables) = container.get_mut("env").and_then(Value::as_array_mut) {
-                    for variable in variables {
-                        rename_at(variable.pointer_mut("/valueFrom/configMapKeyRef/name"));
-                        rename_at(variable.pointer_mut("/valueFrom/secretKeyRef/name"));
-                    }
-                }
+        if let Some(map) = map.as_object_mut() {
+            for (key, value) in values {
+                map.insert(key.clone(), Value::String(value.clone()));
             }
         }
     }
-    match object["kind"].as_str() {
-        Some("Ingress") => {
-            rename_at(object.pointer_mut("/spec/defaultBackend/service/name"));
-            if let Some(rules) = object
-                .pointer_mut("/spec/rules")
-                .and_then(Value::as_array_mut)
-            {
-                for rule in rules {
-                    if let Some(paths) = rule
-                        .pointer_mut("/http/paths")
-                        .and_then(Value::as_array_mut)
-                    {
-                        for path in paths {
-                            rename_at(path.pointer_mut("/backend/service/name"));
-                        }
-                    }
-                }
-            }
-        }
-        Some("RoleBinding" | "ClusterRoleBinding") => {
-            rename_at(object.pointer_mut("/roleRef/name"));
-            if let Some(subjects) = object.get_mut("subjects").and_then(Value::as_array_mut) {
-                for subject in subjects {
-                    if subject["kind"] == "ServiceAccount" {
-                        rename_at(subject.get_mut("name"));
-                    }
-                }
-            }
-        }
-        Some("StatefulSet") => rename_at(object.pointer_mut("/spec/serviceName")),
-        Some("HorizontalPodAutoscaler") => {
-            rename_at(object.pointer_mut("/spec/scaleTargetRef/name"))
-        }
-        _ => {}
-    }
-}
-
-fn find_pod_spec(object: &mut Value) -> Option<&mut Value> {
-    let pointer = match object["kind"].as_str()? {
-        "Pod" => "/spec",
-        "CronJob" => "/spec/jobTemplate/spec/template/spec",
-        "Deployment"
-        | "StatefulSet"
-        | "DaemonSet"
-        | "ReplicaSet"
-        | "Job"
-        | "ReplicationController" => "/spec/template/spec",
-        _ => return None,
-    };
-    object.pointer_mut(pointer)
-}
-
-/// Applies `images` overrides to every container image, wherever containers are listed.
-fn set_images(value: &mut Value, images: &[sluice_api::kustomize::Image]) {
-    match value {
-        Value::Object(map) => {
-            for (key, child) in map.iter_mut() {
-                if matches!(
-                    key.as_str(),
-                    "containers" | "initContainers" | "ephemeralContainers"
-                ) && let Some(containers) = child.as_array_mut()
-                {
-                    for container in containers {
-                        if let Some(image) = container.get_mut("image")
-                            && let Some(current) = image.as_str()
-                            && let Some(updated) = override_image(current, images)
-                        {
-                            *image = Value::String(updated);
-                        }
-                    }
-                } else {
-                    set_images(child, images);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|item| set_images(item, images)),
-        _ => {}
-    }
-}
-
-/// Splits `name[:tag][@digest]`, ignoring a registry port colon.
-fn split_image(image: &str) -> (&str, Option<&str>, Option<&str>) {
-    let (rest, digest) = match image.split_once('@') {
-        Some((rest, digest)) => (rest, Some(digest)),
-        None => (image, None),
-    };
-    let slash = rest.rfind('/').map_or(0, |index| index + 1);
-    match rest[slash..].rfind(':') {
-        Some(colon) => (
-            &rest[..slash + colon],
-            Some(&rest[slash + colon + 1..]),
-            digest,
-        ),
-        None => (rest, None, digest),
-    }
-}
-
-fn override_image(current: &str, images: &[sluice_api::kustomize::Image]) -> Option<String> {
-    let (name, tag, digest) = split_image(current);
-    let image = images.iter().find(|image| image.name == name)?;
-    let new_name = image.new_name.as_deref().unwrap_or(name);
-    if let Some(new_digest) = &image.digest {
-        return Some(format!("{new_name}@{new_digest}"));
-    }
-    if let Some(new_tag) = &image.new_tag {
-        return Some(format!("{new_name}:{new_tag}"));
-    }
-    let mut result = new_name.to_owned();
-    if let Some(tag) = tag {
-        result.push(':');
-        result.push_str(tag);
-    }
-    if let Some(digest) = digest {
-        result.push('@');
-        result.push_str(digest);
-    }
-    Some(result)
 }
 
 /// `Kind/namespace/name` (or `Kind/name`), as Flux names objects in messages.
@@ -523,19 +314,6 @@ pub fn subject(object: &Value) -> String {
         Some(namespace) if !namespace.is_empty() => format!("{kind}/{namespace}/{name}"),
         _ => format!("{kind}/{name}"),
     }
-}
-
-fn reject_duplicates(objects: &[Value]) -> Result<(), BuildError> {
-    let mut seen = BTreeSet::new();
-    for object in objects {
-        let api_version = object["apiVersion"].as_str().unwrap_or_default();
-        let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
-        let key = (group.to_owned(), subject(object));
-        if !seen.insert(key) {
-            return Err(BuildError::Duplicate(subject(object)));
-        }
-    }
-    Ok(())
 }
 
 /// Labels and annotations of an object, merged, for per-object opt-out checks.
@@ -563,7 +341,6 @@ pub fn has_flag(object: &Value, key: &str, value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn spec(extra: Value) -> KustomizationSpec {
         let mut base = json!({
@@ -583,40 +360,61 @@ mod tests {
         std::fs::write(path, text).unwrap();
     }
 
+    fn names(objects: &[Value]) -> Vec<String> {
+        objects.iter().map(subject).collect()
+    }
+
+    /// Every file below `dir` with its content, to prove a build leaves the artifact untouched.
+    fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut files = BTreeMap::new();
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(current) = pending.pop() {
+            for entry in std::fs::read_dir(current).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else {
+                    files.insert(path.clone(), std::fs::read(path).unwrap());
+                }
+            }
+        }
+        files
+    }
+
+    const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      serviceAccountName: web\n      containers:\n        - name: web\n          image: registry:5000/org/web:1.0\n";
+
     #[test]
-    fn reads_multi_document_yaml_recursively_and_skips_non_kubernetes_files() {
+    fn plain_directories_build_like_flux_generated_kustomizations() {
         let dir = tempfile::tempdir().unwrap();
         write(
             dir.path(),
             "apps/a.yaml",
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n",
         );
-        write(dir.path(), "apps/values.yaml", "replicas: 2\n");
         write(dir.path(), "README.md", "# x");
         write(
             dir.path(),
-            "c.json",
-            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}"#,
+            "sub/kustomization.yaml",
+            "resources: [c.yaml]\nnamePrefix: sub-\n",
+        );
+        write(
+            dir.path(),
+            "sub/c.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
         );
         let objects = build(dir.path(), "./", &spec(json!({}))).unwrap();
-        let names: Vec<_> = objects
-            .iter()
-            .map(|o| o["metadata"]["name"].as_str().unwrap())
-            .collect();
-        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(
+            names(&objects),
+            ["ConfigMap/a", "ConfigMap/b", "ConfigMap/sub-c"]
+        );
+        write(dir.path(), "apps/values.yaml", "replicas: 2\n");
+        let error = build(dir.path(), "./", &spec(json!({}))).unwrap_err();
+        assert!(error.to_string().contains("apps/values.yaml"), "{error}");
     }
 
     #[test]
-    fn kustomization_file_needs_the_engine_and_paths_stay_inside() {
+    fn paths_stay_inside_the_artifact() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "k/kustomization.yaml", "resources: []\n");
-        let error = build(dir.path(), "k", &spec(json!({}))).unwrap_err();
-        assert!(
-            error.to_string().contains("native kustomize engine"),
-            "{error}"
-        );
-        let error = build(dir.path(), "./", &spec(json!({}))).unwrap_err();
-        assert!(matches!(error, BuildError::NeedsEngine(_)));
         assert!(matches!(
             build(dir.path(), "../..", &spec(json!({}))).unwrap_err(),
             BuildError::PathEscapes(_)
@@ -628,106 +426,141 @@ mod tests {
     }
 
     #[test]
-    fn invalid_yaml_and_duplicates_fail() {
-        let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "a.yaml", "apiVersion: v1\nkind: [unclosed\n");
-        assert!(matches!(
-            build(dir.path(), "", &spec(json!({}))).unwrap_err(),
-            BuildError::InvalidYaml { .. }
-        ));
-        let dir = tempfile::tempdir().unwrap();
-        let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n";
-        write(dir.path(), "a.yaml", cm);
-        write(dir.path(), "b.yaml", cm);
-        assert!(matches!(
-            build(dir.path(), "", &spec(json!({}))).unwrap_err(),
-            BuildError::Duplicate(_)
-        ));
-    }
-
-    #[test]
-    fn applies_flux_transforms() {
+    fn invalid_kustomization_files_are_named_relative_to_the_artifact() {
         let dir = tempfile::tempdir().unwrap();
         write(
             dir.path(),
-            "app.yaml",
-            r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  template:
-    spec:
-      serviceAccountName: web
-      containers:
-        - name: web
-          image: registry:5000/org/web:1.0
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: apps
-"#,
+            "app/kustomization.yaml",
+            "resources: [unclosed\n",
         );
+        let error = build(dir.path(), "app", &spec(json!({}))).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("app/kustomization.yaml"), "{message}");
+        assert!(
+            !message.contains(&dir.path().display().to_string()),
+            "{message}"
+        );
+        let error = build(dir.path(), "app", &spec(json!({"namePrefix": "p-"}))).unwrap_err();
+        assert!(
+            error.to_string().contains("app/kustomization.yaml"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn remote_bases_and_build_metadata_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "kustomization.yaml",
+            "resources: [https://github.com/org/repo//base?ref=v1]\n",
+        );
+        let error = build(dir.path(), "", &spec(json!({}))).unwrap_err();
+        assert!(matches!(error, BuildError::RemoteBase(_)), "{error}");
+        let error = build(
+            dir.path(),
+            "",
+            &spec(json!({"buildMetadata": ["originAnnotations"]})),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("spec.buildMetadata"), "{error}");
+        let error = build(
+            dir.path(),
+            "",
+            &spec(json!({"components": ["https://example.com/c"]})),
+        )
+        .unwrap_err();
+        assert!(matches!(error, BuildError::RemoteComponent(_)), "{error}");
+    }
+
+    #[test]
+    fn spec_fields_are_overlaid_on_the_kustomization_without_touching_the_artifact() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "base/deployment.yaml", DEPLOYMENT);
+        write(
+            dir.path(),
+            "base/kustomization.yaml",
+            "resources: [sa.yaml, deployment.yaml]\n",
+        );
+        write(
+            dir.path(),
+            "base/sa.yaml",
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: web\n",
+        );
+        write(
+            dir.path(),
+            "app/kustomization.yaml",
+            "resources: [../base]\nimages:\n  - name: registry:5000/org/web\n    newTag: '1.5'\n  - name: other\n    newTag: x\n",
+        );
+        write(
+            dir.path(),
+            "components/extra/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources: [cm.yaml]\n",
+        );
+        write(
+            dir.path(),
+            "components/extra/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n",
+        );
+        let before = snapshot(dir.path());
         let spec = spec(json!({
             "targetNamespace": "prod",
             "namePrefix": "p-",
             "nameSuffix": "-s",
             "images": [{"name": "registry:5000/org/web", "newTag": "2.0"}],
+            "components": ["../components/extra", "../components/missing"],
+            "ignoreMissingComponents": true,
+            "patches": [
+                {"patch": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 3\n"},
+                {
+                    "patch": "- op: add\n  path: /metadata/annotations\n  value: {patched: json6902}\n",
+                    "target": {"kind": "ServiceAccount", "name": "web"},
+                },
+            ],
             "commonMetadata": {"labels": {"team": "a"}, "annotations": {"note": "x"}},
         }));
-        let objects = build(dir.path(), "", &spec).unwrap();
-        let deployment = &objects[0];
-        assert_eq!(deployment["metadata"]["name"], "p-web-s");
-        assert_eq!(deployment["metadata"]["namespace"], "prod");
+        let objects = build(dir.path(), "app", &spec).unwrap();
+        assert_eq!(
+            snapshot(dir.path()),
+            before,
+            "the artifact is never modified"
+        );
+        assert_eq!(
+            names(&objects),
+            [
+                "ServiceAccount/prod/p-web-s",
+                "ConfigMap/prod/p-extra-s",
+                "Deployment/prod/p-web-s"
+            ]
+        );
+        let deployment = &objects[2];
+        assert_eq!(deployment["spec"]["replicas"], 3);
         assert_eq!(deployment["metadata"]["labels"]["team"], "a");
         assert_eq!(deployment["metadata"]["annotations"]["note"], "x");
-        assert_eq!(
-            deployment["spec"]["template"]["spec"]["serviceAccountName"],
-            "p-web-s"
+        let pod = &deployment["spec"]["template"]["spec"];
+        assert_eq!(pod["serviceAccountName"], "p-web-s");
+        assert_eq!(pod["containers"][0]["image"], "registry:5000/org/web:2.0");
+        assert_eq!(objects[0]["metadata"]["annotations"]["patched"], "json6902");
+        assert!(
+            objects[0]["spec"]["template"].is_null(),
+            "commonMetadata stays on metadata"
         );
-        assert_eq!(
-            deployment["spec"]["template"]["spec"]["containers"][0]["image"],
-            "registry:5000/org/web:2.0"
-        );
-        let namespace = &objects[1];
-        assert_eq!(namespace["metadata"]["name"], "apps");
-        assert!(namespace["metadata"].get("namespace").is_none());
     }
 
     #[test]
-    fn unsupported_fields_are_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let spec = spec(json!({"patches": [{"patch": "x"}]}));
-        let error = build(dir.path(), "", &spec).unwrap_err();
-        assert!(error.to_string().contains("spec.patches"), "{error}");
-    }
-
-    #[test]
-    fn image_overrides() {
-        let image =
-            |name: &str, tag: Option<&str>, digest: Option<&str>| sluice_api::kustomize::Image {
-                name: name.to_owned(),
-                new_name: None,
-                new_tag: tag.map(str::to_owned),
-                digest: digest.map(str::to_owned),
-            };
-        assert_eq!(
-            override_image("nginx", &[image("nginx", Some("1.2"), None)]).as_deref(),
-            Some("nginx:1.2")
+    fn merging_images_replaces_by_name() {
+        let mut kustomization = Map::new();
+        kustomization.insert(
+            "images".to_owned(),
+            json!([{"name": "a", "newTag": "1"}, {"name": "b", "newTag": "1"}]),
+        );
+        merge_images(
+            &mut kustomization,
+            vec![json!({"name": "b", "newTag": "2"}), json!({"name": "c"})],
         );
         assert_eq!(
-            override_image(
-                "nginx:1.0",
-                &[image("nginx", Some("1.2"), Some("sha256:ab"))]
-            )
-            .as_deref(),
-            Some("nginx@sha256:ab")
-        );
-        assert_eq!(
-            override_image("redis:1", &[image("nginx", Some("1.2"), None)]),
-            None
+            kustomization["images"],
+            json!([{"name": "a", "newTag": "1"}, {"name": "b", "newTag": "2"}, {"name": "c"}])
         );
     }
 }

@@ -654,3 +654,214 @@ fn inline_kubeconfig(h: &Harness) -> String {
     }
     serde_json::to_string(&config).unwrap()
 }
+
+/// Whether every field of `expected` is in `live` with the same value (server defaults aside).
+fn is_subset(expected: &serde_json::Value, live: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (expected, live) {
+        (Value::Object(expected), Value::Object(live)) => expected
+            .iter()
+            .all(|(key, value)| live.get(key).is_some_and(|live| is_subset(value, live))),
+        (Value::Array(expected), Value::Array(live)) => {
+            expected.len() == live.len()
+                && expected
+                    .iter()
+                    .zip(live)
+                    .all(|(expected, live)| is_subset(expected, live))
+        }
+        _ => expected == live,
+    }
+}
+
+async fn live_object(h: &Harness, expected: &serde_json::Value) -> serde_json::Value {
+    let api_version = expected["apiVersion"].as_str().unwrap();
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let gvk = GroupVersionKind::gvk(group, version, expected["kind"].as_str().unwrap());
+    let (resource, _) = pinned_kind(&h.client, &gvk).await.unwrap();
+    let api: Api<DynamicObject> = Api::namespaced_with(h.client.clone(), &h.ns, &resource);
+    let live = api
+        .get(expected["metadata"]["name"].as_str().unwrap())
+        .await
+        .unwrap();
+    serde_json::to_value(live).unwrap()
+}
+
+#[tokio::test]
+async fn base_and_overlay_apply_exactly_what_kustomize_builds() {
+    let h = Harness::start("ks-overlay", &[]).await;
+    let overlay = format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: {}\nresources: [../base]\nnamePrefix: prod-\ncommonLabels:\n  env: prod\nconfigMapGenerator:\n  - name: settings\n    literals: [mode=fast, size=3]\npatches:\n  - patch: |\n      apiVersion: apps/v1\n      kind: Deployment\n      metadata:\n        name: web\n      spec:\n        replicas: 2\n",
+        h.ns
+    );
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n        - name: web\n          image: nginx:1.27\n          envFrom:\n            - configMapRef: {name: settings}\n";
+    let files = [
+        (
+            "base/kustomization.yaml",
+            "resources: [deployment.yaml, service.yaml]\n",
+        ),
+        ("base/deployment.yaml", deployment),
+        (
+            "base/service.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n    - port: 80\n",
+        ),
+        ("overlay/kustomization.yaml", overlay.as_str()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+    let reference = sluice_e2e::kustomize::build(&dir.path().join("overlay")).unwrap();
+    let expected = sluice_kustomize::parse_yaml_stream(&reference).unwrap();
+    let generated = expected
+        .iter()
+        .find(|object| object["kind"] == "ConfigMap")
+        .unwrap();
+    let generated_name = generated["metadata"]["name"].as_str().unwrap();
+    assert!(generated_name.starts_with("prod-settings-"), "{reference}");
+
+    h.publish("repo", "v1", &files).await;
+    h.kustomization("app", "repo", json!({"path": "./overlay"}))
+        .await;
+    let ks = h.wait_ready("app", "repo").await;
+    let mut expected_ids: Vec<String> = expected
+        .iter()
+        .map(|object| {
+            let api_version = object["apiVersion"].as_str().unwrap();
+            let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
+            format!(
+                "{}_{}_{group}_{}",
+                h.ns,
+                object["metadata"]["name"].as_str().unwrap(),
+                object["kind"].as_str().unwrap()
+            )
+        })
+        .collect();
+    expected_ids.sort();
+    let mut applied_ids = inventory_ids(&ks);
+    applied_ids.sort();
+    assert_eq!(applied_ids, expected_ids);
+    for object in &expected {
+        let live = live_object(&h, object).await;
+        assert!(
+            is_subset(object, &live),
+            "live object differs from kustomize build:\nexpected {object:#}\nlive {live:#}"
+        );
+    }
+    let live = live_object(
+        &h,
+        expected
+            .iter()
+            .find(|object| object["kind"] == "Deployment")
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        live["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]["configMapRef"]["name"],
+        generated_name
+    );
+}
+
+#[tokio::test]
+async fn spec_build_fields_take_effect() {
+    let h = Harness::start("ks-fields", &[]).await;
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n        - name: web\n          image: nginx:1.27\n";
+    h.publish(
+        "repo",
+        "v1",
+        &[
+            ("app/deployment.yaml", deployment),
+            ("app/cm.yaml", &config_map("settings", "plain")),
+            (
+                "components/extra/kustomization.yaml",
+                "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources: [cm.yaml]\n",
+            ),
+            ("components/extra/cm.yaml", &config_map("extra", "component")),
+        ],
+    )
+    .await;
+    h.kustomization(
+        "app",
+        "repo",
+        json!({
+            "path": "./app",
+            "namePrefix": "pre-",
+            "nameSuffix": "-suf",
+            "components": ["../components/extra"],
+            "images": [{"name": "nginx", "newName": "registry.example/nginx", "newTag": "1.28"}],
+            "patches": [
+                {"patch": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  value: patched\n"},
+                {
+                    "patch": "- op: add\n  path: /spec/replicas\n  value: 0\n",
+                    "target": {"kind": "Deployment", "name": "web"},
+                },
+            ],
+            "commonMetadata": {"labels": {"team": "blue"}},
+        }),
+    )
+    .await;
+    let ks = h.wait_ready("app", "repo").await;
+    let mut ids = inventory_ids(&ks);
+    ids.sort();
+    assert_eq!(
+        ids,
+        vec![
+            format!("{}_pre-extra-suf__ConfigMap", h.ns),
+            format!("{}_pre-settings-suf__ConfigMap", h.ns),
+            format!("{}_pre-web-suf_apps_Deployment", h.ns),
+        ]
+    );
+    assert_eq!(
+        config_map_value(&h, "pre-settings-suf").await.as_deref(),
+        Some("patched")
+    );
+    assert_eq!(
+        config_map_value(&h, "pre-extra-suf").await.as_deref(),
+        Some("component")
+    );
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = h.api();
+    let web = deployments.get("pre-web-suf").await.unwrap();
+    let spec = web.spec.unwrap();
+    assert_eq!(spec.replicas, Some(0));
+    assert_eq!(
+        spec.template.spec.unwrap().containers[0].image.as_deref(),
+        Some("registry.example/nginx:1.28")
+    );
+    assert_eq!(web.metadata.labels.unwrap()["team"], "blue");
+    assert_eq!(web.metadata.namespace.as_deref(), Some(h.ns.as_str()));
+}
+
+#[tokio::test]
+async fn invalid_kustomization_file_fails_the_build_and_keeps_every_object() {
+    let h = Harness::start("ks-invalid", &[]).await;
+    h.publish(
+        "repo",
+        "v1",
+        &[
+            ("app/kustomization.yaml", "resources: [a.yaml, b.yaml]\n"),
+            ("app/a.yaml", &config_map("a", "1")),
+            ("app/b.yaml", &config_map("b", "1")),
+        ],
+    )
+    .await;
+    h.kustomization("app", "repo", json!({"path": "./app"}))
+        .await;
+    let good = inventory_ids(&h.wait_ready("app", "repo").await);
+    assert_eq!(good.len(), 2);
+    h.publish(
+        "repo",
+        "v2",
+        &[
+            ("app/kustomization.yaml", "resources: [a.yaml\nbogus: {\n"),
+            ("app/a.yaml", &config_map("a", "2")),
+        ],
+    )
+    .await;
+    let ks = h.wait_failed("app", "BuildFailed").await;
+    let message = &condition(&ks, "Ready").unwrap().message;
+    assert!(message.contains("app/kustomization.yaml"), "{message}");
+    assert_eq!(inventory_ids(&ks), good);
+    assert_eq!(config_map_value(&h, "a").await.as_deref(), Some("1"));
+    assert_eq!(config_map_value(&h, "b").await.as_deref(), Some("1"));
+}

@@ -266,7 +266,7 @@ impl Run {
                     format!("kustomization path not found: {path:?} does not exist in revision {revision}"),
                 );
             }
-            Ok(Err(error @ BuildError::Unsupported { .. })) => {
+            Ok(Err(error @ (BuildError::Unsupported { .. } | BuildError::RemoteComponent(_)))) => {
                 return Outcome::Stalled {
                     reason: reason::BUILD_FAILED,
                     message: error.to_string(),
