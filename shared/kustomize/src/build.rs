@@ -171,12 +171,13 @@ impl Builder<'_> {
             scope,
             file,
         };
+        let mut loaded = Vec::new();
         for (i, reference) in kustomization.resources.iter().enumerate() {
             let field = format!("resources[{i}]");
             let path = loader.resolve(dir, reference, loader.root(), file, &field)?;
             if path.is_dir() {
                 let nested = self.nested(&path, false, file, &field, ResMap::default())?;
-                resources.append_all(nested, file)?;
+                loaded.extend(nested.resources);
             } else {
                 loader.resolve(dir, reference, ctx.scope, file, &field)?;
                 let bytes = std::fs::read(&path).map_err(|source| Error::Io {
@@ -185,10 +186,11 @@ impl Builder<'_> {
                 })?;
                 let text = crate::load::text(&path, bytes)?;
                 for object in objects_from_text(&text, &path)? {
-                    resources.append(Resource::new(object, path.clone()), &path)?;
+                    loaded.push(Resource::new(object, path.clone()));
                 }
             }
         }
+        resources.append_all(ResMap { resources: loaded }, file)?;
         for (i, args) in kustomization.config_map_generator.iter().enumerate() {
             let field = format!("configMapGenerator[{i}]");
             let generated = generate(

@@ -15,10 +15,11 @@ use crate::resource::{Gvk, ResId, Resource, ensure_object, scalar_text};
 /// Updates every name reference in `resources`.
 pub(crate) fn fix_references(resources: &mut ResMap, file: &Path) -> Result<()> {
     let mut work: Vec<Vec<(FieldSpec, Gvk)>> = vec![Vec::new(); resources.resources.len()];
+    let original_kinds: Vec<Gvk> = resources.resources.iter().map(|r| r.org_id().gvk).collect();
     for reference in &defaults().name_references {
         for referrer in &reference.referrers {
-            for (i, resource) in resources.resources.iter().enumerate() {
-                if resource.org_id().gvk.is_selected_by(&referrer.gvk) {
+            for (i, gvk) in original_kinds.iter().enumerate() {
+                if gvk.is_selected_by(&referrer.gvk) {
                     work[i].push((referrer.clone(), reference.target.clone()));
                 }
             }
@@ -69,15 +70,24 @@ struct Known<'a> {
     resource: &'a Resource,
     cur: ResId,
     prev: Vec<ResId>,
+    cluster_scoped: bool,
+    effective_namespace: String,
 }
 
 impl<'a> Known<'a> {
     fn new(resource: &'a Resource) -> Known<'a> {
+        let cur = resource.cur_id();
         Known {
             resource,
-            cur: resource.cur_id(),
+            cluster_scoped: cur.gvk.is_cluster_scoped(),
+            effective_namespace: cur.effective_namespace().to_string(),
+            cur,
             prev: resource.prev_ids(),
         }
+    }
+
+    fn same_namespace(&self, other: &Known) -> bool {
+        self.effective_namespace == other.effective_namespace
     }
 
     /// The original or current effective namespace, `None` for cluster-scoped resources.
@@ -94,7 +104,7 @@ impl<'a> Known<'a> {
 /// The resources a referrer may point at: cluster-scoped ones, those in its namespace, and for a
 /// RoleBinding those in its ServiceAccount subjects' namespaces.
 fn candidates_for<'k, 'a>(referrer: &Known, all: &'k [Known<'a>]) -> Vec<&'k Known<'a>> {
-    if referrer.cur.gvk.is_cluster_scoped() {
+    if referrer.cluster_scoped {
         return all.iter().collect();
     }
     let mut subject_namespaces = BTreeSet::new();
@@ -111,8 +121,8 @@ fn candidates_for<'k, 'a>(referrer: &Known, all: &'k [Known<'a>]) -> Vec<&'k Kno
     }
     all.iter()
         .filter(|k| {
-            k.cur.gvk.is_cluster_scoped()
-                || k.cur.is_ns_equal(&referrer.cur)
+            k.cluster_scoped
+                || k.same_namespace(referrer)
                 || subject_namespaces.contains(&k.cur.namespace)
         })
         .collect()
@@ -197,7 +207,7 @@ impl Lookup<'_> {
         with_namespace: bool,
     ) -> Result<Option<&'k Known<'r>>, String> {
         let role_ref = self.role_ref_gvk();
-        let referrer = &self.referrer.cur;
+        let referrer = self.referrer;
         let mut candidates: Vec<&Known> = candidates
             .into_iter()
             .filter(|k| k.prev.iter().any(|id| id.name == old))
@@ -208,10 +218,10 @@ impl Lookup<'_> {
                     .is_none_or(|g| k.prev.iter().any(|id| id.gvk.is_selected_by(g)))
             })
             .filter(|k| {
-                referrer.gvk.is_cluster_scoped()
-                    || k.cur.gvk.is_cluster_scoped()
+                referrer.cluster_scoped
+                    || k.cluster_scoped
                     || k.cur.gvk.kind == "ServiceAccount"
-                    || referrer.is_ns_equal(&k.cur)
+                    || referrer.same_namespace(k)
             })
             .collect();
         if candidates.len() == 1 {

@@ -1,12 +1,29 @@
 //! An ordered set of resources with kustomize's id rules: appending refuses duplicate ids,
 //! generated resources merge into or replace existing ones, and selectors pick targets.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::kustomization::Selector;
 use crate::resource::{Behavior, ResId, Resource};
 use crate::selector::{AnchoredRegex, LabelSelector};
+
+/// What makes two ids equal: group, version, kind, name and effective namespace.
+#[derive(PartialEq, Eq, Hash)]
+struct IdKey(String, String, String, String, String);
+
+impl IdKey {
+    fn of(id: &ResId) -> IdKey {
+        IdKey(
+            id.gvk.group.clone(),
+            id.gvk.version.clone(),
+            id.gvk.kind.clone(),
+            id.name.clone(),
+            id.effective_namespace().to_string(),
+        )
+    }
+}
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ResMap {
@@ -16,23 +33,42 @@ pub(crate) struct ResMap {
 impl ResMap {
     /// Adds a resource; its current id must not be taken.
     pub fn append(&mut self, resource: Resource, file: &Path) -> Result<()> {
-        let id = resource.cur_id();
-        if self.resources.iter().any(|r| r.cur_id().equals(&id)) {
-            return Err(Error::invalid(
-                file,
-                "resources",
-                format!("may not add resource with an already registered id: {id}"),
-            ));
+        self.append_all(
+            ResMap {
+                resources: vec![resource],
+            },
+            file,
+        )
+    }
+
+    /// Adds resources in order; no current id may be taken (by earlier or new resources).
+    pub fn append_all(&mut self, other: ResMap, file: &Path) -> Result<()> {
+        let mut taken: HashSet<IdKey> = self
+            .resources
+            .iter()
+            .map(|r| IdKey::of(&r.cur_id()))
+            .collect();
+        for resource in other.resources {
+            let id = resource.cur_id();
+            if !taken.insert(IdKey::of(&id)) {
+                return Err(Error::invalid(
+                    file,
+                    "resources",
+                    format!("may not add resource with an already registered id: {id}"),
+                ));
+            }
+            self.resources.push(resource);
         }
-        self.resources.push(resource);
         Ok(())
     }
 
-    pub fn append_all(&mut self, other: ResMap, file: &Path) -> Result<()> {
-        other
-            .resources
-            .into_iter()
-            .try_for_each(|r| self.append(r, file))
+    /// The id of some resource that shares its current id with another, if any.
+    pub fn duplicate_id(&self) -> Option<ResId> {
+        let mut taken = HashSet::new();
+        self.resources
+            .iter()
+            .map(Resource::cur_id)
+            .find(|id| !taken.insert(IdKey::of(id)))
     }
 
     /// Indices of resources with any (current or previous) id equal to `id`.

@@ -40,7 +40,7 @@ const ORDER_LAST: [&str; 2] = [
 
 /// Sorts resources in place by the kustomization's sort options (legacy order when unset).
 pub(crate) fn sort(
-    resources: &mut [Resource],
+    resources: &mut Vec<Resource>,
     options: Option<&SortOptions>,
     file: &std::path::Path,
 ) -> Result<()> {
@@ -81,7 +81,7 @@ pub(crate) fn sort(
         rank.insert(kind.clone(), i64::try_from(i).unwrap_or(i64::MAX) + 1);
     }
     let mut keyed: Vec<(Gvk, String, Resource)> = Vec::with_capacity(resources.len());
-    for resource in resources.iter() {
+    for resource in resources.drain(..) {
         let id = resource.cur_id();
         let namespace = if id.namespace.is_empty() {
             "~X".to_string()
@@ -93,7 +93,7 @@ pub(crate) fn sort(
         } else {
             id.name
         };
-        keyed.push((id.gvk, format!("{namespace}|{name}"), resource.clone()));
+        keyed.push((id.gvk, format!("{namespace}|{name}"), resource));
     }
     keyed.sort_by(|a, b| {
         if a.0 != b.0 {
@@ -102,9 +102,7 @@ pub(crate) fn sort(
             a.1.cmp(&b.1)
         }
     });
-    for (slot, (_, _, resource)) in resources.iter_mut().zip(keyed) {
-        *slot = resource;
-    }
+    resources.extend(keyed.into_iter().map(|(_, _, resource)| resource));
     Ok(())
 }
 

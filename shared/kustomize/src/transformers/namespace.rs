@@ -12,27 +12,19 @@ use crate::resmap::ResMap;
 use crate::resource::{Gvk, Resource, ensure_object, scalar_text};
 
 pub(crate) fn apply(resources: &mut ResMap, namespace: &str, ctx: &Context) -> Result<()> {
-    for index in 0..resources.resources.len() {
-        let resource = &mut resources.resources[index];
+    for resource in &mut resources.resources {
         if resource.object.as_object().is_none_or(|m| m.is_empty()) {
             continue;
         }
         resource.store_previous_id();
         set_namespace(resource, namespace).map_err(|e| Error::invalid(ctx.file, "namespace", e))?;
-        let id = resource.cur_id();
-        if resources
-            .resources
-            .iter()
-            .filter(|r| r.cur_id().equals(&id))
-            .count()
-            != 1
-        {
-            return Err(Error::invalid(
-                ctx.file,
-                "namespace",
-                format!("setting the namespace produces an id conflict for {id}"),
-            ));
-        }
+    }
+    if let Some(id) = resources.duplicate_id() {
+        return Err(Error::invalid(
+            ctx.file,
+            "namespace",
+            format!("setting the namespace produces an id conflict for {id}"),
+        ));
     }
     Ok(())
 }
