@@ -148,9 +148,7 @@ fn compile(line: &str, base: &str) -> Option<Rule> {
         return None;
     }
     let negated = pattern.starts_with('!');
-    if negated {
-        pattern = &pattern[1..];
-    } else if pattern.starts_with("\\!") || pattern.starts_with("\\#") {
+    if negated || pattern.starts_with("\\!") || pattern.starts_with("\\#") {
         pattern = &pattern[1..];
     }
     let directory_only = pattern.ends_with('/');

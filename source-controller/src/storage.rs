@@ -279,7 +279,7 @@ impl Storage {
             let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
             candidates.push((modified, path, name.starts_with(TEMP_PREFIX)));
         }
-        candidates.sort_by(|a, b| b.0.cmp(&a.0));
+        candidates.sort_by_key(|candidate| std::cmp::Reverse(candidate.0));
         let keep_others = self
             .config
             .retention_records

@@ -226,18 +226,19 @@ async fn run(context: &SourceContext, object: &mut GitRepository) -> Result<(), 
         .map_err(|e| fetch_failure(&e))?;
     let config_changed = content_config_changed(object, &included);
     let current = object.artifact().cloned();
-    if let (Some(commit), Some(artifact)) = (&resolved.commit, &current) {
-        if artifact.has_revision(&resolved.revision(commit)) && !config_changed {
-            conditions::remove(object.conditions_mut(), FETCH_FAILED);
-            conditions::remove(object.conditions_mut(), ARTIFACT_OUTDATED);
-            tracing::debug!(
-                namespace = %object.namespace().unwrap_or_default(),
-                name = %object.name_any(),
-                revision = %artifact.revision,
-                "no changes since last reconciliation"
-            );
-            return Ok(());
-        }
+    if let (Some(commit), Some(artifact)) = (&resolved.commit, &current)
+        && artifact.has_revision(&resolved.revision(commit))
+        && !config_changed
+    {
+        conditions::remove(object.conditions_mut(), FETCH_FAILED);
+        conditions::remove(object.conditions_mut(), ARTIFACT_OUTDATED);
+        tracing::debug!(
+            namespace = %object.namespace().unwrap_or_default(),
+            name = %object.name_any(),
+            revision = %artifact.revision,
+            "no changes since last reconciliation"
+        );
+        return Ok(());
     }
 
     let workdir = tempfile::Builder::new()

@@ -193,10 +193,10 @@ where
         "reconciliation in progress".to_owned()
     };
     status::mark_progressing(object.conditions_mut(), &message, generation);
-    if new_generation || requested {
-        if let Some(status) = status_of(object) {
-            api_apply_status(context, &api, &name, status).await?;
-        }
+    if (new_generation || requested)
+        && let Some(status) = status_of(object)
+    {
+        api_apply_status(context, &api, &name, status).await?;
     }
     Ok(Begin::Proceed)
 }
@@ -430,10 +430,10 @@ where
     S: Serialize,
 {
     let generation = object.meta().generation;
-    if status::finish(object.conditions_mut(), &outcome, generation) {
-        if let Some(generation) = generation {
-            object.set_observed_generation(generation);
-        }
+    if status::finish(object.conditions_mut(), &outcome, generation)
+        && let Some(generation) = generation
+    {
+        object.set_observed_generation(generation);
     }
     if let Some(token) = object.reconcile_request().token.map(str::to_owned) {
         object.set_last_handled_reconcile_at(&token);
