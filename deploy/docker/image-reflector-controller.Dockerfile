@@ -1,0 +1,24 @@
+# syntax=docker/dockerfile:1
+# Sluice image-reflector-controller. Build from the repository root:
+#   docker build -f deploy/docker/image-reflector-controller.Dockerfile -t ghcr.io/sluice-dev/image-reflector-controller:v0.1.0 .
+# Untested here (no container engine on the development machines).
+# PLACEHOLDER: the binary only parses flags and exits with status 2 (not implemented yet).
+
+FROM rust:1.89-bookworm AS builder
+# aws-lc-rs (rustls' crypto provider) compiles C code: cmake and clang, and musl-gcc for the
+# static musl target.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends cmake clang musl-tools \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+# rust-toolchain.toml selects the toolchain; add the musl target to that one.
+RUN rustup target add x86_64-unknown-linux-musl \
+ && cargo build --locked --release --target x86_64-unknown-linux-musl -p image-reflector --bin image-reflector \
+ && install -D -m 0755 target/x86_64-unknown-linux-musl/release/image-reflector /out/image-reflector-controller
+
+# A static binary needs no libc: distroless static has CA certificates and a nonroot user.
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=builder /out/image-reflector-controller /usr/local/bin/image-reflector-controller
+USER 65534:65534
+ENTRYPOINT ["/usr/local/bin/image-reflector-controller"]
