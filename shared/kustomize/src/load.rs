@@ -66,17 +66,17 @@ impl Loader {
         file: &Path,
         field: &str,
     ) -> Result<PathBuf> {
-        if is_remote(reference) {
-            return Err(Error::unsupported(
-                format!("remote source `{reference}` (in `{field}`)"),
-                file,
-            ));
-        }
         let joined = base.join(reference);
-        let resolved = joined.canonicalize().map_err(|source| Error::Invalid {
-            file: file.to_path_buf(),
-            field: field.to_string(),
-            message: format!("cannot read `{reference}`: {source}"),
+        let resolved = joined.canonicalize().map_err(|source| {
+            if is_remote(reference) {
+                Error::unsupported(format!("remote source `{reference}` (in `{field}`)"), file)
+            } else {
+                Error::Invalid {
+                    file: file.to_path_buf(),
+                    field: field.to_string(),
+                    message: format!("cannot read `{reference}`: {source}"),
+                }
+            }
         })?;
         if !resolved.starts_with(allowed) || !resolved.starts_with(&self.root) {
             let allowed = if allowed.starts_with(&self.root) {

@@ -10,6 +10,8 @@ const TABLE: &str = include_str!("merge_keys.tsv");
 struct Table {
     /// By apiVersion, then kind.
     kinds: HashMap<String, HashMap<String, KindEntry>>,
+    /// For each group and kind, the last (highest-sorting) apiVersion serving it.
+    latest: HashMap<(String, String), String>,
     definitions: HashMap<String, Definition>,
 }
 
@@ -49,6 +51,10 @@ fn parse(text: &str) -> Table {
                     .entry(api_version.to_string())
                     .or_default()
                     .insert(kind.to_string(), entry);
+                table.latest.insert(
+                    (group_of(api_version).to_string(), kind.to_string()),
+                    api_version.to_string(),
+                );
             }
             ["field", definition, name, target, strategy, keys] => {
                 let merge_keys = (*strategy != "-").then(|| match *keys {
@@ -72,13 +78,30 @@ fn parse(text: &str) -> Table {
     table
 }
 
-/// True for kinds the API server serves cluster-scoped.
-pub(crate) fn is_cluster_scoped(api_version: &str, kind: &str) -> bool {
-    table()
+fn group_of(api_version: &str) -> &str {
+    api_version.split_once('/').map_or("", |(group, _)| group)
+}
+
+/// A kind's entry for this apiVersion, or else for the newest version of its group that the
+/// API server serves (so `rbac.authorization.k8s.io/v1beta1` ClusterRoles, which kustomize's
+/// older built-in schema knows, stay cluster-scoped).
+fn kind_entry(api_version: &str, kind: &str) -> Option<&'static KindEntry> {
+    let table = table();
+    let exact = table
         .kinds
         .get(api_version)
-        .and_then(|kinds| kinds.get(kind))
-        .is_some_and(|k| k.cluster_scoped)
+        .and_then(|kinds| kinds.get(kind));
+    exact.or_else(|| {
+        let latest = table
+            .latest
+            .get(&(group_of(api_version).to_string(), kind.to_string()))?;
+        table.kinds.get(latest)?.get(kind)
+    })
+}
+
+/// True for kinds the API server serves cluster-scoped.
+pub(crate) fn is_cluster_scoped(api_version: &str, kind: &str) -> bool {
+    kind_entry(api_version, kind).is_some_and(|k| k.cluster_scoped)
 }
 
 /// A position in a built-in kind's schema, as far as strategic merge needs it.
@@ -98,7 +121,7 @@ impl Schema {
     /// The schema of a built-in kind's object, if the table knows it.
     pub fn for_kind(api_version: &str, kind: &str) -> Option<Schema> {
         let table = table();
-        let entry = table.kinds.get(api_version)?.get(kind)?;
+        let entry = kind_entry(api_version, kind)?;
         Some(
             match entry
                 .definition
