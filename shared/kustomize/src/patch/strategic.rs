@@ -375,16 +375,10 @@ fn set_elements(
                     element_set(base, None, &valid_keys, &valid_values)?;
                     removed = true;
                 }
-                Some(Value::Object(map))
-                    if !map.contains_key(key) && !valid_values[i].is_empty() =>
-                {
-                    let scalar = crate::yaml::parse_single(&valid_values[i]).unwrap_or(Value::Null);
-                    let scalar = if scalar.is_object() || scalar.is_array() {
-                        Value::String(valid_values[i].clone())
-                    } else {
-                        scalar
-                    };
-                    map.insert(key.clone(), scalar);
+                Some(Value::Object(map)) if !map.contains_key(key) => {
+                    if let Some(text) = valid_values.get(i).filter(|v| !v.is_empty()) {
+                        map.insert(key.clone(), plain_scalar(text));
+                    }
                 }
                 _ => {}
             }
@@ -404,6 +398,14 @@ fn set_elements(
     Ok(Some(added))
 }
 
+/// A key value kyaml writes back into an element: an untagged scalar, so it reads like plain YAML.
+fn plain_scalar(text: &str) -> Value {
+    match crate::yaml::parse_single(text) {
+        Ok(value @ (Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_))) => value,
+        _ => Value::String(text.to_string()),
+    }
+}
+
 /// Sets each element of `source` into `destination`, replacing elements with the same keys.
 fn append_list(
     destination: &mut Vec<Value>,
@@ -411,7 +413,7 @@ fn append_list(
     keys: &[String],
 ) -> Result<(), String> {
     for element in source {
-        if keys[0].is_empty() {
+        if keys.first().is_none_or(String::is_empty) {
             element_set(
                 destination,
                 Some(element.clone()),
@@ -543,7 +545,8 @@ fn element_set(
     } else {
         keys
     };
-    let mapping_setter = !keys[0].is_empty() && values.first().is_some_and(|v| !v.is_empty());
+    let mapping_setter = keys.first().is_some_and(|k| !k.is_empty())
+        && values.first().is_some_and(|v| !v.is_empty());
     let mut kept = Vec::with_capacity(list.len());
     let mut found_any = false;
     for item in list.drain(..) {
