@@ -17,7 +17,7 @@ use crate::transformers::prefix::Affix;
 use crate::transformers::{images, labels, namespace, prefix, replicas};
 use crate::{
     BuildOptions, FileAccess, MissingKustomization, hash, namereference, patch, replacements, sort,
-    yaml,
+    vars, yaml,
 };
 
 /// Where a kustomization's transformers and generators read files from.
@@ -112,6 +112,7 @@ fn finish(resources: &mut ResMap, kustomization: &Kustomization) -> Result<()> {
         resource.set_name(&name);
     }
     namereference::fix_references(resources, &kustomization.file)?;
+    vars::resolve(resources, &kustomization.file)?;
     resources.resources.retain(|r| {
         r.metadata_map("annotations")
             .get("config.kubernetes.io/local-config")
@@ -171,13 +172,14 @@ impl Builder<'_> {
             scope,
             file,
         };
-        let mut loaded = Vec::new();
+        let mut loaded = ResMap::default();
         for (i, reference) in kustomization.resources.iter().enumerate() {
             let field = format!("resources[{i}]");
             let path = loader.resolve(dir, reference, loader.root(), file, &field)?;
             if path.is_dir() {
                 let nested = self.nested(&path, false, file, &field, ResMap::default())?;
-                loaded.extend(nested.resources);
+                loaded.resources.extend(nested.resources);
+                loaded.merge_vars(nested.vars.into_values(), file)?;
             } else {
                 loader.resolve(dir, reference, ctx.scope, file, &field)?;
                 let bytes = std::fs::read(&path).map_err(|source| Error::Io {
@@ -186,11 +188,11 @@ impl Builder<'_> {
                 })?;
                 let text = crate::load::text(&path, bytes)?;
                 for object in objects_from_text(&text, &path)? {
-                    loaded.push(Resource::new(object, path.clone()));
+                    loaded.resources.push(Resource::new(object, path.clone()));
                 }
             }
         }
-        resources.append_all(ResMap { resources: loaded }, file)?;
+        resources.append_all(loaded, file)?;
         for (i, args) in kustomization.config_map_generator.iter().enumerate() {
             let field = format!("configMapGenerator[{i}]");
             let generated = generate(
@@ -226,6 +228,7 @@ impl Builder<'_> {
             resources = self.nested(&path, true, file, &field, resources)?;
         }
         transform(&mut resources, kustomization, &ctx)?;
+        vars::declare(&mut resources, &kustomization.vars, file)?;
         Ok(resources)
     }
 

@@ -33,6 +33,17 @@ pub(crate) struct Kustomization {
     pub config_map_generator: Vec<GeneratorArgs>,
     pub secret_generator: Vec<GeneratorArgs>,
     pub generator_options: Option<GeneratorOptions>,
+    pub vars: Vec<Var>,
+}
+
+/// A legacy `vars` entry: `$(name)` in known fields becomes a field of the named object.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Var {
+    pub name: String,
+    pub gvk: Gvk,
+    pub object_name: String,
+    pub namespace: String,
+    pub field_path: String,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -146,7 +157,6 @@ pub(crate) struct FieldOptions {
 /// Top-level fields kustomize knows but this engine does not implement.
 const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ("openapi", "`openapi` (custom schemas)"),
-    ("vars", "`vars` (use `replacements`)"),
     ("crds", "`crds`"),
     (
         "configurations",
@@ -476,6 +486,58 @@ impl Fields<'_> {
         })
     }
 
+    fn var(&self, value: &Value, field: &str) -> Result<Var> {
+        let map = self.object(value, field, &["name", "objref", "fieldref"])?;
+        let object_field = join(field, "objref");
+        let known = [
+            "apiVersion",
+            "group",
+            "version",
+            "kind",
+            "name",
+            "namespace",
+        ];
+        let empty = Value::Object(Map::new());
+        let object = self.object(
+            self.optional(map, "objref").unwrap_or(&empty),
+            &object_field,
+            &known,
+        )?;
+        let mut gvk = Gvk {
+            group: self.string(object, &object_field, "group")?,
+            version: self.string(object, &object_field, "version")?,
+            kind: self.string(object, &object_field, "kind")?,
+        };
+        let api_version = self.string(object, &object_field, "apiVersion")?;
+        match api_version.split_once('/') {
+            Some((group, version)) if !version.contains('/') => {
+                gvk.group = group.to_string();
+                gvk.version = version.to_string();
+            }
+            None if !api_version.is_empty() => gvk.version = api_version,
+            _ => {}
+        }
+        let field_ref = join(field, "fieldref");
+        let field_path = match self.optional(map, "fieldref") {
+            Some(reference) => {
+                let reference = self.object(reference, &field_ref, &["fieldPath"])?;
+                self.string(reference, &field_ref, "fieldPath")?
+            }
+            None => String::new(),
+        };
+        Ok(Var {
+            name: self.string(map, field, "name")?,
+            gvk,
+            object_name: self.string(object, &object_field, "name")?,
+            namespace: self.string(object, &object_field, "namespace")?,
+            field_path: if field_path.is_empty() {
+                "metadata.name".to_string()
+            } else {
+                field_path
+            },
+        })
+    }
+
     /// One replacement (from a kustomization or a replacements file).
     pub fn replacement(&self, map: &Map<String, Value>, field: &str) -> Result<Replacement> {
         let source = match self.optional(map, "source") {
@@ -572,6 +634,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "configMapGenerator",
     "secretGenerator",
     "generatorOptions",
+    "vars",
 ];
 
 impl Kustomization {
@@ -688,6 +751,9 @@ impl Kustomization {
         }
         for (path, v) in f.each(map, "secretGenerator")? {
             k.secret_generator.push(f.generator(v, &path, true)?);
+        }
+        for (path, v) in f.each(map, "vars")? {
+            k.vars.push(f.var(v, &path)?);
         }
         if let Some(options) = f.optional(map, "generatorOptions") {
             k.generator_options = Some(f.generator_options(options, "generatorOptions")?);

@@ -28,6 +28,7 @@ mod schema;
 mod selector;
 mod sort;
 mod transformers;
+mod vars;
 mod yaml;
 
 use std::path::{Path, PathBuf};

@@ -408,7 +408,7 @@ pub(crate) fn split_path(path: &str) -> Vec<String> {
 }
 
 /// kustomize's path getter: fields, list indices (`-` for the last), `[key=value]` exact matches.
-fn lookup<'v>(value: &'v Value, parts: &[String]) -> Result<Option<&'v Value>, String> {
+pub(crate) fn lookup<'v>(value: &'v Value, parts: &[String]) -> Result<Option<&'v Value>, String> {
     let mut current = value;
     for part in parts.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
         let next = if let Ok(index) = part.parse::<i64>() {

@@ -1,11 +1,11 @@
 //! An ordered set of resources with kustomize's id rules: appending refuses duplicate ids,
 //! generated resources merge into or replace existing ones, and selectors pick targets.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::kustomization::Selector;
+use crate::kustomization::{Selector, Var};
 use crate::resource::{Behavior, ResId, Resource};
 use crate::selector::{AnchoredRegex, LabelSelector};
 
@@ -28,6 +28,8 @@ impl IdKey {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ResMap {
     pub resources: Vec<Resource>,
+    /// The `vars` declared so far, by name.
+    pub vars: BTreeMap<String, Var>,
 }
 
 impl ResMap {
@@ -36,13 +38,16 @@ impl ResMap {
         self.append_all(
             ResMap {
                 resources: vec![resource],
+                ..ResMap::default()
             },
             file,
         )
     }
 
-    /// Adds resources in order; no current id may be taken (by earlier or new resources).
+    /// Adds resources in order (no current id may be taken, by earlier or new resources) and
+    /// their vars (no name may repeat).
     pub fn append_all(&mut self, other: ResMap, file: &Path) -> Result<()> {
+        self.merge_vars(other.vars.into_values(), file)?;
         let mut taken: HashSet<IdKey> = self
             .resources
             .iter()

@@ -161,6 +161,8 @@ pub(crate) struct Resource {
     pub needs_hash_suffix: bool,
     pub allow_name_change: bool,
     pub allow_kind_change: bool,
+    /// Names of the `vars` whose object this resource is.
+    pub var_names: Vec<String>,
 }
 
 impl Resource {
@@ -175,6 +177,7 @@ impl Resource {
             needs_hash_suffix: false,
             allow_name_change: false,
             allow_kind_change: false,
+            var_names: Vec::new(),
         }
     }
 
@@ -330,6 +333,7 @@ impl Resource {
         self.suffixes = old.suffixes.clone();
         self.behavior = old.behavior;
         self.needs_hash_suffix = old.needs_hash_suffix && self.needs_hash_suffix;
+        self.var_names = old.var_names.clone();
     }
 
     /// True when this resource's prefixes and suffixes end like `other`'s; with `allow_empty`,
