@@ -13,6 +13,7 @@ pub mod fetch;
 pub mod health;
 pub mod inventory;
 pub mod reconcile;
+pub mod sops;
 pub mod source;
 pub mod status;
 pub mod substitute;

@@ -418,11 +418,34 @@ async fn substitution_with_sources_defaults_opt_out_and_strict_mode() {
     );
 }
 
+/// A Secret encrypted by the real `sops` with age, and its published test identity.
+const SOPS_SECRET: &str = include_str!("../testdata/sops/age-secret.yaml");
+const SOPS_AGE_KEY: &str = include_str!("../testdata/sops/age.agekey");
+
+async fn put_age_key(h: &Harness, identity: &str) {
+    let secrets: Api<Secret> = h.api();
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "keys"},
+        "stringData": {"identity.agekey": identity},
+    }))
+    .unwrap();
+    secrets
+        .patch(
+            "keys",
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
-async fn sops_encrypted_secret_without_decryption_fails_and_decryption_stalls() {
+async fn sops_age_secret_is_decrypted_and_a_wrong_key_keeps_the_applied_secret() {
     let h = Harness::start("ks-sops", &[]).await;
-    let encrypted = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  password: ENC[AES256_GCM,data:abc,iv:def,tag:ghi,type:str]\nsops:\n  age:\n    - recipient: age1x\n      enc: x\n  version: 3.8.1\n";
-    h.publish("repo", "v1", &[("secret.yaml", encrypted)]).await;
+    h.publish("repo", "v1", &[("secret.yaml", SOPS_SECRET)])
+        .await;
     h.kustomization("plain", "repo", json!({})).await;
     let ks = h.wait_failed("plain", "BuildFailed").await;
     let message = &condition(&ks, "Ready").unwrap().message;
@@ -434,24 +457,52 @@ async fn sops_encrypted_secret_without_decryption_fails_and_decryption_stalls() 
         !message.contains("ENC["),
         "no ciphertext in status: {message}"
     );
+    h.delete_ks("plain").await;
 
+    put_age_key(&h, SOPS_AGE_KEY).await;
     h.kustomization(
         "decrypting",
         "repo",
         json!({"decryption": {"provider": "sops", "secretRef": {"name": "keys"}}}),
     )
     .await;
-    let ks = h
-        .wait_ks("decrypting", "Stalled", |ks| {
-            condition(ks, "Stalled").is_some_and(|c| c.status == "True")
-        })
-        .await;
+    let ks = h.wait_ready("decrypting", "repo").await;
+    let inventory = inventory_ids(&ks);
+    assert_eq!(inventory, vec![format!("{}_age__Secret", h.ns)]);
+    let secrets: Api<Secret> = h.api();
+    let applied = secrets.get("age").await.unwrap();
+    assert_eq!(applied.data.unwrap()["key"].0, b"value");
+
+    let other = age::x25519::Identity::generate();
+    put_age_key(
+        &h,
+        age::secrecy::ExposeSecret::expose_secret(&other.to_string()),
+    )
+    .await;
+    h.publish(
+        "repo",
+        "v2",
+        &[
+            ("secret.yaml", SOPS_SECRET),
+            ("cm.yaml", &config_map("extra", "1")),
+        ],
+    )
+    .await;
+    let ks = h.wait_failed("decrypting", "BuildFailed").await;
+    let message = &condition(&ks, "Ready").unwrap().message;
     assert!(
-        condition(&ks, "Stalled")
-            .unwrap()
-            .message
-            .contains("spec.decryption")
+        message.contains("decryption failed for 'Secret/") && message.contains("age1l44xcng8"),
+        "{message}"
     );
+    assert!(
+        !message.contains("value") && !message.contains("AGE-SECRET-KEY"),
+        "{message}"
+    );
+    assert_eq!(inventory_ids(&ks), inventory);
+    let kept = secrets.get("age").await.unwrap();
+    assert_eq!(kept.data.unwrap()["key"].0, b"value");
+    let configs: Api<ConfigMap> = h.api();
+    assert!(configs.get_opt("extra").await.unwrap().is_none());
 }
 
 #[tokio::test]

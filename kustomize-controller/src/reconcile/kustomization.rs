@@ -27,6 +27,7 @@ use crate::dependson::check_dependencies;
 use crate::drift::DriftMode;
 use crate::health::{HealthReport, check_all};
 use crate::inventory;
+use crate::sops::{self, AgeIdentities};
 use crate::source::{SourceError, source_artifact, source_namespace};
 use crate::status::{self, record_history};
 use crate::substitute::{substitute_all, validate_names};
@@ -52,6 +53,15 @@ pub enum ReconcileFailure {
 }
 
 impl ReconcileError for ReconcileFailure {}
+
+/// Why the blocking build step failed.
+#[derive(Debug, thiserror::Error)]
+enum BuildFailure {
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("{0}")]
+    Decryption(String),
+}
 
 /// How a reconcile ended.
 enum Outcome {
@@ -255,24 +265,41 @@ impl Run {
         };
         self.status.last_attempted_revision = Some(revision.clone());
 
+        let identities = match self.age_identities(&client).await {
+            Ok(identities) => identities,
+            Err(message) => return self.failed(reason::BUILD_FAILED, message),
+        };
         let path = kustomization.spec.path.clone().unwrap_or_default();
         let spec = kustomization.spec.clone();
-        let built = tokio::task::spawn_blocking(move || build(&root, &path, &spec)).await;
+        let built = tokio::task::spawn_blocking(move || {
+            let mut objects = build(&root, &path, &spec)?;
+            if let Some(identities) = identities {
+                sops::decrypt_objects(&mut objects, &identities)
+                    .map_err(BuildFailure::Decryption)?;
+            }
+            Ok::<_, BuildFailure>(objects)
+        })
+        .await;
         let mut objects = match built {
             Ok(Ok(objects)) => objects,
-            Ok(Err(BuildError::PathNotFound(path))) => {
-                return self.failed(
-                    reason::ARTIFACT_FAILED,
-                    format!("kustomization path not found: {path:?} does not exist in revision {revision}"),
-                );
+            Ok(Err(BuildFailure::Decryption(message))) => {
+                return self.failed(reason::BUILD_FAILED, message);
             }
-            Ok(Err(error @ (BuildError::Unsupported { .. } | BuildError::RemoteComponent(_)))) => {
-                return Outcome::Stalled {
-                    reason: reason::BUILD_FAILED,
-                    message: error.to_string(),
-                };
-            }
-            Ok(Err(error)) => return self.failed(reason::BUILD_FAILED, error.to_string()),
+            Ok(Err(BuildFailure::Build(error))) => match error {
+                BuildError::PathNotFound(path) => {
+                    return self.failed(
+                        reason::ARTIFACT_FAILED,
+                        format!("kustomization path not found: {path:?} does not exist in revision {revision}"),
+                    );
+                }
+                error @ (BuildError::Unsupported { .. } | BuildError::RemoteComponent(_)) => {
+                    return Outcome::Stalled {
+                        reason: reason::BUILD_FAILED,
+                        message: error.to_string(),
+                    };
+                }
+                error => return self.failed(reason::BUILD_FAILED, error.to_string()),
+            },
             Err(error) => {
                 return self.failed(reason::BUILD_FAILED, format!("build task failed: {error}"));
             }
@@ -424,18 +451,14 @@ impl Run {
                 "cloud-provider kubeconfigs are not implemented; use secretRef",
             );
         }
-        if let Some(decryption) = &spec.decryption {
+        if spec
+            .decryption
+            .as_ref()
+            .is_some_and(|decryption| decryption.secret_ref.is_none())
+        {
             return unsupported(
-                "spec.decryption",
-                &format!(
-                    "SOPS decryption (provider {:?}{}) is not finished",
-                    decryption.provider,
-                    if decryption.secret_ref.is_some() {
-                        " with secretRef"
-                    } else {
-                        ""
-                    }
-                ),
+                "spec.decryption without secretRef",
+                "only age identities from decryption.secretRef are implemented (no KMS, Vault or --sops-age-secret)",
             );
         }
         if self.context.flags.no_cross_namespace_refs {
@@ -458,11 +481,53 @@ impl Run {
         None
     }
 
+    /// The age identities of `spec.decryption.secretRef`, when decryption is configured.
+    async fn age_identities(&self, client: &Client) -> Result<Option<AgeIdentities>, String> {
+        let Some(reference) = self
+            .kustomization
+            .spec
+            .decryption
+            .as_ref()
+            .and_then(|decryption| decryption.secret_ref.as_ref())
+        else {
+            return Ok(None);
+        };
+        let namespace = self.kustomization.namespace().unwrap_or_default();
+        let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+        let secret = api
+            .get_opt(&reference.name)
+            .await
+            .map_err(|error| {
+                format!(
+                    "reading decryption Secret {namespace}/{} failed: {error}",
+                    reference.name
+                )
+            })?
+            .ok_or_else(|| {
+                format!(
+                    "decryption Secret {namespace}/{} not found; create it with the age identity under a *.agekey key",
+                    reference.name
+                )
+            })?;
+        let data: BTreeMap<String, Vec<u8>> = secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(key, value)| (key, value.0))
+            .collect();
+        AgeIdentities::from_secret_data(&data)
+            .map(Some)
+            .map_err(|error| format!("decryption Secret {namespace}/{}: {error}", reference.name))
+    }
+
     /// An encrypted Secret with no decryption configured is an error, as in Flux.
     fn check_encrypted(&self, objects: &[Value]) -> Option<Outcome> {
+        if self.kustomization.spec.decryption.is_some() {
+            return None;
+        }
         let encrypted = objects
             .iter()
-            .find(|object| object["kind"] == "Secret" && object.get("sops").is_some())?;
+            .find(|object| object["kind"] == "Secret" && sops::is_encrypted(object))?;
         Some(self.failed(
             reason::BUILD_FAILED,
             format!(
