@@ -839,7 +839,7 @@ mod tests {
         assert!(err.contains("images[0].newTag"), "{err}");
         let err = read("namePrefx: p-\n").unwrap_err().to_string();
         assert!(err.contains("namePrefx: unknown field"), "{err}");
-        let err = read("vars:\n- name: x\n").unwrap_err().to_string();
-        assert!(err.starts_with("unsupported: `vars`"), "{err}");
+        let err = read("crds:\n- crd.json\n").unwrap_err().to_string();
+        assert!(err.starts_with("unsupported: `crds`"), "{err}");
     }
 }
