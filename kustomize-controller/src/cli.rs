@@ -22,7 +22,8 @@ pub struct Cli {
 #[derive(Debug, Clone, PartialEq, clap::Args)]
 pub struct ControllerFlags {
     /// Deny Kustomizations from referencing sources or dependencies in other namespaces.
-    #[arg(long, default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    /// On by default (Flux's default is off): `--no-cross-namespace-refs=false` allows them.
+    #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub no_cross_namespace_refs: bool,
 
     /// ServiceAccount impersonated for Kustomizations that do not set spec.serviceAccountName.

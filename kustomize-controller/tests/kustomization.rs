@@ -627,8 +627,8 @@ async fn remote_kubeconfig_pointing_at_the_same_apiserver() {
 }
 
 #[tokio::test]
-async fn cross_namespace_source_is_denied_by_flag() {
-    let h = Harness::start("ks-xns", &["--no-cross-namespace-refs"]).await;
+async fn cross_namespace_source_is_denied_by_default() {
+    let h = Harness::start("ks-xns", &[]).await;
     h.kustomization(
         "app",
         "repo",
@@ -642,6 +642,34 @@ async fn cross_namespace_source_is_denied_by_flag() {
         .await;
     assert!(
         condition(&ks, "Ready")
+            .unwrap()
+            .message
+            .contains("cross-namespace")
+    );
+}
+
+#[tokio::test]
+async fn cross_namespace_source_is_allowed_when_the_flag_is_off() {
+    let h = Harness::start("ks-xns-allowed", &["--no-cross-namespace-refs=false"]).await;
+    h.kustomization(
+        "app",
+        "repo",
+        json!({"sourceRef": {"kind": "GitRepository", "name": "repo", "namespace": "elsewhere"}}),
+    )
+    .await;
+    let ks = h
+        .wait_ks(
+            "app",
+            "Ready=False for a reason other than AccessDenied",
+            |ks| {
+                condition(ks, "Ready")
+                    .is_some_and(|c| c.status == "False" && c.reason != "AccessDenied")
+            },
+        )
+        .await;
+    assert!(condition(&ks, "Stalled").is_none_or(|c| c.reason != "AccessDenied"));
+    assert!(
+        !condition(&ks, "Ready")
             .unwrap()
             .message
             .contains("cross-namespace")
