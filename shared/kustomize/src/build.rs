@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::fieldspecs::{FieldSpec, defaults, merge_spec};
+use crate::fieldspecs::{FieldSpec, TransformerConfig, builtin, merge_spec};
 use crate::generators::{GeneratedKind, generate};
 use crate::kustomization::Kustomization;
 use crate::load::{Loader, flux_resources, objects_from_text};
@@ -180,6 +180,10 @@ impl Builder<'_> {
                 let nested = self.nested(&path, false, file, &field, ResMap::default())?;
                 loaded.resources.extend(nested.resources);
                 loaded.merge_vars(nested.vars.into_values(), file)?;
+                loaded
+                    .config
+                    .merge(&nested.config)
+                    .map_err(|e| Error::invalid(file, &field, e))?;
             } else {
                 loader.resolve(dir, reference, ctx.scope, file, &field)?;
                 let bytes = std::fs::read(&path).map_err(|source| Error::Io {
@@ -193,6 +197,11 @@ impl Builder<'_> {
             }
         }
         resources.append_all(loaded, file)?;
+        let own = own_config(kustomization, &ctx)?;
+        resources
+            .config
+            .merge(&own)
+            .map_err(|e| Error::invalid(file, "configurations", e))?;
         for (i, args) in kustomization.config_map_generator.iter().enumerate() {
             let field = format!("configMapGenerator[{i}]");
             let generated = generate(
@@ -278,50 +287,92 @@ impl Builder<'_> {
     }
 }
 
+/// The built-in transformer config extended by the kustomization's `configurations` files.
+fn own_config(kustomization: &Kustomization, ctx: &Context) -> Result<TransformerConfig> {
+    let mut config = builtin().clone();
+    for (i, reference) in kustomization.configurations.iter().enumerate() {
+        let field = format!("configurations[{i}]");
+        let (path, bytes) = ctx.read(reference, &field)?;
+        let text = crate::load::text(&path, bytes)?;
+        let value =
+            yaml::parse_single_as(&text, yaml::Dialect::V2).map_err(|source| Error::Yaml {
+                file: path.clone(),
+                source,
+            })?;
+        let loaded =
+            TransformerConfig::from_value(&value, &crate::kustomization::Fields { file: &path })?;
+        config
+            .merge(&loaded)
+            .map_err(|e| Error::invalid(&path, "(document)", e))?;
+    }
+    Ok(config)
+}
+
 /// Runs the transformers in kustomize's order.
 fn transform(resources: &mut ResMap, k: &Kustomization, ctx: &Context) -> Result<()> {
+    let config = resources.config.clone();
     if !k.patches_strategic_merge.is_empty() {
         patch::apply_strategic_merge_files(resources, &k.patches_strategic_merge, ctx)?;
     }
     patch::apply_patches(resources, &k.patches, ctx)?;
     if !k.namespace.is_empty() {
-        namespace::apply(resources, &k.namespace, ctx)?;
+        namespace::apply(resources, &k.namespace, &config.namespace, ctx)?;
     }
     if !k.name_prefix.is_empty() {
-        prefix::apply(resources, Affix::Prefix, &k.name_prefix, ctx)?;
+        prefix::apply(
+            resources,
+            Affix::Prefix,
+            &k.name_prefix,
+            &config.name_prefix,
+            ctx,
+        )?;
     }
     if !k.name_suffix.is_empty() {
-        prefix::apply(resources, Affix::Suffix, &k.name_suffix, ctx)?;
+        prefix::apply(
+            resources,
+            Affix::Suffix,
+            &k.name_suffix,
+            &config.name_suffix,
+            ctx,
+        )?;
     }
     for (i, label) in k.labels.iter().enumerate() {
-        labels::apply(
-            resources,
-            &label.pairs,
-            &label_specs(label),
-            ctx,
-            &format!("labels[{i}]"),
-        )?;
+        let field = format!("labels[{i}]");
+        let specs = label_specs(label, &config).map_err(|e| Error::invalid(ctx.file, &field, e))?;
+        labels::apply(resources, &label.pairs, &specs, ctx, &field)?;
     }
     labels::apply(
         resources,
         &k.common_labels,
-        &defaults().common_labels,
+        &config.common_labels,
         ctx,
         "commonLabels",
     )?;
     labels::apply(
         resources,
         &k.common_annotations,
-        &defaults().annotations,
+        &config.annotations,
         ctx,
         "commonAnnotations",
     )?;
     patch::apply_json6902_entries(resources, &k.patches_json6902, ctx)?;
     for (i, replica) in k.replicas.iter().enumerate() {
-        replicas::apply(resources, replica, ctx, &format!("replicas[{i}]"))?;
+        replicas::apply(
+            resources,
+            replica,
+            &config.replicas,
+            ctx,
+            &format!("replicas[{i}]"),
+        )?;
     }
     for (i, image) in k.images.iter().enumerate() {
-        images::apply(resources, image, ctx, &format!("images[{i}]"))?;
+        images::apply(
+            resources,
+            image,
+            &config.images,
+            ctx,
+            &format!("images[{i}]"),
+        )?;
     }
     if !k.replacements.is_empty() {
         let loaded = replacements::load(&k.replacements, ctx)?;
@@ -332,25 +383,31 @@ fn transform(resources: &mut ResMap, k: &Kustomization, ctx: &Context) -> Result
 
 /// The field specs of a `labels` entry: its own fields, plus selectors (with
 /// `includeSelectors`) or templates (with `includeTemplates`) and metadata.
-fn label_specs(label: &crate::kustomization::Label) -> Vec<FieldSpec> {
-    let d = defaults();
+fn label_specs(
+    label: &crate::kustomization::Label,
+    config: &TransformerConfig,
+) -> std::result::Result<Vec<FieldSpec>, String> {
     let mut specs = label.fields.clone();
-    let mut add =
-        |extra: &[FieldSpec]| extra.iter().for_each(|s| merge_spec(&mut specs, s.clone()));
+    let mut add = |extra: &[FieldSpec]| -> std::result::Result<(), String> {
+        extra
+            .iter()
+            .try_for_each(|s| merge_spec(&mut specs, s.clone()))
+    };
+    add(&config.labels)?;
     if label.include_selectors {
-        add(&d.common_labels);
+        add(&config.common_labels)?;
     } else {
         if label.include_templates {
-            add(&d.template_labels);
+            add(&config.template_labels)?;
         }
         if label.include_volume_claim_templates {
-            add(&d.volume_claim_template_labels);
+            add(&config.volume_claim_template_labels)?;
         }
         add(&[FieldSpec {
             gvk: Gvk::default(),
             path: "metadata/labels".to_string(),
             create: true,
-        }]);
+        }])?;
     }
-    specs
+    Ok(specs)
 }

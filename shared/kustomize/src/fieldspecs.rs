@@ -4,6 +4,9 @@
 
 use std::sync::OnceLock;
 
+use serde_json::Value;
+
+use crate::kustomization::Fields;
 use crate::resource::Gvk;
 
 /// A field path (slash-separated, `\/` for a literal slash, `name[]` for a list) on kinds
@@ -16,6 +19,7 @@ pub(crate) struct FieldSpec {
 }
 
 /// A kind that can be referred to by name, and the fields that refer to it.
+#[derive(Clone, Debug)]
 pub(crate) struct NameReference {
     pub target: Gvk,
     pub referrers: Vec<FieldSpec>,
@@ -358,33 +362,47 @@ ValidatingAdmissionPolicy admissionregistration.k8s.io -:
   ValidatingAdmissionPolicyBinding admissionregistration.k8s.io - spec/policyName
 ";
 
-/// The default field specs of each transformer.
-pub(crate) struct Defaults {
+/// The field specs each transformer uses: kustomize's built-in ones, extended by
+/// `configurations` files (which also apply to the kustomizations that include this one).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TransformerConfig {
+    pub name_prefix: Vec<FieldSpec>,
+    pub name_suffix: Vec<FieldSpec>,
+    pub namespace: Vec<FieldSpec>,
     pub common_labels: Vec<FieldSpec>,
+    pub labels: Vec<FieldSpec>,
     pub template_labels: Vec<FieldSpec>,
     pub volume_claim_template_labels: Vec<FieldSpec>,
     pub annotations: Vec<FieldSpec>,
-    pub namespace: Vec<FieldSpec>,
     pub images: Vec<FieldSpec>,
     pub replicas: Vec<FieldSpec>,
     pub var_references: Vec<FieldSpec>,
     pub name_references: Vec<NameReference>,
 }
 
-pub(crate) fn defaults() -> &'static Defaults {
-    static DEFAULTS: OnceLock<Defaults> = OnceLock::new();
-    DEFAULTS.get_or_init(|| {
+/// kustomize's built-in transformer config.
+pub(crate) fn builtin() -> &'static TransformerConfig {
+    static BUILTIN: OnceLock<TransformerConfig> = OnceLock::new();
+    BUILTIN.get_or_init(|| {
         let metadata_labels = parse_specs(METADATA_LABELS);
         let volume_claim_template_labels = parse_specs(VOLUME_CLAIM_TEMPLATE_LABELS);
         let mut common_labels = parse_specs(SELECTOR_LABELS);
         common_labels.extend(metadata_labels.iter().cloned());
         common_labels.extend(volume_claim_template_labels.iter().cloned());
-        Defaults {
-            template_labels: metadata_labels,
+        let name = FieldSpec {
+            gvk: Gvk::default(),
+            path: "metadata/name".to_string(),
+            create: false,
+        };
+        TransformerConfig {
+            name_prefix: vec![name.clone()],
+            name_suffix: vec![name],
+            namespace: parse_specs(NAMESPACE),
             common_labels,
+            labels: Vec::new(),
+            template_labels: metadata_labels,
             volume_claim_template_labels,
             annotations: parse_specs(ANNOTATIONS),
-            namespace: parse_specs(NAMESPACE),
             images: parse_specs(IMAGES),
             replicas: parse_specs(REPLICAS),
             var_references: parse_specs(VAR_REFERENCES),
@@ -392,6 +410,111 @@ pub(crate) fn defaults() -> &'static Defaults {
         }
     })
 }
+
+impl TransformerConfig {
+    /// Adds `other`'s specs; the same spec with a different `create` is a conflict.
+    pub fn merge(&mut self, other: &TransformerConfig) -> Result<(), String> {
+        let lists = [
+            (&mut self.name_prefix, &other.name_prefix),
+            (&mut self.name_suffix, &other.name_suffix),
+            (&mut self.namespace, &other.namespace),
+            (&mut self.common_labels, &other.common_labels),
+            (&mut self.labels, &other.labels),
+            (&mut self.template_labels, &other.template_labels),
+            (
+                &mut self.volume_claim_template_labels,
+                &other.volume_claim_template_labels,
+            ),
+            (&mut self.annotations, &other.annotations),
+            (&mut self.images, &other.images),
+            (&mut self.replicas, &other.replicas),
+            (&mut self.var_references, &other.var_references),
+        ];
+        for (mine, theirs) in lists {
+            for spec in theirs {
+                merge_spec(mine, spec.clone())?;
+            }
+        }
+        for reference in &other.name_references {
+            match self
+                .name_references
+                .iter_mut()
+                .find(|r| r.target == reference.target)
+            {
+                Some(existing) => {
+                    for spec in &reference.referrers {
+                        merge_spec(&mut existing.referrers, spec.clone())?;
+                    }
+                }
+                None => self.name_references.push(reference.clone()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a `configurations` file's content (already parsed).
+    pub fn from_value(value: &Value, fields: &Fields) -> crate::error::Result<TransformerConfig> {
+        if value.is_null() {
+            return Ok(TransformerConfig::default());
+        }
+        let map = fields.object(value, "", &CONFIG_FIELDS)?;
+        let specs = |key: &str| -> crate::error::Result<Vec<FieldSpec>> {
+            fields
+                .list(map, "", key)?
+                .iter()
+                .enumerate()
+                .map(|(i, v)| fields.field_spec(v, &format!("{key}[{i}]")))
+                .collect()
+        };
+        let mut name_references = Vec::new();
+        for (i, item) in fields.list(map, "", "nameReference")?.iter().enumerate() {
+            let field = format!("nameReference[{i}]");
+            let reference =
+                fields.object(item, &field, &["group", "version", "kind", "fieldSpecs"])?;
+            let referrers = fields
+                .list(reference, &field, "fieldSpecs")?
+                .iter()
+                .enumerate()
+                .map(|(j, v)| fields.field_spec(v, &format!("{field}.fieldSpecs[{j}]")))
+                .collect::<crate::error::Result<_>>()?;
+            let target = Gvk {
+                group: fields.string(reference, &field, "group")?,
+                version: fields.string(reference, &field, "version")?,
+                kind: fields.string(reference, &field, "kind")?,
+            };
+            name_references.push(NameReference { target, referrers });
+        }
+        Ok(TransformerConfig {
+            name_prefix: specs("namePrefix")?,
+            name_suffix: specs("nameSuffix")?,
+            namespace: specs("namespace")?,
+            common_labels: specs("commonLabels")?,
+            labels: specs("labels")?,
+            template_labels: specs("templateLabels")?,
+            volume_claim_template_labels: specs("volumeClaimTemplateLabels")?,
+            annotations: specs("commonAnnotations")?,
+            images: specs("images")?,
+            replicas: specs("replicas")?,
+            var_references: specs("varReference")?,
+            name_references,
+        })
+    }
+}
+
+const CONFIG_FIELDS: [&str; 12] = [
+    "namePrefix",
+    "nameSuffix",
+    "namespace",
+    "commonLabels",
+    "labels",
+    "templateLabels",
+    "volumeClaimTemplateLabels",
+    "commonAnnotations",
+    "nameReference",
+    "varReference",
+    "images",
+    "replicas",
+];
 
 fn parse_spec(line: &str) -> Option<FieldSpec> {
     let mut parts = line.split_whitespace();
@@ -451,13 +574,22 @@ fn parse_name_references(table: &str) -> Vec<NameReference> {
     references
 }
 
-/// Adds `spec` unless an equivalent one (same path, selecting the same kinds) is present.
-pub(crate) fn merge_spec(specs: &mut Vec<FieldSpec>, spec: FieldSpec) {
-    if !specs
+/// Adds `spec` unless an equivalent one (same path, selecting the same kinds) is present; an
+/// equivalent spec with a different `create` is a conflict.
+pub(crate) fn merge_spec(specs: &mut Vec<FieldSpec>, spec: FieldSpec) -> Result<(), String> {
+    match specs
         .iter()
-        .any(|s| s.path == spec.path && s.gvk.is_selected_by(&spec.gvk))
+        .find(|s| s.path == spec.path && s.gvk.is_selected_by(&spec.gvk))
     {
-        specs.push(spec);
+        Some(existing) if existing.create != spec.create => Err(format!(
+            "conflicting field specs for `{}` on {}",
+            spec.path, spec.gvk
+        )),
+        Some(_) => Ok(()),
+        None => {
+            specs.push(spec);
+            Ok(())
+        }
     }
 }
 
@@ -467,7 +599,7 @@ mod tests {
 
     #[test]
     fn tables_parse() {
-        let d = defaults();
+        let d = builtin();
         assert_eq!(d.template_labels.len(), 9);
         assert_eq!(d.common_labels.len(), 22 + 9 + 1);
         assert!(

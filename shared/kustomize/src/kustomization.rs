@@ -34,6 +34,7 @@ pub(crate) struct Kustomization {
     pub secret_generator: Vec<GeneratorArgs>,
     pub generator_options: Option<GeneratorOptions>,
     pub vars: Vec<Var>,
+    pub configurations: Vec<String>,
 }
 
 /// A legacy `vars` entry: `$(name)` in known fields becomes a field of the named object.
@@ -158,10 +159,6 @@ pub(crate) struct FieldOptions {
 const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ("openapi", "`openapi` (custom schemas)"),
     ("crds", "`crds`"),
-    (
-        "configurations",
-        "`configurations` (custom transformer configs)",
-    ),
     ("generators", "`generators` (plugins)"),
     ("transformers", "`transformers` (plugins)"),
     ("validators", "`validators` (plugins)"),
@@ -333,7 +330,7 @@ impl Fields<'_> {
         map.get(key).filter(|v| !v.is_null())
     }
 
-    fn field_spec(&self, value: &Value, field: &str) -> Result<FieldSpec> {
+    pub fn field_spec(&self, value: &Value, field: &str) -> Result<FieldSpec> {
         let map = self.object(
             value,
             field,
@@ -635,6 +632,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "secretGenerator",
     "generatorOptions",
     "vars",
+    "configurations",
 ];
 
 impl Kustomization {
@@ -752,6 +750,7 @@ impl Kustomization {
         for (path, v) in f.each(map, "secretGenerator")? {
             k.secret_generator.push(f.generator(v, &path, true)?);
         }
+        k.configurations = f.strings(map, "", "configurations")?;
         for (path, v) in f.each(map, "vars")? {
             k.vars.push(f.var(v, &path)?);
         }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::fieldpath::{self, Create};
-use crate::fieldspecs::{FieldSpec, defaults};
+use crate::fieldspecs::FieldSpec;
 use crate::resmap::ResMap;
 use crate::resource::{Gvk, ResId, Resource, ensure_object, scalar_text};
 
@@ -16,7 +16,8 @@ use crate::resource::{Gvk, ResId, Resource, ensure_object, scalar_text};
 pub(crate) fn fix_references(resources: &mut ResMap, file: &Path) -> Result<()> {
     let mut work: Vec<Vec<(FieldSpec, Gvk)>> = vec![Vec::new(); resources.resources.len()];
     let original_kinds: Vec<Gvk> = resources.resources.iter().map(|r| r.org_id().gvk).collect();
-    for reference in &defaults().name_references {
+    let config = resources.config.clone();
+    for reference in &config.name_references {
         for referrer in &reference.referrers {
             for (i, gvk) in original_kinds.iter().enumerate() {
                 if gvk.is_selected_by(&referrer.gvk) {

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::fieldspecs::TransformerConfig;
 use crate::kustomization::{Selector, Var};
 use crate::resource::{Behavior, ResId, Resource};
 use crate::selector::{AnchoredRegex, LabelSelector};
@@ -30,6 +31,8 @@ pub(crate) struct ResMap {
     pub resources: Vec<Resource>,
     /// The `vars` declared so far, by name.
     pub vars: BTreeMap<String, Var>,
+    /// The transformer config of the kustomizations accumulated so far.
+    pub config: TransformerConfig,
 }
 
 impl ResMap {
@@ -48,6 +51,9 @@ impl ResMap {
     /// their vars (no name may repeat).
     pub fn append_all(&mut self, other: ResMap, file: &Path) -> Result<()> {
         self.merge_vars(other.vars.into_values(), file)?;
+        self.config
+            .merge(&other.config)
+            .map_err(|e| Error::invalid(file, "configurations", e))?;
         let mut taken: HashSet<IdKey> = self
             .resources
             .iter()

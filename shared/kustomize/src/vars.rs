@@ -8,7 +8,6 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::fieldpath::{self, Create};
-use crate::fieldspecs::defaults;
 use crate::kustomization::Var;
 use crate::resmap::ResMap;
 use crate::resource::ResId;
@@ -102,7 +101,7 @@ pub(crate) fn resolve(resources: &mut ResMap, file: &Path) -> Result<()> {
         return Ok(());
     }
     for resource in &mut resources.resources {
-        for spec in &defaults().var_references {
+        for spec in &resources.config.var_references {
             fieldpath::apply(&mut resource.object, spec, Create::Nothing, &mut |node| {
                 substitute_node(node, &values)
             })

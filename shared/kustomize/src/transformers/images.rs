@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::build::Context;
 use crate::error::{Error, Result};
 use crate::fieldpath::{self, Create};
-use crate::fieldspecs::defaults;
+use crate::fieldspecs::FieldSpec;
 use crate::kustomization::Image;
 use crate::resmap::ResMap;
 use crate::resource::scalar_text;
@@ -15,6 +15,7 @@ use crate::resource::scalar_text;
 pub(crate) fn apply(
     resources: &mut ResMap,
     image: &Image,
+    specs: &[FieldSpec],
     ctx: &Context,
     field: &str,
 ) -> Result<()> {
@@ -46,7 +47,7 @@ pub(crate) fn apply(
         }
         update_container_lists(&mut resource.object, &update)
             .map_err(|e| Error::invalid(ctx.file, field, e))?;
-        for spec in &defaults().images {
+        for spec in specs {
             fieldpath::apply(&mut resource.object, spec, Create::Nothing, &mut |v| {
                 update(v)
             })

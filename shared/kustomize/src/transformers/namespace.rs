@@ -7,17 +7,23 @@ use serde_json::Value;
 use crate::build::Context;
 use crate::error::{Error, Result};
 use crate::fieldpath::{self, Create};
-use crate::fieldspecs::{FieldSpec, defaults};
+use crate::fieldspecs::FieldSpec;
 use crate::resmap::ResMap;
 use crate::resource::{Gvk, Resource, ensure_object, scalar_text};
 
-pub(crate) fn apply(resources: &mut ResMap, namespace: &str, ctx: &Context) -> Result<()> {
+pub(crate) fn apply(
+    resources: &mut ResMap,
+    namespace: &str,
+    specs: &[FieldSpec],
+    ctx: &Context,
+) -> Result<()> {
     for resource in &mut resources.resources {
         if resource.object.as_object().is_none_or(|m| m.is_empty()) {
             continue;
         }
         resource.store_previous_id();
-        set_namespace(resource, namespace).map_err(|e| Error::invalid(ctx.file, "namespace", e))?;
+        set_namespace(resource, namespace, specs)
+            .map_err(|e| Error::invalid(ctx.file, "namespace", e))?;
     }
     if let Some(id) = resources.duplicate_id() {
         return Err(Error::invalid(
@@ -29,7 +35,11 @@ pub(crate) fn apply(resources: &mut ResMap, namespace: &str, ctx: &Context) -> R
     Ok(())
 }
 
-fn set_namespace(resource: &mut Resource, namespace: &str) -> Result<(), String> {
+fn set_namespace(
+    resource: &mut Resource,
+    namespace: &str,
+    specs: &[FieldSpec],
+) -> Result<(), String> {
     let api_version = resource.api_version();
     let gvk = resource.gvk();
     let mut set = |value: &mut Value| match value {
@@ -52,7 +62,7 @@ fn set_namespace(resource: &mut Resource, namespace: &str) -> Result<(), String>
     if gvk.kind == "RoleBinding" || gvk.kind == "ClusterRoleBinding" {
         set_default_subjects(&mut resource.object, namespace)?;
     }
-    for spec in &defaults().namespace {
+    for spec in specs {
         if spec.path == "metadata/namespace"
             || (spec.path == "metadata/name" && api_version != "v1")
         {

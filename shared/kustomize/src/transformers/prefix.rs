@@ -23,39 +23,45 @@ fn is_skipped(gvk: &Gvk) -> bool {
         || (gvk.kind == "APIService" && gvk.group == "apiregistration.k8s.io")
 }
 
-pub(crate) fn apply(resources: &mut ResMap, affix: Affix, text: &str, ctx: &Context) -> Result<()> {
+pub(crate) fn apply(
+    resources: &mut ResMap,
+    affix: Affix,
+    text: &str,
+    specs: &[FieldSpec],
+    ctx: &Context,
+) -> Result<()> {
     let field = if affix == Affix::Prefix {
         "namePrefix"
     } else {
         "nameSuffix"
     };
-    let spec = FieldSpec {
-        gvk: Gvk::default(),
-        path: "metadata/name".to_string(),
-        create: false,
-    };
     for resource in &mut resources.resources {
-        if is_skipped(&resource.org_id().gvk) {
+        let original = resource.org_id().gvk;
+        if is_skipped(&original) {
             continue;
         }
-        match affix {
-            Affix::Prefix => resource.prefixes.push(text.to_string()),
-            Affix::Suffix => resource.suffixes.push(text.to_string()),
-        }
-        resource.store_previous_id();
-        let mut set = |value: &mut Value| match value {
-            Value::Object(_) | Value::Array(_) => Err("a name must be a scalar".to_string()),
-            scalar => {
-                let name = scalar_text(scalar);
-                *scalar = Value::String(match affix {
-                    Affix::Prefix => format!("{text}{name}"),
-                    Affix::Suffix => format!("{name}{text}"),
-                });
-                Ok(())
+        for spec in specs.iter().filter(|s| original.is_selected_by(&s.gvk)) {
+            if spec.path == "metadata/name" {
+                match affix {
+                    Affix::Prefix => resource.prefixes.push(text.to_string()),
+                    Affix::Suffix => resource.suffixes.push(text.to_string()),
+                }
+                resource.store_previous_id();
             }
-        };
-        fieldpath::apply(&mut resource.object, &spec, Create::Scalar, &mut set)
-            .map_err(|e| Error::invalid(ctx.file, field, e))?;
+            let mut set = |value: &mut Value| match value {
+                Value::Object(_) | Value::Array(_) => Err("a name must be a scalar".to_string()),
+                scalar => {
+                    let name = scalar_text(scalar);
+                    *scalar = Value::String(match affix {
+                        Affix::Prefix => format!("{text}{name}"),
+                        Affix::Suffix => format!("{name}{text}"),
+                    });
+                    Ok(())
+                }
+            };
+            fieldpath::apply(&mut resource.object, spec, Create::Scalar, &mut set)
+                .map_err(|e| Error::invalid(ctx.file, field, e))?;
+        }
     }
     Ok(())
 }

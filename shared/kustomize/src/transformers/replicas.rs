@@ -6,18 +6,19 @@ use serde_json::Value;
 use crate::build::Context;
 use crate::error::{Error, Result};
 use crate::fieldpath::{self, Create};
-use crate::fieldspecs::defaults;
+use crate::fieldspecs::FieldSpec;
 use crate::kustomization::Replica;
 use crate::resmap::ResMap;
 
 pub(crate) fn apply(
     resources: &mut ResMap,
     replica: &Replica,
+    specs: &[FieldSpec],
     ctx: &Context,
     field: &str,
 ) -> Result<()> {
     let mut found = false;
-    for spec in &defaults().replicas {
+    for spec in specs {
         for resource in &mut resources.resources {
             let matches = resource
                 .all_ids()
@@ -41,11 +42,7 @@ pub(crate) fn apply(
         }
     }
     if !found {
-        let kinds: Vec<String> = defaults()
-            .replicas
-            .iter()
-            .map(|s| s.gvk.to_string())
-            .collect();
+        let kinds: Vec<String> = specs.iter().map(|s| s.gvk.to_string()).collect();
         return Err(Error::invalid(
             ctx.file,
             field,
