@@ -3,7 +3,9 @@
 //! all built from pinned Go modules or Debian packages and run as local processes on 127.0.0.1.
 
 pub mod cluster;
+pub mod demo;
 pub mod git;
+pub mod gitops;
 pub mod kustomize;
 pub mod net;
 pub mod process;

@@ -1,36 +1,47 @@
-//! Starts the embedded control plane (etcd, kube-apiserver, kube-controller-manager,
-//! kube-scheduler, kwok with a fake node) with Sluice's CRDs installed, prints how to reach it,
-//! and stops everything on Ctrl-C.
+//! The local demo: the embedded control plane in nodes mode, a git server with a demo repository,
+//! source-controller and kustomize-controller as processes, and a GitRepository with dev and prod
+//! Kustomizations. Prints their status and how to push a change; Ctrl-C stops everything.
 
 use anyhow::Context;
-use sluice_e2e::{ControlPlane, Mode, tools};
+use sluice_e2e::demo::Demo;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    eprintln!(
-        "starting the embedded control plane (the first run builds the Kubernetes binaries, ~25 min)..."
+    let demo = tokio::select! {
+        demo = start() => demo?,
+        signal = stop_requested() => {
+            signal?;
+            eprintln!("interrupted during start-up; stopped");
+            return Ok(());
+        }
+    };
+    let result = stop_requested().await;
+    eprintln!("stopping the controllers, the git server and the control plane...");
+    drop(demo);
+    eprintln!("stopped");
+    result
+}
+
+async fn start() -> anyhow::Result<Demo> {
+    let demo = Demo::start(|step| eprintln!("{step}...")).await?;
+    eprintln!("waiting until the dev and prod Kustomizations are Ready...");
+    demo.wait_until_ready().await?;
+    println!();
+    println!("Sluice demo is running:");
+    println!(
+        "{}",
+        demo.status_table().await.context("reading the status")?
     );
-    let plane = ControlPlane::start(Mode::Nodes)
-        .await
-        .context("starting the control plane")?;
-    plane
-        .install_crds()
-        .await
-        .context("installing Sluice's CRDs")?;
-    let kubectl = tools::binary("kubectl").context("locating kubectl")?;
-    println!("Sluice embedded control plane is up at {}", plane.server());
-    println!();
-    println!("  export KUBECONFIG={}", plane.kubeconfig_path().display());
-    println!("  alias kubectl={}", kubectl.display());
-    println!("  kubectl get nodes");
-    println!("  kubectl get crds | grep toolkit.fluxcd.io");
-    println!();
-    println!("Component logs: {}", plane.dir().display());
-    println!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
-    eprintln!("stopping...");
-    drop(plane);
-    Ok(())
+    println!("{}", demo.instructions()?);
+    Ok(demo)
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+async fn stop_requested() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    tokio::select! {
+        signal = tokio::signal::ctrl_c() => signal.context("listening for Ctrl-C"),
+        _ = terminate.recv() => Ok(()),
+    }
 }
