@@ -5,6 +5,16 @@
 //! functions and Helm charts are refused, and every feature it does not implement is an
 //! [`Error::Unsupported`] naming the feature and the file rather than a different output.
 //!
+//! Supported: resources (files, `List`s, nested kustomizations, `bases`), components,
+//! `namespace`, `namePrefix`/`nameSuffix` with name-reference fix-ups, `labels`,
+//! `commonLabels`, `commonAnnotations`, `images`, `replicas`, `patches` (strategic merge and
+//! JSON 6902, with target selectors), `patchesStrategicMerge`, `patchesJson6902`,
+//! `configMapGenerator`, `secretGenerator`, `generatorOptions`, `replacements`, `vars`,
+//! `configurations`, `sortOptions`. Refused: `transformers`, `generators`, `validators`, Helm
+//! fields, `crds`, `openapi`, `buildMetadata`, remote sources.
+//!
+//! Conformance with `kustomize build` is checked case by case in `tests/conformance.rs`.
+//!
 //! ```no_run
 //! let objects = sluice_kustomize::build(std::path::Path::new("deploy/overlays/prod"))?;
 //! print!("{}", sluice_kustomize::to_yaml(&objects));
