@@ -23,7 +23,7 @@ pub use conditions::{ConditionStatus, Summary, SummaryPolicy};
 pub use context::{BackgroundTasks, RuntimeContext, StartupError};
 pub use controller::{ControllerRunner, ReconcileError, Requeue, Retry};
 pub use events::{EventSeverity, EventSink, NotificationClient, NotificationEvent, ObjectEvent};
-pub use flags::{LogEncoding, LogLevel, RuntimeFlags};
+pub use flags::{LogEncoding, LogLevel, RuntimeFlags, placeholder_main};
 pub use leader::{LeaderElectionConfig, Leadership, spawn_leader_election};
 pub use logging::init_logging;
 pub use metrics::{Metrics, ObjectLabels, ReconcileResult};
