@@ -152,7 +152,7 @@ impl Demo {
 
     /// Waits until every Kustomization applied the current head of the demo repository.
     pub async fn wait_until_ready(&self) -> Result<()> {
-        let revision = format!("main@sha1:{}", self.git.head(REPOSITORY, "main")?);
+        let revision = gitops::main_revision(&self.git.head(REPOSITORY, "main")?);
         let client = self.plane.client().await?;
         let kustomizations: Api<Kustomization> = Api::namespaced(client, NAMESPACE);
         gitops::poll_until(READY_TIMEOUT, Duration::from_millis(500), || async {

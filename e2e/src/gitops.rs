@@ -409,3 +409,135 @@ where
         }
     }
 }
+
+/// Name of the fixture app's repository, GitRepository, Kustomization, directory and objects.
+pub const APP: &str = "app";
+
+/// The fixture app as plain YAML under `app/` (no kustomization.yaml): a Deployment, a Service
+/// and a ConfigMap whose `data.message` is `message`.
+pub fn plain_app(message: &str) -> Vec<(String, String)> {
+    vec![
+        (format!("{APP}/configmap.yaml"), app_configmap(message)),
+        (
+            format!("{APP}/deployment.yaml"),
+            format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {APP}\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: {APP}\n  template:\n    metadata:\n      labels:\n        app: {APP}\n    spec:\n      containers:\n        - name: {APP}\n          image: ghcr.io/stefanprodan/podinfo:6.9.0\n          envFrom:\n            - configMapRef:\n                name: {APP}\n"
+            ),
+        ),
+        (
+            format!("{APP}/service.yaml"),
+            format!(
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: {APP}\nspec:\n  selector:\n    app: {APP}\n  ports:\n    - port: 80\n      targetPort: 9898\n"
+            ),
+        ),
+    ]
+}
+
+/// The fixture app's ConfigMap manifest with `data.message` set to `message`.
+pub fn app_configmap(message: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {APP}\ndata:\n  message: {message:?}\n"
+    )
+}
+
+/// The fixture app's GitOps loop in its own namespace: the `app` repository on a git server, a
+/// GitRepository and a Kustomization (path `./app`, prune on, target namespace: its own) named `app`.
+pub struct AppLoop {
+    pub namespace: String,
+    pub client: kube::Client,
+    pub repositories: Api<GitRepository>,
+    pub kustomizations: Api<Kustomization>,
+}
+
+impl AppLoop {
+    /// Commits [`plain_app`] with `message` to a new `app` repository on `git` and applies the
+    /// GitRepository (interval `source_interval`) and Kustomization (`apply_interval`).
+    pub async fn create(
+        plane: &crate::ControlPlane,
+        namespace: &str,
+        git: &crate::git::GitServer,
+        message: &str,
+        source_interval: &str,
+        apply_interval: &str,
+    ) -> Result<Self> {
+        git.create_repo(APP)?;
+        git.commit(APP, "main", plain_app(message), "app: first version")?;
+        let client = plane.client().await?;
+        let app = Self {
+            namespace: namespace.to_string(),
+            repositories: Api::namespaced(client.clone(), namespace),
+            kustomizations: Api::namespaced(client.clone(), namespace),
+            client,
+        };
+        let repository = git_repository(APP, namespace, &git.http_url(APP), source_interval, None)?;
+        apply(&app.repositories, &repository).await?;
+        let ks = kustomization(
+            APP,
+            namespace,
+            APP,
+            "./app",
+            apply_interval,
+            Some(namespace),
+        )?;
+        apply(&app.kustomizations, &ks).await?;
+        Ok(app)
+    }
+
+    /// An `Api` of namespaced objects in this loop's namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// The GitRepository and Kustomization, one line each, for failure messages.
+    pub async fn describe(&self) -> String {
+        let repository = match self.repositories.get(APP).await {
+            Ok(repo) => describe_git_repository(&repo),
+            Err(e) => format!("GitRepository {APP}: {e}"),
+        };
+        let ks = match self.kustomizations.get(APP).await {
+            Ok(ks) => describe_kustomization(&ks),
+            Err(e) => format!("Kustomization {APP}: {e}"),
+        };
+        format!("{repository}\n{ks}")
+    }
+
+    /// Waits until the Kustomization is Ready and applied `revision`; on timeout the error
+    /// describes both objects.
+    pub async fn wait_applied(
+        &self,
+        revision: &str,
+        timeout: Duration,
+    ) -> std::result::Result<Kustomization, String> {
+        poll_until(timeout, Duration::from_millis(100), || async {
+            let ks = self
+                .kustomizations
+                .get(APP)
+                .await
+                .map_err(|e| e.to_string())?;
+            if kustomization_ready_at(&ks, revision) {
+                Ok(ks)
+            } else {
+                Err(self.describe().await)
+            }
+        })
+        .await
+    }
+
+    /// The `data.message` of the applied ConfigMap, `None` when it does not exist.
+    pub async fn configmap_message(&self) -> Result<Option<String>> {
+        let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> = self.api();
+        Ok(configmaps
+            .get_opt(APP)
+            .await?
+            .and_then(|cm| cm.data)
+            .and_then(|data| data.get("message").cloned()))
+    }
+}
+
+/// The revision string of a commit on `main`, as source-controller reports it.
+pub fn main_revision(sha: &str) -> String {
+    format!("main@sha1:{sha}")
+}
