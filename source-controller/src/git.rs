@@ -102,6 +102,16 @@ pub struct CheckedOut {
     pub revision: String,
     /// First line of the commit message.
     pub subject: String,
+    /// The tag the commit was checked out through, if the reference is a tag.
+    pub tag: Option<CheckedOutTag>,
+}
+
+/// A tag reference that was checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedOutTag {
+    pub name: String,
+    /// The annotated tag object's SHA; `None` for a lightweight tag.
+    pub object: Option<String>,
 }
 
 /// Credentials from a GitRepository `secretRef`.
@@ -504,6 +514,7 @@ impl GitRemote {
                 ],
             )
             .await;
+        let fetched_tag = shallow.is_ok() && resolved.fetch.starts_with("refs/tags/");
         let commit = match (shallow, &resolved.commit) {
             (Ok(_), _) => self.rev_parse(&session, dir, "FETCH_HEAD^{commit}").await?,
             (Err(error), Some(sha)) if resolved.fetch == *sha => {
@@ -542,10 +553,23 @@ impl GitRemote {
             .await?
             .trim()
             .to_owned();
+        let tag = if fetched_tag {
+            let object = self.rev_parse(&session, dir, "FETCH_HEAD").await?;
+            Some(CheckedOutTag {
+                name: resolved
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| resolved.fetch.clone()),
+                object: (object != commit).then_some(object),
+            })
+        } else {
+            None
+        };
         Ok(CheckedOut {
             revision: resolved.revision(&commit),
             commit,
             subject,
+            tag,
         })
     }
 

@@ -9,6 +9,7 @@ pub mod secrets;
 pub mod server;
 pub mod status;
 pub mod storage;
+pub mod verify;
 
 pub use reconcile::{SourceContext, run_controllers};
 pub use storage::{Storage, StorageConfig};

@@ -63,6 +63,11 @@ impl SecretData {
         self.entries.get(key).map(Vec::as_slice)
     }
 
+    /// Every key with its raw value, in key order.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
     /// The value of `key` as UTF-8 text, trimmed of surrounding whitespace.
     pub fn text(&self, key: &str) -> Result<Option<String>, SecretError> {
         self.bytes(key)

@@ -28,6 +28,21 @@ pub const READY_POLICY: SummaryPolicy<'static> = SummaryPolicy {
     negative_polarity: SOURCE_NEGATIVE_POLARITY,
 };
 
+/// The `Ready` summary after a failure: `Reconciling` is left out so that a failing
+/// positive-polarity condition (`SourceVerified=False`) gives `Ready` its reason, as in Flux.
+const FAILURE_POLICY: SummaryPolicy<'static> = SummaryPolicy {
+    target: READY,
+    in_scope: &[
+        STORAGE_OPERATION_FAILED,
+        FETCH_FAILED,
+        INCLUDE_UNAVAILABLE,
+        ARTIFACT_OUTDATED,
+        ARTIFACT_IN_STORAGE,
+        SOURCE_VERIFIED,
+    ],
+    negative_polarity: SOURCE_NEGATIVE_POLARITY,
+};
+
 /// How a reconcile ended, for the final status write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -84,7 +99,21 @@ pub fn finish(list: &mut Vec<Condition>, outcome: &Outcome, generation: Option<i
             false
         }
     };
-    conditions::set_summary(list, &READY_POLICY, generation);
+    let failure_summary = matches!(outcome, Outcome::Waiting | Outcome::Failed)
+        .then(|| conditions::summarize(list, &FAILURE_POLICY))
+        .flatten()
+        .filter(|summary| summary.status == ConditionStatus::False);
+    match failure_summary {
+        Some(summary) => conditions::set(
+            list,
+            READY,
+            summary.status,
+            &summary.reason,
+            summary.message,
+            generation,
+        ),
+        None => conditions::set_summary(list, &READY_POLICY, generation),
+    }
     advance
 }
 
@@ -161,6 +190,33 @@ mod tests {
         let reconciling = conditions::get(&list, RECONCILING).unwrap();
         assert_eq!(reconciling.reason, "ProgressingWithRetry");
         assert!(conditions::is_true(&list, ARTIFACT_IN_STORAGE));
+    }
+
+    #[test]
+    fn failed_verification_gives_ready_its_reason() {
+        let mut list = Vec::new();
+        mark_progressing(&mut list, "reconciliation in progress", Some(1));
+        mark_true(
+            &mut list,
+            ARTIFACT_IN_STORAGE,
+            reason::SUCCEEDED,
+            "stored",
+            Some(1),
+        );
+        conditions::set(
+            &mut list,
+            SOURCE_VERIFIED,
+            ConditionStatus::False,
+            reason::INVALID_COMMIT_SIGNATURE,
+            "unsigned",
+            Some(1),
+        );
+        assert!(!finish(&mut list, &Outcome::Failed, Some(1)));
+        let ready = conditions::get(&list, READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "InvalidCommitSignature")
+        );
     }
 
     #[test]

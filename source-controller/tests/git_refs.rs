@@ -335,27 +335,32 @@ async fn unsupported_fields_stall_naming_the_field_and_suspend_stops() -> Result
     server.commit("app", "main", [("a", "a")], "a")?;
     harness
         .create_git(
-            "verify",
+            "azure-provider",
             json!({"url": server.http_url("app"), "interval": "1h", "ref": {"branch": "main"},
-                   "verify": {"mode": "HEAD", "secretRef": {"name": "keys"}}}),
+                   "provider": "azure"}),
         )
         .await?;
     let stalled = harness
-        .wait_git("verify", "Stalled", |o| {
-            has(git_conditions(o), "Stalled", "True", "VerifyNotSupported")
+        .wait_git("azure-provider", "Stalled", |o| {
+            has(
+                git_conditions(o),
+                "Stalled",
+                "True",
+                "InvalidProviderConfiguration",
+            )
         })
         .await?;
     assert!(
         condition(git_conditions(&stalled), "Stalled")
             .unwrap()
             .message
-            .contains("spec.verify")
+            .contains("spec.provider")
     );
     assert!(has(
         git_conditions(&stalled),
         "Ready",
         "False",
-        "VerifyNotSupported"
+        "InvalidProviderConfiguration"
     ));
     assert_eq!(
         stalled.status.as_ref().unwrap().observed_generation,

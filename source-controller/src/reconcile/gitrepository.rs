@@ -8,22 +8,24 @@ use std::time::Duration;
 use kube::{Api, Resource, ResourceExt};
 use sluice_api::duration::parse_duration;
 use sluice_api::meta::condition_type::{
-    ARTIFACT_IN_STORAGE, ARTIFACT_OUTDATED, FETCH_FAILED, INCLUDE_UNAVAILABLE,
+    ARTIFACT_IN_STORAGE, ARTIFACT_OUTDATED, FETCH_FAILED, INCLUDE_UNAVAILABLE, SOURCE_VERIFIED,
 };
 use sluice_api::meta::{Artifact, reason};
 use sluice_api::source::{
     DIGEST_EVENT_METADATA_KEY, GitProvider, GitRepository, GitRepositoryStatus,
+    GitRepositoryVerification, GitVerificationMode,
 };
 use sluice_api::{FluxObject, SourceObject};
-use sluice_runtime::conditions;
+use sluice_runtime::conditions::{self, ConditionStatus};
 use sluice_runtime::{ObjectEvent, Requeue};
 
 use super::{Begin, SourceContext, SourceError, StepFailure};
-use crate::git::{GitCredentials, GitError, GitRemote, RefSelector};
+use crate::git::{CheckedOut, GitCredentials, GitError, GitRemote, RefSelector};
 use crate::ignore::IgnoreRules;
 use crate::secrets::{ProxySettings, read_secret};
 use crate::status::{self, Outcome};
 use crate::storage::Storage;
+use crate::verify::{TrustedKeys, Verifier, VerifyError};
 
 /// Lowercase kind used in storage paths.
 pub const KIND: &str = "GitRepository";
@@ -70,6 +72,45 @@ fn content_config_changed(object: &GitRepository, included: &[Artifact]) -> bool
         || status.observed_include != spec.include
         || status.observed_sparse_checkout != spec.sparse_checkout
         || !same_includes
+        || requires_verification(object)
+}
+
+/// The effective mode: unset and the legacy `head` mean `HEAD`.
+fn verification_mode(verification: &GitRepositoryVerification) -> GitVerificationMode {
+    match verification.mode {
+        None | Some(GitVerificationMode::LegacyHead) => GitVerificationMode::Head,
+        Some(mode) => mode,
+    }
+}
+
+fn verifies_tag(mode: GitVerificationMode) -> bool {
+    matches!(
+        mode,
+        GitVerificationMode::Tag | GitVerificationMode::TagAndHead
+    )
+}
+
+fn verifies_head(mode: GitVerificationMode) -> bool {
+    !matches!(mode, GitVerificationMode::Tag)
+}
+
+/// Flux's `requiresVerification`: never verified, or the mode now covers an object it did not.
+fn requires_verification(object: &GitRepository) -> bool {
+    let Some(verification) = &object.spec.verification else {
+        return false;
+    };
+    let mode = verification_mode(verification);
+    match object
+        .status
+        .as_ref()
+        .and_then(|s| s.source_verification_mode)
+    {
+        None => true,
+        Some(observed) => {
+            (verifies_head(mode) && !verifies_head(observed))
+                || (verifies_tag(mode) && !verifies_tag(observed))
+        }
+    }
 }
 
 /// Spec settings this controller cannot honour stall the object, naming the field.
@@ -98,12 +139,6 @@ fn unsupported_fields(object: &GitRepository) -> Result<(), StepFailure> {
         return Err(StepFailure::stalled(
             reason::INVALID_PROVIDER_CONFIGURATION,
             "spec.serviceAccountName (workload identity) is not supported by this source-controller; use spec.secretRef",
-        ));
-    }
-    if spec.verification.is_some() {
-        return Err(StepFailure::stalled(
-            "VerifyNotSupported",
-            "spec.verify (commit and tag signature verification) is not supported by this source-controller; remove spec.verify",
         ));
     }
     Ok(())
@@ -168,6 +203,148 @@ async fn remote_for(
     })
 }
 
+/// Records `SourceVerified=False` and returns the failure that ends the reconcile.
+fn unverified(object: &mut GitRepository, reason: &str, message: String) -> StepFailure {
+    let generation = object.meta().generation;
+    conditions::set(
+        object.conditions_mut(),
+        SOURCE_VERIFIED,
+        ConditionStatus::False,
+        reason,
+        message.clone(),
+        generation,
+    );
+    if reason == reason::INVALID_VERIFICATION_MODE {
+        return StepFailure::stalled(reason, message);
+    }
+    StepFailure::recorded(reason, message)
+}
+
+/// Flux's `verifySignature`: checks the tag and/or HEAD signature against the trusted keys of
+/// `spec.verify.secretRef` and records `SourceVerified` and `status.sourceVerificationMode`.
+async fn verify_signature(
+    context: &SourceContext,
+    object: &mut GitRepository,
+    verification: &GitRepositoryVerification,
+    checkout_dir: &Path,
+    checked_out: &CheckedOut,
+) -> Result<(), StepFailure> {
+    let namespace = object.namespace().unwrap_or_default();
+    let secret_name = &verification.secret_ref.name;
+    let secret = match read_secret(&context.runtime.client, &namespace, secret_name).await {
+        Ok(secret) => secret,
+        Err(error) => {
+            let message = format!("PGP public keys secret error: {error}");
+            return Err(unverified(object, reason::VERIFICATION_ERROR, message));
+        }
+    };
+    let mode = verification_mode(verification);
+    let commit = &checked_out.commit;
+    let commit_reason = reason::INVALID_COMMIT_SIGNATURE;
+    let verifier = match TrustedKeys::from_secret(&secret) {
+        Ok(keys) => Verifier::new(keys).await,
+        Err(error) => Err(error),
+    };
+    let verifier = match verifier {
+        Ok(verifier) => verifier,
+        Err(error) => {
+            let (reason, object_name) = match (verifies_tag(mode), &checked_out.tag) {
+                (true, Some(tag)) => (reason::INVALID_TAG_SIGNATURE, format!("tag '{}'", tag.name)),
+                _ => (commit_reason, format!("commit '{commit}'")),
+            };
+            let reason = match error {
+                VerifyError::Unavailable(_) => reason::VERIFICATION_ERROR,
+                _ => reason,
+            };
+            let message = format!("signature verification of {object_name} failed: {error}");
+            return Err(unverified(object, reason, message));
+        }
+    };
+    let mut message = String::from("verified signature of");
+    if verifies_tag(mode) {
+        let Some(tag) = &checked_out.tag else {
+            let message =
+                "cannot verify tag object's signature if a tag reference is not specified"
+                    .to_owned();
+            return Err(unverified(
+                object,
+                reason::INVALID_VERIFICATION_MODE,
+                message,
+            ));
+        };
+        let Some(tag_object) = &tag.object else {
+            let message = format!(
+                "cannot verify signature of tag '{}' since it is not signed",
+                tag.name
+            );
+            return Err(unverified(object, "InvalidGitObject", message));
+        };
+        let tag_display = format!("{}@{tag_object}", tag.name);
+        match verifier.verify_tag(checkout_dir, tag_object).await {
+            Ok(key) => message.push_str(&format!("\n\t- tag '{tag_display}' with key '{key}'")),
+            Err(error) => {
+                let reason = match error {
+                    VerifyError::Unsigned(_) => "InvalidGitObject",
+                    VerifyError::Invalid(_) => reason::INVALID_TAG_SIGNATURE,
+                    VerifyError::Unavailable(_) => reason::VERIFICATION_ERROR,
+                };
+                let message = match error {
+                    VerifyError::Unsigned(_) => format!(
+                        "cannot verify signature of tag '{tag_display}' since it is not signed"
+                    ),
+                    error => {
+                        format!("signature verification of tag '{tag_display}' failed: {error}")
+                    }
+                };
+                return Err(unverified(object, reason, message));
+            }
+        }
+    }
+    if verifies_head(mode) {
+        match verifier.verify_commit(checkout_dir, commit).await {
+            Ok(key) => message.push_str(&format!("\n\t- commit '{commit}' with key '{key}'")),
+            Err(error) => {
+                let reason = match error {
+                    VerifyError::Unavailable(_) => reason::VERIFICATION_ERROR,
+                    _ => commit_reason,
+                };
+                let message =
+                    format!("signature verification of commit '{commit}' failed: {error}");
+                return Err(unverified(object, reason, message));
+            }
+        }
+    }
+    drop(verifier);
+    let generation = object.meta().generation;
+    object
+        .status
+        .get_or_insert_with(Default::default)
+        .source_verification_mode = Some(mode);
+    status::mark_true(
+        object.conditions_mut(),
+        SOURCE_VERIFIED,
+        reason::SUCCEEDED,
+        &message,
+        generation,
+    );
+    context
+        .runtime
+        .events
+        .publish(&*object, ObjectEvent::trace(reason::SUCCEEDED, message))
+        .await;
+    Ok(())
+}
+
+/// Without `spec.verify`, drops the verification observations, as Flux does.
+fn clear_verification(object: &mut GitRepository) {
+    if object.spec.verification.is_none() {
+        if let Some(status) = object.status.as_mut() {
+            status.source_verification_mode = None;
+        }
+        conditions::remove(object.conditions_mut(), SOURCE_VERIFIED);
+    }
+}
+
 async fn resolve_includes(
     context: &SourceContext,
     object: &mut GitRepository,
@@ -216,6 +393,7 @@ fn safe_relative(path: &str) -> bool {
 
 async fn run(context: &SourceContext, object: &mut GitRepository) -> Result<(), StepFailure> {
     unsupported_fields(object)?;
+    clear_verification(object);
     let generation = object.meta().generation;
     let included = resolve_includes(context, object).await?;
     let remote = remote_for(context, object).await?;
@@ -262,6 +440,9 @@ async fn run(context: &SourceContext, object: &mut GitRepository) -> Result<(), 
         .await
         .map_err(|e| fetch_failure(&e))?;
     conditions::remove(object.conditions_mut(), FETCH_FAILED);
+    if let Some(verification) = object.spec.verification.clone() {
+        verify_signature(context, object, &verification, &checkout_dir, &checked_out).await?;
+    }
     let revision = checked_out.revision.clone();
     if current.as_ref().is_none_or(|a| !a.has_revision(&revision)) {
         let message = format!("new upstream revision '{revision}'");

@@ -86,6 +86,16 @@ impl StepFailure {
         }
     }
 
+    /// A retryable failure whose condition the step has already set (e.g. `SourceVerified=False`).
+    pub fn recorded(reason: &str, message: impl Into<String>) -> Self {
+        Self {
+            condition: None,
+            reason: reason.to_owned(),
+            message: message.into(),
+            outcome: Outcome::Failed,
+        }
+    }
+
     /// A missing dependency recorded as `condition=True`, retried after `--requeue-dependency`.
     pub fn waiting(condition: &'static str, reason: &str, message: impl Into<String>) -> Self {
         Self {
