@@ -97,7 +97,7 @@ async fn main() -> anyhow::Result<()> {
 
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "commit-to-applied over {PUSHES} pushes ({cores} cores, release controllers, poll {POLL:?}):"
+        "commit-to-applied over {PUSHES} pushes ({cores} cores, {profile} controllers, poll {POLL:?}):"
     );
     print_stats(
         "artifact stored (GitRepository status)",
