@@ -9,6 +9,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use common::{Harness, condition, git_artifact, git_conditions, git_failed_with, git_ready, has};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use sluice_api::source::{GitRepository, GitVerificationMode};
 use sluice_e2e::git::{GitCli, GitServer};
@@ -471,6 +472,25 @@ async fn tag_modes_verify_the_tag_object() -> Result<()> {
     assert_eq!(
         verification_mode(&both),
         Some(GitVerificationMode::TagAndHead)
+    );
+
+    // Widening the mode from Tag to TagAndHEAD re-verifies the unchanged revision.
+    let patch = json!({"spec": {"verify": {"mode": "TagAndHEAD"}}});
+    harness
+        .git_api()
+        .patch("tag", &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    let widened = harness
+        .wait_git("tag", "HEAD to be verified too", |o| {
+            git_ready(o) && verification_mode(o) == Some(GitVerificationMode::TagAndHead)
+        })
+        .await?;
+    let message = &source_verified(&widened)
+        .context("SourceVerified is set")?
+        .message;
+    assert!(
+        message.contains(&format!("- commit '{commit}'")),
+        "{message}"
     );
 
     let branch = harness
