@@ -18,11 +18,12 @@ RUN rustup target add x86_64-unknown-linux-musl \
 
 # Not distroless: the source-controller runs the `git` CLI for clone/fetch (source-controller/src/git.rs,
 # Command::new("git")), and `ssh` plus `ssh-keygen` for SSH remotes and passphrase-protected keys.
-# So the final stage is Debian slim with git, openssh-client and CA certificates; the binary
+# `gpg` (gnupg) verifies PGP commit and tag signatures for spec.verify.
+# So the final stage is Debian slim with git, openssh-client, gnupg and CA certificates; the binary
 # itself stays static.
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
+ && apt-get install -y --no-install-recommends git openssh-client gnupg ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=builder /out/source-controller /usr/local/bin/source-controller
 # 65534 is `nobody` in Debian's /etc/passwd (ssh refuses to run for a uid without an entry).
