@@ -20,6 +20,8 @@ use sluice_e2e::gitops::{
 const FIRST_APPLY: Duration = Duration::from_secs(120);
 const STEP: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(100);
+/// ConfigMaps added by the revision during which kustomize-controller is killed.
+const EXTRA: usize = 30;
 
 /// The shared control plane, a fresh namespace and controllers watching only that namespace.
 async fn setup(prefix: &str) -> (&'static ControlPlane, String, Controllers) {
@@ -116,28 +118,35 @@ async fn controllers_killed_mid_reconcile_restart_and_converge_without_losing_ob
             )
         });
 
-    // kustomize-controller: killed as soon as the new artifact appears (it starts applying it).
-    let extra =
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  added: \"v3\"\n";
-    let third = main_revision(
-        &git.commit(
-            APP,
-            "main",
-            [
-                ("app/configmap.yaml", app_configmap("v3")),
-                ("app/extra.yaml", extra.to_string()),
-            ],
-            "v3",
+    // kustomize-controller: killed as soon as the first object of the new revision is applied;
+    // EXTRA new ConfigMaps keep it busy applying, so it dies mid-apply.
+    let mut files = vec![("app/configmap.yaml".to_string(), app_configmap("v3"))];
+    files.extend((0..EXTRA).map(|i| {
+        (
+            format!("app/extra-{i:02}.yaml"),
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra-{i:02}\ndata:\n  added: v3\n"),
         )
-        .unwrap(),
-    );
+    }));
+    let third = main_revision(&git.commit(APP, "main", files, "v3").unwrap());
     gitops::request_reconcile(&app.repositories, APP)
         .await
         .unwrap();
-    wait_for_artifact(&app, &third)
-        .await
-        .unwrap_or_else(|state| panic!("expected {third} stored; now: {state}"));
+    poll_until(STEP, Duration::from_millis(2), || async {
+        match app.configmap_message().await.map_err(|e| e.to_string())? {
+            Some(message) if message == "v3" => Ok(()),
+            message => Err(format!("ConfigMap message {message:?}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|state| {
+        panic!("expected kustomize-controller to start applying {third}; {state}")
+    });
     controllers.kill(Controller::Kustomize).unwrap();
+    let at_kill = app.kustomizations.get(APP).await.unwrap();
+    eprintln!(
+        "kustomize-controller killed at: {}",
+        gitops::describe_kustomization(&at_kill)
+    );
     controllers.restart(Controller::Kustomize).unwrap();
     let ks = app
         .wait_applied(&third, STEP)
@@ -150,18 +159,19 @@ async fn controllers_killed_mid_reconcile_restart_and_converge_without_losing_ob
         });
 
     let inventory = ks.status.unwrap().inventory.unwrap();
-    assert_eq!(inventory.entries.len(), 4, "{inventory:?}");
+    assert_eq!(inventory.entries.len(), 3 + EXTRA, "{inventory:?}");
     assert_eq!(
         app.configmap_message().await.unwrap().as_deref(),
         Some("v3")
     );
-    assert!(
-        app.api::<ConfigMap>()
-            .get_opt("extra")
-            .await
-            .unwrap()
-            .is_some()
-    );
+    let configmaps = app.api::<ConfigMap>();
+    for i in 0..EXTRA {
+        let name = format!("extra-{i:02}");
+        assert!(
+            configmaps.get_opt(&name).await.unwrap().is_some(),
+            "ConfigMap {name} is missing"
+        );
+    }
     assert!(app.api::<Service>().get_opt(APP).await.unwrap().is_some());
     let deployment = app.api::<Deployment>().get(APP).await.unwrap();
     assert!(
