@@ -2,16 +2,28 @@
 //! source-controller and kustomize-controller as processes, and a GitRepository with dev and prod
 //! Kustomizations. Prints their status and how to push a change; Ctrl-C stops everything.
 
+use std::process::ExitCode;
+
 use anyhow::Context;
 use sluice_e2e::demo::Demo;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("sluice-dev: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let demo = tokio::select! {
         demo = start() => demo?,
         signal = stop_requested() => {
             signal?;
-            eprintln!("interrupted during start-up; stopped");
+            eprintln!("interrupted during start-up; stopping");
             return Ok(());
         }
     };
