@@ -93,7 +93,6 @@ struct Running {
 pub struct Controllers {
     dir: PathBuf,
     kubeconfig: PathBuf,
-    storage_port: u16,
     running: Vec<Running>,
 }
 
@@ -113,7 +112,6 @@ impl Controllers {
         let mut controllers = Self {
             dir: dir.to_path_buf(),
             kubeconfig: kubeconfig.to_path_buf(),
-            storage_port,
             running: Vec::new(),
         };
         for controller in Controller::ALL {
@@ -219,13 +217,8 @@ impl Controllers {
         self.wait_until_healthy(controller)
     }
 
-    /// `http://127.0.0.1:PORT`, where source-controller serves artifacts.
-    pub fn storage_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.storage_port)
-    }
-
     /// The log file of a controller.
-    pub fn log_path(&self, controller: Controller) -> PathBuf {
+    fn log_path(&self, controller: Controller) -> PathBuf {
         self.dir.join(format!("{}.log", controller.binary_name()))
     }
 
@@ -340,7 +333,7 @@ pub fn ready_condition(conditions: &[Condition]) -> Option<&Condition> {
 }
 
 /// A one-line summary of a Ready condition: `True/Succeeded: message`, or `no Ready condition`.
-pub fn describe_ready(conditions: &[Condition]) -> String {
+fn describe_ready(conditions: &[Condition]) -> String {
     match ready_condition(conditions) {
         Some(c) => format!(
             "{}/{}: {}",
