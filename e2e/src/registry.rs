@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sluice_artifact::archive::{ArchiveBuilder, ArchiveError, ExtractOptions, read_tar_gz};
 use tempfile::TempDir;
 
 use crate::process::Supervised;
@@ -222,11 +222,13 @@ pub fn htpasswd_line(username: &str, password: &str) -> Result<String> {
 }
 
 /// `sha256:<hex>` of `data`.
-pub fn sha256_digest(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+pub use sluice_artifact::digest::sha256_bytes as sha256_digest;
+
+fn archive_error(what: &str, error: ArchiveError) -> Error {
+    Error::Setup(format!("{what} failed: {error}"))
 }
 
-/// A deterministic tar+gzip of `files` (path → contents), as in a Flux artifact layer.
+/// A deterministic tar+gzip of `files` (path → contents, mode 0644), as in a Flux artifact layer.
 pub fn tar_gz<K, V>(files: impl IntoIterator<Item = (K, V)>) -> Result<Vec<u8>>
 where
     K: AsRef<str>,
@@ -236,35 +238,22 @@ where
         .into_iter()
         .map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_vec()))
         .collect();
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    let mut tar = tar::Builder::new(gz);
-    tar.mode(tar::HeaderMode::Deterministic);
+    let mut builder = ArchiveBuilder::new(Vec::new());
     for (path, contents) in &files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(contents.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        header.set_entry_type(tar::EntryType::Regular);
-        tar.append_data(&mut header, path, contents.as_slice())?;
+        builder
+            .append_bytes(path, contents, 0o644)
+            .map_err(|e| archive_error("building a test archive", e))?;
     }
-    Ok(tar.into_inner()?.finish()?)
+    builder
+        .finish()
+        .map_err(|e| archive_error("building a test archive", e))
 }
 
-/// The regular files of a tar+gzip archive (path → contents).
+/// The regular files of a tar+gzip archive (path → contents); entries escaping the root are an
+/// error.
 pub fn untar_gz(data: &[u8]) -> Result<BTreeMap<String, Vec<u8>>> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(data));
-    let mut files = BTreeMap::new();
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        if entry.header().entry_type() != tar::EntryType::Regular {
-            continue;
-        }
-        let path = entry.path()?.to_string_lossy().into_owned();
-        let mut contents = Vec::new();
-        entry.read_to_end(&mut contents)?;
-        files.insert(path, contents);
-    }
-    Ok(files)
+    read_tar_gz(data, &ExtractOptions::default())
+        .map_err(|e| archive_error("reading a tar+gzip archive", e))
 }
 
 /// An OCI content descriptor.

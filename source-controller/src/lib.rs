@@ -6,10 +6,10 @@ pub mod ignore;
 pub mod oci;
 pub mod reconcile;
 pub mod secrets;
-pub mod server;
 pub mod status;
 pub mod storage;
 pub mod verify;
 
 pub use reconcile::{SourceContext, run_controllers};
+pub use sluice_artifact::serve as server;
 pub use storage::{Storage, StorageConfig};

@@ -2,18 +2,19 @@
 //! `<root>/<kind>/<namespace>/<name>/`, written atomically, re-verified and garbage collected.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Write};
-use std::path::{Component, Path, PathBuf};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use sha2::{Digest as _, Sha256};
+use sluice_artifact::archive::{
+    ARCHIVE_SUFFIX, ArchiveBuilder, ArchiveError, ExtractOptions, UnsafeEntries, extract_tar_gz,
+    set_mode,
+};
+use sluice_artifact::serve::{ArtifactRoot, resolve_within};
 
 use crate::ignore::IgnoreRules;
 
-/// File suffix of every stored artifact.
-pub const ARCHIVE_SUFFIX: &str = ".tar.gz";
 /// Prefix of in-progress files; never served, removed by GC once stale.
 const TEMP_PREFIX: &str = ".tmp-";
 
@@ -59,6 +60,8 @@ pub enum StorageError {
         expected: String,
         actual: String,
     },
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
 }
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StorageError {
@@ -125,15 +128,8 @@ impl Storage {
 
     /// The absolute location of a relative storage path, refusing anything that escapes the root.
     pub fn resolve(&self, path: &str) -> Result<PathBuf, StorageError> {
-        let relative = Path::new(path);
-        let clean = !path.is_empty()
-            && relative
-                .components()
-                .all(|component| matches!(component, Component::Normal(_)));
-        if !clean || path.contains('\\') {
-            return Err(StorageError::InvalidPath(path.to_owned()));
-        }
-        Ok(self.config.root.join(relative))
+        resolve_within(&self.config.root, path)
+            .ok_or_else(|| StorageError::InvalidPath(path.to_owned()))
     }
 
     /// Archives `source_dir` (minus excluded paths and symlinks) into the object's directory.
@@ -146,11 +142,13 @@ impl Storage {
     ) -> Result<StoredFile, StorageError> {
         let limit = self.config.max_artifact_size;
         self.write_atomically(object_dir, |file| {
-            let counted = LimitedHashWriter::new(file, limit);
-            let mut tar = tar::Builder::new(GzEncoder::new(counted, Compression::default()));
-            append_tree(&mut tar, source_dir, "", rules)?;
-            let gz = tar.into_inner().map_err(|e| map_write_error(e, limit))?;
-            let counted = gz.finish().map_err(|e| map_write_error(e, limit))?;
+            let mut builder = ArchiveBuilder::new(LimitedHashWriter::new(file, limit));
+            builder
+                .append_tree(source_dir, &mut |path, is_dir| {
+                    !rules.is_excluded(path, is_dir)
+                })
+                .map_err(|e| map_archive_error(e, limit))?;
+            let counted = builder.finish().map_err(|e| map_archive_error(e, limit))?;
             Ok(counted.finish())
         })
     }
@@ -209,20 +207,7 @@ impl Storage {
     /// `sha256:<hex>` of a stored file. Blocking.
     pub fn digest_of(&self, path: &str) -> Result<String, StorageError> {
         let absolute = self.resolve(path)?;
-        let file = File::open(&absolute).map_err(io_error("opening", &absolute))?;
-        let mut hasher = Sha256::new();
-        let mut reader = BufReader::new(file);
-        let mut buffer = vec![0u8; 64 * 1024];
-        loop {
-            let read = reader
-                .read(&mut buffer)
-                .map_err(io_error("reading", &absolute))?;
-            if read == 0 {
-                break;
-            }
-            hasher.update(&buffer[..read]);
-        }
-        Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
+        sluice_artifact::digest::sha256_file(&absolute).map_err(io_error("reading", &absolute))
     }
 
     /// Whether the stored file exists as a regular file with the expected digest. Blocking.
@@ -327,151 +312,23 @@ impl Storage {
     ) -> Result<(), StorageError> {
         let absolute = self.resolve(path)?;
         let file = File::open(&absolute).map_err(io_error("opening", &absolute))?;
-        extract_tar_gz(file, from, target)
-    }
-}
-
-/// Unpacks a tar.gz stream's `from` subdirectory into `target`; links and unsafe paths are skipped.
-pub fn extract_tar_gz(
-    reader: impl Read,
-    from: Option<&str>,
-    target: &Path,
-) -> Result<(), StorageError> {
-    let prefix: Vec<String> = from
-        .unwrap_or_default()
-        .split('/')
-        .filter(|part| !part.is_empty() && *part != ".")
-        .map(str::to_owned)
-        .collect();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
-    let entries = archive
-        .entries()
-        .map_err(io_error("reading archive", target))?;
-    for entry in entries {
-        let mut entry = entry.map_err(io_error("reading archive", target))?;
-        let entry_type = entry.header().entry_type();
-        if !(entry_type.is_file() || entry_type.is_dir()) {
-            continue;
-        }
-        let path = entry
-            .path()
-            .map_err(io_error("reading archive", target))?
-            .into_owned();
-        let parts: Vec<String> = match path
-            .components()
-            .map(|component| match component {
-                Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
-                Component::CurDir => Some(String::new()),
-                _ => None,
-            })
-            .collect::<Option<Vec<_>>>()
-        {
-            Some(parts) => parts.into_iter().filter(|p| !p.is_empty()).collect(),
-            None => continue,
+        let options = ExtractOptions {
+            subdir: from,
+            max_size: None,
+            unsafe_entries: UnsafeEntries::Skip,
         };
-        if parts.len() < prefix.len() || parts[..prefix.len()] != prefix[..] {
-            continue;
-        }
-        let relative: PathBuf = parts[prefix.len()..].iter().collect();
-        if relative.as_os_str().is_empty() {
-            continue;
-        }
-        let destination = target.join(&relative);
-        if entry_type.is_dir() {
-            std::fs::create_dir_all(&destination).map_err(io_error("creating", &destination))?;
-            continue;
-        }
-        if let Some(parent) = destination.parent() {
-            std::fs::create_dir_all(parent).map_err(io_error("creating", parent))?;
-        }
-        let mut output = File::create(&destination).map_err(io_error("creating", &destination))?;
-        io::copy(&mut entry, &mut output).map_err(io_error("writing", &destination))?;
-        if entry.header().mode().is_ok_and(|mode| mode & 0o111 != 0) {
-            set_mode(&destination, 0o700)?;
-        }
+        Ok(extract_tar_gz(file, target, &options)?)
     }
-    Ok(())
 }
 
-fn append_tree<W: Write>(
-    tar: &mut tar::Builder<W>,
-    dir: &Path,
-    relative: &str,
-    rules: &IgnoreRules,
-) -> Result<(), StorageError> {
-    let mut entries = std::fs::read_dir(dir)
-        .map_err(io_error("listing", dir))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(io_error("listing", dir))?;
-    entries.sort_by_key(|entry| entry.file_name());
-    for entry in entries {
-        let file_type = entry
-            .file_type()
-            .map_err(io_error("inspecting", &entry.path()))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let path = if relative.is_empty() {
-            name
-        } else {
-            format!("{relative}/{name}")
-        };
-        if file_type.is_symlink() || !(file_type.is_dir() || file_type.is_file()) {
-            continue;
-        }
-        let is_dir = file_type.is_dir();
-        if rules.is_excluded(&path, is_dir) {
-            continue;
-        }
-        let mut header = tar::Header::new_gnu();
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(0);
-        if is_dir {
-            header.set_entry_type(tar::EntryType::Directory);
-            header.set_mode(0o750);
-            header.set_size(0);
-            tar.append_data(&mut header, format!("{path}/"), io::empty())
-                .map_err(io_error("archiving", &entry.path()))?;
-            append_tree(tar, &entry.path(), &path, rules)?;
-        } else {
-            let meta = entry
-                .metadata()
-                .map_err(io_error("inspecting", &entry.path()))?;
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_mode(if is_executable(&meta) { 0o700 } else { 0o600 });
-            header.set_size(meta.len());
-            let file = File::open(entry.path()).map_err(io_error("opening", &entry.path()))?;
-            tar.append_data(&mut header, &path, file)
-                .map_err(io_error("archiving", &entry.path()))?;
-        }
+impl ArtifactRoot for Storage {
+    fn root(&self) -> &Path {
+        &self.config.root
     }
-    Ok(())
-}
-
-#[cfg(unix)]
-fn is_executable(meta: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    meta.permissions().mode() & 0o111 != 0
-}
-
-#[cfg(not(unix))]
-fn is_executable(_: &std::fs::Metadata) -> bool {
-    false
 }
 
 fn set_private_mode(path: &Path) -> Result<(), StorageError> {
-    set_mode(path, 0o600)
-}
-
-#[cfg(unix)]
-fn set_mode(path: &Path, mode: u32) -> Result<(), StorageError> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(io_error("setting permissions on", path))
-}
-
-#[cfg(not(unix))]
-fn set_mode(_: &Path, _: u32) -> Result<(), StorageError> {
-    Ok(())
+    Ok(set_mode(path, 0o600)?)
 }
 
 /// Marker carried inside `io::Error` when the size limit is hit.
@@ -486,11 +343,14 @@ impl std::fmt::Display for LimitExceeded {
 
 impl std::error::Error for LimitExceeded {}
 
-fn map_write_error(error: io::Error, limit: u64) -> StorageError {
-    if error
+fn is_limit_exceeded(error: &io::Error) -> bool {
+    error
         .get_ref()
         .is_some_and(|inner| inner.is::<LimitExceeded>())
-    {
+}
+
+fn map_write_error(error: io::Error, limit: u64) -> StorageError {
+    if is_limit_exceeded(&error) {
         StorageError::TooLarge { limit }
     } else {
         StorageError::Io {
@@ -498,6 +358,14 @@ fn map_write_error(error: io::Error, limit: u64) -> StorageError {
             path: "artifact".to_owned(),
             source: error,
         }
+    }
+}
+
+fn map_archive_error(error: ArchiveError, limit: u64) -> StorageError {
+    if error.io_source().is_some_and(is_limit_exceeded) {
+        StorageError::TooLarge { limit }
+    } else {
+        StorageError::Archive(error)
     }
 }
 

@@ -7,15 +7,14 @@ use std::path::Path;
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 use sluice_api::revision::Digest;
 
-/// Computing or checking a digest failed.
+/// A digest string cannot be used for verification.
 #[derive(Debug, thiserror::Error)]
-pub enum DigestError {
-    #[error("artifact digest {digest:?} is invalid: {reason}")]
-    Invalid { digest: String, reason: String },
-    #[error(
-        "reading {path} to compute its digest failed: {source}; check it exists and is readable"
-    )]
-    Read { path: String, source: io::Error },
+#[error("artifact digest {digest:?} is invalid: {reason}")]
+pub struct DigestError {
+    /// The rejected input.
+    pub digest: String,
+    /// Why it was rejected.
+    pub reason: String,
 }
 
 /// `sha256:<hex>` of `data`.
@@ -40,21 +39,15 @@ pub fn sha256_reader(mut reader: impl Read) -> io::Result<(String, u64)> {
 }
 
 /// `sha256:<hex>` of the file at `path`. Blocking.
-pub fn sha256_file(path: &Path) -> Result<String, DigestError> {
-    let read_error = |source| DigestError::Read {
-        path: path.display().to_string(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(read_error)?;
-    sha256_reader(io::BufReader::new(file))
-        .map(|(digest, _)| digest)
-        .map_err(read_error)
+pub fn sha256_file(path: &Path) -> io::Result<String> {
+    let file = std::fs::File::open(path)?;
+    sha256_reader(io::BufReader::new(file)).map(|(digest, _)| digest)
 }
 
 /// Parses a Flux artifact digest for verification: `sha256`, `sha384` or `sha512` with a checksum
 /// of the algorithm's length; bare hex means sha256 and hex case is ignored.
 pub fn parse_expected(digest: &str) -> Result<Digest, DigestError> {
-    let invalid = |reason: String| DigestError::Invalid {
+    let invalid = |reason: String| DigestError {
         digest: digest.to_owned(),
         reason,
     };
@@ -124,7 +117,7 @@ impl Verifier {
             Some(Algorithm::Sha384) => Hasher::Sha384(Sha384::new()),
             Some(Algorithm::Sha512) => Hasher::Sha512(Sha512::new()),
             None => {
-                return Err(DigestError::Invalid {
+                return Err(DigestError {
                     digest: expected.to_string(),
                     reason: "unsupported algorithm; expected sha256, sha384 or sha512".to_owned(),
                 });

@@ -12,6 +12,7 @@ use sluice_api::meta::condition_type::{
 use sluice_api::meta::reason;
 use sluice_api::source::{OCILayerOperation, OCIProvider, OCIRepository, OCIRepositoryStatus};
 use sluice_api::{FluxObject, SourceObject};
+use sluice_artifact::archive::{ExtractOptions, UnsafeEntries, extract_tar_gz};
 use sluice_runtime::conditions;
 use sluice_runtime::{ObjectEvent, Requeue};
 
@@ -21,7 +22,7 @@ use crate::ignore::IgnoreRules;
 use crate::oci::{OciError, OciRemote, RegistryAccess, Repository, docker_credentials};
 use crate::secrets::{ProxySettings, read_secret};
 use crate::status::{self, Outcome};
-use crate::storage::{Storage, extract_tar_gz};
+use crate::storage::Storage;
 
 /// Kind name used in storage paths.
 pub const KIND: &str = "OCIRepository";
@@ -232,7 +233,8 @@ async fn run(context: &SourceContext, object: &mut OCIRepository) -> Result<(), 
             .prefix("ocirepository-")
             .tempdir()
             .map_err(|e| layer_failure(format!("creating an extraction directory failed: {e}")))?;
-        extract_tar_gz(bytes.as_slice(), None, unpacked.path()).map_err(|e| {
+        let options = ExtractOptions { unsafe_entries: UnsafeEntries::Skip, ..ExtractOptions::default() };
+        extract_tar_gz(bytes.as_slice(), unpacked.path(), &options).map_err(|e| {
             layer_failure(format!("failed to extract layer of media type '{media_type}': {e}; the layer must be a tar+gzip archive"))
         })?;
         let rules = IgnoreRules::for_tree(unpacked.path(), ignore.as_deref())
