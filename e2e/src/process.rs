@@ -3,7 +3,9 @@
 //! Each server runs under a small bash supervisor that holds the read end of a pipe whose write
 //! end only this process has. When the `Supervised` handle is dropped, or this process exits for
 //! any reason (a `static` shared control plane is never dropped), the pipe closes and the
-//! supervisor stops the server by PID: SIGTERM, then SIGKILL after a grace period.
+//! supervisor stops the server by PID: SIGTERM, then SIGKILL after a grace period. Supervisors
+//! ignore SIGINT and SIGHUP, so a Ctrl-C that reaches the whole process group still lets them
+//! stop their server and remove its directory.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 use crate::{Error, Result};
 
 const SUPERVISOR: &str = r#"
+trap '' INT HUP
 log=$1; shift
 cleanup=$1; shift
 exec 3<&0
