@@ -19,11 +19,11 @@ use sluice_api::{FluxObject, SourceObject};
 use sluice_runtime::conditions::{self, ConditionStatus};
 use sluice_runtime::{ObjectEvent, Requeue};
 
-use super::{Begin, SourceContext, SourceError, StepFailure};
+use super::{SourceContext, SourceError, StepFailure};
 use crate::git::{CheckedOut, GitCredentials, GitError, GitRemote, RefSelector};
 use crate::ignore::IgnoreRules;
 use crate::secrets::{ProxySettings, read_secret};
-use crate::status::{self, Outcome};
+use crate::status;
 use crate::storage::Storage;
 use crate::verify::{TrustedKeys, Verifier, VerifyError};
 
@@ -41,18 +41,7 @@ pub async fn reconcile(
 ) -> Result<Requeue, SourceError> {
     let mut object = (*object).clone();
     object.status.get_or_insert_with(Default::default);
-    if let Begin::Done(requeue) = super::begin(&context, &mut object, KIND, status_of).await? {
-        return Ok(requeue);
-    }
-    super::reconcile_storage(&context, &mut object, KIND).await?;
-    let outcome = match run(&context, &mut object).await {
-        Ok(()) => Outcome::Succeeded,
-        Err(failure) => {
-            super::record_failure(&context, &mut object, &failure).await;
-            failure.outcome
-        }
-    };
-    super::finish(&context, &mut object, outcome, status_of).await
+    super::reconcile_source(&context, object, KIND, status_of, run).await
 }
 
 /// The spec fields that shape the artifact's content besides the revision.

@@ -125,7 +125,7 @@ impl StepFailure {
 }
 
 /// What [`begin`] decided.
-pub enum Begin {
+enum Begin {
     /// Continue with the reconcile.
     Proceed,
     /// Stop here and requeue like this.
@@ -142,9 +142,40 @@ where
     )
 }
 
+/// The reconcile every source kind shares: finalizer and suspend handling, storage checks, the
+/// kind's own `run` steps, then the status summary and requeue.
+pub async fn reconcile_source<K, S>(
+    context: &SourceContext,
+    mut object: K,
+    kind: &str,
+    status_of: impl Fn(&K) -> Option<&S> + Copy,
+    run: impl AsyncFnOnce(&SourceContext, &mut K) -> Result<(), StepFailure>,
+) -> Result<Requeue, SourceError>
+where
+    K: SourceObject
+        + Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+    S: Serialize,
+{
+    if let Begin::Done(requeue) = begin(context, &mut object, kind, status_of).await? {
+        return Ok(requeue);
+    }
+    reconcile_storage(context, &mut object, kind).await?;
+    let outcome = match run(context, &mut object).await {
+        Ok(()) => Outcome::Succeeded,
+        Err(failure) => {
+            record_failure(context, &mut object, &failure).await;
+            failure.outcome
+        }
+    };
+    finish(context, &mut object, outcome, status_of).await
+}
+
 /// Handles deletion (storage cleanup, finalizer removal), adds the finalizer, honours suspend,
 /// and writes a progressing status when the generation or a reconcile request is new.
-pub async fn begin<K, S>(
+async fn begin<K, S>(
     context: &SourceContext,
     object: &mut K,
     kind: &str,
@@ -280,7 +311,7 @@ where
 
 /// Verifies the stored artifact, refreshes its URL and garbage collects superseded files.
 /// A missing or corrupted file clears `status.artifact`.
-pub async fn reconcile_storage<K>(
+async fn reconcile_storage<K>(
     context: &SourceContext,
     object: &mut K,
     kind: &str,
@@ -399,7 +430,7 @@ fn now_seconds() -> Timestamp {
 }
 
 /// Records a step failure in the conditions and emits a warning event.
-pub async fn record_failure<K>(context: &SourceContext, object: &mut K, failure: &StepFailure)
+async fn record_failure<K>(context: &SourceContext, object: &mut K, failure: &StepFailure)
 where
     K: FluxObject,
     K::DynamicType: Default,
@@ -425,7 +456,7 @@ where
 }
 
 /// Computes `Ready`, writes the status and returns how to requeue.
-pub async fn finish<K, S>(
+async fn finish<K, S>(
     context: &SourceContext,
     object: &mut K,
     outcome: Outcome,

@@ -17,11 +17,11 @@ use sluice_runtime::conditions;
 use sluice_runtime::{ObjectEvent, Requeue};
 
 use super::gitrepository::digest_suffix;
-use super::{Begin, SourceContext, SourceError, StepFailure};
+use super::{SourceContext, SourceError, StepFailure};
 use crate::ignore::IgnoreRules;
 use crate::oci::{OciError, OciRemote, RegistryAccess, Repository, docker_credentials};
 use crate::secrets::{ProxySettings, read_secret};
-use crate::status::{self, Outcome};
+use crate::status;
 use crate::storage::Storage;
 
 /// Kind name used in storage paths.
@@ -38,18 +38,7 @@ pub async fn reconcile(
 ) -> Result<Requeue, SourceError> {
     let mut object = (*object).clone();
     object.status.get_or_insert_with(Default::default);
-    if let Begin::Done(requeue) = super::begin(&context, &mut object, KIND, status_of).await? {
-        return Ok(requeue);
-    }
-    super::reconcile_storage(&context, &mut object, KIND).await?;
-    let outcome = match run(&context, &mut object).await {
-        Ok(()) => Outcome::Succeeded,
-        Err(failure) => {
-            super::record_failure(&context, &mut object, &failure).await;
-            failure.outcome
-        }
-    };
-    super::finish(&context, &mut object, outcome, status_of).await
+    super::reconcile_source(&context, object, KIND, status_of, run).await
 }
 
 fn unsupported_fields(object: &OCIRepository) -> Result<(), StepFailure> {
