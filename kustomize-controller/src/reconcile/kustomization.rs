@@ -166,6 +166,20 @@ impl Run {
         }
     }
 
+    /// Marks Healthy=False with `message` and fails the reconcile with HealthCheckFailed.
+    fn health_failed(&mut self, message: String) -> Outcome {
+        status::set_healthy(
+            &mut self.status,
+            self.generation,
+            Some((
+                ConditionStatus::False,
+                reason::HEALTH_CHECK_FAILED,
+                &message,
+            )),
+        );
+        self.failed(reason::HEALTH_CHECK_FAILED, message)
+    }
+
     async fn execute(&mut self) -> Outcome {
         let kustomization = self.kustomization.clone();
         if let Some(outcome) = self.validate() {
@@ -762,16 +776,7 @@ impl Run {
                 format_duration(started.elapsed()),
                 HealthReport::describe(&report.failed)
             );
-            status::set_healthy(
-                &mut self.status,
-                self.generation,
-                Some((
-                    ConditionStatus::False,
-                    reason::HEALTH_CHECK_FAILED,
-                    &message,
-                )),
-            );
-            return self.failed(reason::HEALTH_CHECK_FAILED, message);
+            return self.health_failed(message);
         }
         if started.elapsed() >= timeout {
             forget();
@@ -780,16 +785,7 @@ impl Run {
                 format_duration(started.elapsed()),
                 HealthReport::describe(&report.pending)
             );
-            status::set_healthy(
-                &mut self.status,
-                self.generation,
-                Some((
-                    ConditionStatus::False,
-                    reason::HEALTH_CHECK_FAILED,
-                    &message,
-                )),
-            );
-            return self.failed(reason::HEALTH_CHECK_FAILED, message);
+            return self.health_failed(message);
         }
         let message = format!(
             "Health check in progress (timeout {}): waiting for [{}]",
