@@ -377,12 +377,9 @@ async fn wait_ready(
     }
 }
 
-/// The apiserver message and reason of an error, or the client error itself.
+/// The apiserver message and reason of an error, or the client error with credential output withheld.
 fn reason_of(error: &kube::Error) -> String {
-    match error {
-        kube::Error::Api(status) => format!("{} ({})", status.message, status.reason),
-        other => other.to_string(),
-    }
+    sluice_runtime::describe_kube_error(error)
 }
 
 fn is_not_found(error: &kube::Error) -> bool {

@@ -2,6 +2,7 @@
 
 use kube::api::GroupVersionKind;
 use serde_json::Value;
+use sluice_runtime::describe_kube_error;
 
 use crate::apply::{Cluster, split_api_version};
 use crate::build::subject;
@@ -295,7 +296,12 @@ pub async fn check_object(cluster: &Cluster, object: &Value) -> Health {
         .await
     {
         Ok(resolved) => resolved,
-        Err(error) => return Health::InProgress(format!("kind not resolvable: {error}")),
+        Err(error) => {
+            return Health::InProgress(format!(
+                "kind not resolvable: {}",
+                describe_kube_error(&error)
+            ));
+        }
     };
     let namespace = object
         .pointer("/metadata/namespace")
@@ -307,7 +313,7 @@ pub async fn check_object(cluster: &Cluster, object: &Value) -> Health {
     match cluster.api(&resolved, namespace).get_opt(name).await {
         Ok(Some(live)) => assess(&serde_json::to_value(live).unwrap_or(Value::Null)),
         Ok(None) => Health::NotFound,
-        Err(error) => Health::InProgress(format!("read failed: {error}")),
+        Err(error) => Health::InProgress(format!("read failed: {}", describe_kube_error(&error))),
     }
 }
 

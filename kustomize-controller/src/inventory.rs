@@ -7,6 +7,7 @@ use kube::api::{DeleteParams, GroupVersionKind, PropagationPolicy};
 use serde_json::Value;
 use sluice_api::kustomize::annotations::{DISABLED, PRUNE, RECONCILE, SSA, SSA_IGNORE};
 use sluice_api::kustomize::{ObjectId, ResourceInventory, ResourceRef};
+use sluice_runtime::describe_kube_error;
 
 use crate::apply::{Change, Cluster, Owner, kind_rank};
 use crate::build::has_flag;
@@ -111,7 +112,7 @@ pub async fn delete_entries(
             Ok(Some(live)) => serde_json::to_value(live).unwrap_or(Value::Null),
             Ok(None) => continue,
             Err(error) => {
-                report.failed.push((entry, error.to_string()));
+                report.failed.push((entry, describe_kube_error(&error)));
                 continue;
             }
         };
@@ -132,7 +133,7 @@ pub async fn delete_entries(
                 waiting.push((api, id));
             }
             Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(error) => report.failed.push((entry, error.to_string())),
+            Err(error) => report.failed.push((entry, describe_kube_error(&error))),
         }
     }
     if let Some(timeout) = wait {

@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use sluice_api::kustomize::Kustomization;
+use sluice_runtime::describe_kube_error;
 
 use crate::apply::Cluster;
 
@@ -104,7 +105,7 @@ impl Tenancy {
             config.auth_info.impersonate = impersonate;
             let client = Client::try_from(config).map_err(|error| TenancyError::Client {
                 what: format!("kubeconfig Secret {namespace}/{}", reference.name),
-                reason: error.to_string(),
+                reason: describe_kube_error(&error),
             })?;
             return Ok(Cluster::new(client));
         }
@@ -124,7 +125,7 @@ impl Tenancy {
                 config.auth_info.impersonate = Some(user.clone());
                 let client = Client::try_from(config).map_err(|error| TenancyError::Client {
                     what: format!("impersonating {user}"),
-                    reason: error.to_string(),
+                    reason: describe_kube_error(&error),
                 })?;
                 self.impersonating
                     .lock()
@@ -149,10 +150,7 @@ impl Tenancy {
             .map_err(|error| TenancyError::SecretRead {
                 namespace: namespace.to_owned(),
                 name: name.to_owned(),
-                reason: match error {
-                    kube::Error::Api(status) => status.message,
-                    other => other.to_string(),
-                },
+                reason: describe_kube_error(&error),
             })?;
         let data = secret.data.unwrap_or_default();
         let keys: Vec<&str> = match key {
@@ -181,7 +179,8 @@ impl Tenancy {
             .map_err(|error| invalid(error.to_string()))
     }
 
-    /// Refuses exec plugins, disabled TLS verification and references to local files.
+    /// Admits only the credential kinds Sluice allows: tokens, basic auth and embedded client
+    /// certificates; exec plugins and auth-providers (which run commands) need `--insecure-kubeconfig-exec`.
     fn check_policy(&self, kubeconfig: &Kubeconfig) -> Result<(), String> {
         for named in &kubeconfig.auth_infos {
             let Some(auth) = &named.auth_info else {
@@ -191,6 +190,14 @@ impl Tenancy {
                 return Err(format!(
                     "user {:?} uses an exec credential plugin; start the controller with --insecure-kubeconfig-exec to allow it",
                     named.name
+                ));
+            }
+            if let Some(provider) = &auth.auth_provider
+                && !self.policy.allow_exec
+            {
+                return Err(format!(
+                    "user {:?} uses the auth-provider {:?}, which can run commands on the controller; use a token or client certificate, or start the controller with --insecure-kubeconfig-exec to allow it",
+                    named.name, provider.name
                 ));
             }
             if auth.client_certificate.is_some()

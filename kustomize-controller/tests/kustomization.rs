@@ -626,6 +626,110 @@ async fn remote_kubeconfig_pointing_at_the_same_apiserver() {
     assert!(condition(&ks, "Ready").unwrap().message.contains("value"));
 }
 
+/// A kubeconfig Secret named `name` whose users authenticate with `user` instead of the plane's certificates.
+async fn kubeconfig_secret_with_user(h: &Harness, name: &str, user: serde_json::Value) {
+    let mut config: serde_json::Value = serde_json::from_str(&inline_kubeconfig(h)).unwrap();
+    for entry in config["users"].as_array_mut().unwrap() {
+        entry["user"] = user.clone();
+    }
+    let secrets: Api<Secret> = h.api();
+    let value = serde_json::to_string(&config).unwrap();
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": name}, "stringData": {"value": value}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+}
+
+/// A script that records that it ran in `marker` and prints a token-like secret.
+fn credential_script(dir: &std::path::Path, marker: &std::path::Path, exit: i32) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("credential.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ntouch {}\necho 'LEAKED-CONTROLLER-TOKEN {{\"token\": \"LEAKED\"}}'\nexit {exit}\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script.display().to_string()
+}
+
+#[tokio::test]
+async fn kubeconfig_auth_provider_is_refused_without_the_exec_flag() {
+    let h = Harness::start("ks-authprovider", &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let script = credential_script(dir.path(), &marker, 0);
+    kubeconfig_secret_with_user(
+        &h,
+        "gcp",
+        json!({"auth-provider": {"name": "gcp", "config": {"cmd-path": script, "cmd-args": ""}}}),
+    )
+    .await;
+    h.publish("repo", "v1", &[("cm.yaml", &config_map("never", "1"))])
+        .await;
+    h.kustomization(
+        "app",
+        "repo",
+        json!({"kubeConfig": {"secretRef": {"name": "gcp"}}}),
+    )
+    .await;
+    let ks = h.wait_failed("app", "ReconciliationFailed").await;
+    let message = condition(&ks, "Ready").unwrap().message;
+    assert!(message.contains("auth-provider"), "{message}");
+    assert!(message.contains("--insecure-kubeconfig-exec"), "{message}");
+    assert!(!marker.exists(), "the auth-provider command ran");
+    assert_eq!(config_map_value(&h, "never").await, None);
+}
+
+#[tokio::test]
+async fn credential_command_output_never_reaches_status() {
+    let h = Harness::start("ks-execleak", &["--insecure-kubeconfig-exec"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let script = credential_script(dir.path(), &marker, 1);
+    kubeconfig_secret_with_user(
+        &h,
+        "exec",
+        json!({"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": script,
+            "interactiveMode": "Never"
+        }}),
+    )
+    .await;
+    h.publish("repo", "v1", &[("cm.yaml", &config_map("never", "1"))])
+        .await;
+    h.kustomization(
+        "app",
+        "repo",
+        json!({"kubeConfig": {"secretRef": {"name": "exec"}}}),
+    )
+    .await;
+    let ks = h.wait_failed("app", "ReconciliationFailed").await;
+    let message = condition(&ks, "Ready").unwrap().message;
+    assert!(
+        marker.exists(),
+        "the allowed exec plugin did not run: {message}"
+    );
+    assert!(!message.contains("LEAKED"), "{message}");
+    let status = serde_json::to_string(&ks.status).unwrap();
+    assert!(!status.contains("LEAKED"), "{status}");
+    let events: Api<k8s_openapi::api::core::v1::Event> = h.api();
+    for event in events.list(&Default::default()).await.unwrap() {
+        let text = event.message.unwrap_or_default();
+        assert!(!text.contains("LEAKED"), "{text}");
+    }
+}
+
 #[tokio::test]
 async fn cross_namespace_source_is_denied_by_default() {
     let h = Harness::start("ks-xns", &[]).await;

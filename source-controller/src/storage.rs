@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest as _, Sha256};
 use sluice_artifact::archive::{
-    ARCHIVE_SUFFIX, ArchiveBuilder, ArchiveError, ExtractOptions, UnsafeEntries, extract_tar_gz,
-    set_mode,
+    ARCHIVE_SUFFIX, ArchiveBuilder, ArchiveError, ExtractOptions, UnsafeEntries, create_dir_within,
+    extract_tar_gz, set_mode,
 };
 use sluice_artifact::serve::{ArtifactRoot, resolve_within};
 
@@ -318,6 +318,19 @@ impl Storage {
             unsafe_entries: UnsafeEntries::Skip,
         };
         Ok(extract_tar_gz(file, target, &options)?)
+    }
+
+    /// Unpacks the stored archive at `path` (or its `from` subdirectory) into `root/to`, refusing
+    /// any symbolic link already on the way, so a checkout's links cannot redirect the copy. Blocking.
+    pub fn extract_within(
+        &self,
+        path: &str,
+        from: Option<&str>,
+        root: &Path,
+        to: &str,
+    ) -> Result<(), StorageError> {
+        let target = create_dir_within(root, Path::new(to))?;
+        self.extract(path, from, &target)
     }
 }
 

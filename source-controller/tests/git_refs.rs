@@ -269,6 +269,64 @@ async fn ignore_rules_sourceignore_and_sparse_checkout() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn include_never_writes_through_a_committed_symlink() -> Result<()> {
+    let harness = Harness::start("git-include-link").await?;
+    let outside = tempfile::tempdir()?;
+    let server = GitServer::builder().start()?;
+    server.create_repo("lib")?;
+    server.commit("lib", "main", [("pwned.yaml", "written outside")], "lib")?;
+    server.create_repo("evil")?;
+    server.commit("evil", "main", [("app.yaml", "app")], "app")?;
+    let git = GitCli::new()?;
+    let work = tempfile::tempdir()?;
+    let worktree = work.path().join("evil");
+    git.clone_repo(&server.repo_path("evil").display().to_string(), &worktree)?;
+    std::os::unix::fs::symlink(outside.path(), worktree.join("link"))?;
+    std::fs::create_dir_all(worktree.join("nested"))?;
+    std::os::unix::fs::symlink(outside.path(), worktree.join("nested/deeper"))?;
+    git.commit_all(&worktree, "links out of the checkout")?;
+    git.push(&worktree, "main")?;
+    harness
+        .create_git(
+            "lib",
+            json!({"url": server.http_url("lib"), "interval": "1h", "ref": {"branch": "main"}}),
+        )
+        .await?;
+    harness.wait_git("lib", "Ready", git_ready).await?;
+    for (name, to_path) in [("direct", "link"), ("nested", "nested/deeper/sub")] {
+        harness
+            .create_git(
+                name,
+                json!({"url": server.http_url("evil"), "interval": "1h", "ref": {"branch": "main"},
+                       "include": [{"repository": {"name": "lib"}, "toPath": to_path}]}),
+            )
+            .await?;
+        let failed = harness
+            .wait_git(name, "CopyFailure", git_failed_with("CopyFailure"))
+            .await?;
+        let ready = condition(git_conditions(&failed), "Ready").unwrap();
+        assert!(ready.message.contains("symbolic link"), "{}", ready.message);
+    }
+    let escaped: Vec<_> = walk_files(outside.path());
+    assert!(escaped.is_empty(), "files written outside: {escaped:?}");
+    harness.stop().await;
+    Ok(())
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk_files(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn include_copies_other_artifacts_and_waits_for_missing_ones() -> Result<()> {
     let harness = Harness::start("git-include").await?;
     let server = GitServer::builder().start()?;

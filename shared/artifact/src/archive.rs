@@ -34,6 +34,10 @@ pub enum ArchiveError {
         "unpacked size exceeds the {limit}-byte limit; raise the size limit or shrink the archive"
     )]
     TooLarge { limit: u64 },
+    #[error(
+        "{path} is a symbolic link or not a directory; refusing to write through it (a repository or archive may not redirect writes outside the target)"
+    )]
+    LinkInPath { path: String },
     #[error("{action} {path} failed: {source}; check free space and permissions")]
     Io {
         action: &'static str,
@@ -47,7 +51,7 @@ impl ArchiveError {
     pub fn io_source(&self) -> Option<&io::Error> {
         match self {
             Self::Read { source } | Self::Io { source, .. } => Some(source),
-            Self::UnsafePath { .. } | Self::TooLarge { .. } => None,
+            Self::UnsafePath { .. } | Self::TooLarge { .. } | Self::LinkInPath { .. } => None,
         }
     }
 }
@@ -151,24 +155,84 @@ fn walk<R: Read>(
     Ok(())
 }
 
+/// Creates `root/relative` one component at a time and returns it, refusing any component that
+/// exists as a symbolic link or a non-directory, so no write below it can leave `root`. Blocking.
+pub fn create_dir_within(root: &Path, relative: &Path) -> Result<PathBuf, ArchiveError> {
+    let relative = safe_relative_path(relative).ok_or_else(|| ArchiveError::UnsafePath {
+        entry: relative.display().to_string(),
+    })?;
+    let mut path = root.to_path_buf();
+    for component in relative.components() {
+        path.push(component);
+        match std::fs::symlink_metadata(&path) {
+            Ok(metadata) if metadata.is_dir() => {}
+            Ok(_) => {
+                return Err(ArchiveError::LinkInPath {
+                    path: path.display().to_string(),
+                });
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                std::fs::create_dir(&path).map_err(io_error("creating", &path))?;
+            }
+            Err(error) => return Err(io_error("inspecting", &path)(error)),
+        }
+    }
+    Ok(path)
+}
+
+/// Opens `path` for writing as a new regular file: an existing regular file is replaced, an
+/// existing link or directory is refused (exclusive creation never follows a link).
+fn create_file_no_follow(path: &Path) -> Result<File, ArchiveError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) if metadata.is_file() => {
+            std::fs::remove_file(path).map_err(io_error("replacing", path))?;
+        }
+        Ok(_) => {
+            return Err(ArchiveError::LinkInPath {
+                path: path.display().to_string(),
+            });
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(io_error("inspecting", path)(error)),
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io_error("creating", path))
+}
+
 /// Unpacks a tar.gz stream into `target`: regular files and directories only (links and other
-/// entry types are skipped), honouring `options`. Blocking.
+/// entry types are skipped), honouring `options`. Writes never pass through a symbolic link
+/// already on disk under `target`, so extracting into a checkout cannot escape it. Blocking.
 pub fn extract_tar_gz(
     reader: impl Read,
     target: &Path,
     options: &ExtractOptions<'_>,
 ) -> Result<(), ArchiveError> {
     let limit = options.max_size.unwrap_or(u64::MAX);
+    match std::fs::symlink_metadata(target) {
+        Ok(metadata) if metadata.is_dir() => {}
+        Ok(_) => {
+            return Err(ArchiveError::LinkInPath {
+                path: target.display().to_string(),
+            });
+        }
+        Err(_) => std::fs::create_dir_all(target).map_err(io_error("creating", target))?,
+    }
     walk(reader, options, |relative, is_dir, entry| {
-        let destination = target.join(relative);
         if is_dir {
-            return std::fs::create_dir_all(&destination)
-                .map_err(io_error("creating", &destination));
+            return create_dir_within(target, relative).map(drop);
         }
-        if let Some(parent) = destination.parent() {
-            std::fs::create_dir_all(parent).map_err(io_error("creating", parent))?;
-        }
-        let mut output = File::create(&destination).map_err(io_error("creating", &destination))?;
+        let parent = match relative.parent() {
+            Some(parent) => create_dir_within(target, parent)?,
+            None => target.to_path_buf(),
+        };
+        let Some(name) = relative.file_name() else {
+            return Ok(());
+        };
+        let destination = parent.join(name);
+        let mut output = create_file_no_follow(&destination)?;
         io::copy(&mut entry.take(limit), &mut output).map_err(io_error("writing", &destination))?;
         if entry.header().mode().is_ok_and(|mode| mode & 0o111 != 0) {
             set_mode(&destination, EXEC_MODE)?;
@@ -357,6 +421,73 @@ mod tests {
             builder.append_link(&mut header, name, target).unwrap();
         }
         builder.into_inner().unwrap().finish().unwrap()
+    }
+
+    fn extract_into(target: &Path, archive: &[u8]) -> Result<(), ArchiveError> {
+        extract_tar_gz(archive, target, &ExtractOptions::default())
+    }
+
+    #[test]
+    fn never_writes_through_a_symlinked_directory_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        let target = dir.path().join("checkout");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::create_dir_all(&target).unwrap();
+        std::os::unix::fs::symlink(&outside, target.join("evil")).unwrap();
+        let archive = tarball(&[("evil/pwned.yaml", b"x")], None);
+        let error = extract_into(&target, &archive).unwrap_err();
+        assert!(matches!(error, ArchiveError::LinkInPath { .. }), "{error}");
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn never_overwrites_a_file_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        let target = dir.path().join("checkout");
+        std::fs::write(&victim, b"keep").unwrap();
+        std::fs::create_dir_all(&target).unwrap();
+        std::os::unix::fs::symlink(&victim, target.join("a.yaml")).unwrap();
+        let archive = tarball(&[("a.yaml", b"overwritten")], None);
+        assert!(matches!(
+            extract_into(&target, &archive),
+            Err(ArchiveError::LinkInPath { .. })
+        ));
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn refuses_a_symlinked_target_and_replaces_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let archive = tarball(&[("a.yaml", b"new")], None);
+        assert!(extract_into(&link, &archive).is_err());
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+
+        let target = dir.path().join("real");
+        std::fs::create_dir_all(&target).unwrap();
+        std::fs::write(target.join("a.yaml"), b"old").unwrap();
+        extract_into(&target, &archive).unwrap();
+        assert_eq!(std::fs::read(target.join("a.yaml")).unwrap(), b"new");
+    }
+
+    #[test]
+    fn create_dir_within_refuses_links_at_any_depth() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(outside.join("deep")).unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("a/b")).unwrap();
+        assert!(create_dir_within(&root, Path::new("a/b/deep/c")).is_err());
+        assert!(!outside.join("deep/c").exists());
+        let made = create_dir_within(&root, Path::new("a/x/y")).unwrap();
+        assert!(made.is_dir());
+        assert!(create_dir_within(&root, Path::new("../escape")).is_err());
     }
 
     #[test]

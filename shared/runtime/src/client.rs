@@ -33,6 +33,26 @@ pub fn throttled_client(config: Config, qps: f32, burst: u32) -> Result<Client, 
     Ok(builder.with_layer(&ThrottleLayer::new(qps, burst)).build())
 }
 
+/// A kube client error as a message for conditions and events, withholding what credential
+/// plugins printed (their output may hold tokens or anything a command read).
+pub fn describe_kube_error(error: &kube::Error) -> String {
+    use kube::client::AuthError;
+    match error {
+        kube::Error::Api(status) => format!("{} ({})", status.message, status.reason),
+        kube::Error::Auth(AuthError::AuthExecRun { out, .. }) => format!(
+            "the kubeconfig's credential command failed with {}; its output is not reported",
+            out.status
+        ),
+        kube::Error::Auth(AuthError::AuthExecStart(source)) => {
+            format!("the kubeconfig's credential command could not start: {source}")
+        }
+        kube::Error::Auth(_) => "obtaining the kubeconfig's credentials failed; details are not \
+             reported because they may hold command output or secrets"
+            .to_owned(),
+        other => other.to_string(),
+    }
+}
+
 /// A token bucket: `rate` tokens per second, holding at most `capacity`.
 #[derive(Debug)]
 pub struct TokenBucket {
@@ -146,6 +166,28 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credential_command_output_is_withheld() {
+        use std::os::unix::process::ExitStatusExt;
+        let output = std::process::Output {
+            status: std::process::ExitStatus::from_raw(256),
+            stdout: b"eyJhbGciOi-service-account-token".to_vec(),
+            stderr: b"stolen secret".to_vec(),
+        };
+        let error = kube::Error::Auth(kube::client::AuthError::AuthExecRun {
+            cmd: "/bin/sh".to_owned(),
+            out: Box::new(output),
+        });
+        let message = describe_kube_error(&error);
+        assert!(message.contains("credential command failed"), "{message}");
+        assert!(!message.contains("service-account-token"), "{message}");
+        assert!(!message.contains("stolen secret"), "{message}");
+        let parse = kube::Error::Auth(kube::client::AuthError::AuthExec(
+            "Result is not a string secret-value".to_owned(),
+        ));
+        assert!(!describe_kube_error(&parse).contains("secret-value"));
+    }
 
     #[test]
     fn bucket_allows_burst_then_paces_at_rate() {

@@ -18,7 +18,7 @@ pub mod server;
 pub mod shutdown;
 pub mod status;
 
-pub use client::{ClientError, kube_client, throttled_client};
+pub use client::{ClientError, describe_kube_error, kube_client, throttled_client};
 pub use conditions::{ConditionStatus, Summary, SummaryPolicy};
 pub use context::{BackgroundTasks, RuntimeContext, StartupError};
 pub use controller::{ControllerRunner, ReconcileError, Requeue, Retry};

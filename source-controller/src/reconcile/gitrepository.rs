@@ -471,27 +471,29 @@ async fn run(context: &SourceContext, object: &mut GitRepository) -> Result<(), 
             ));
         }
         let storage = context.storage.clone();
-        let target = checkout_dir.join(&to_path);
+        let root = checkout_dir.clone();
         let path = artifact.path.clone();
-        tokio::task::spawn_blocking(move || storage.extract(&path, from_path.as_deref(), &target))
-            .await
-            .map_err(|e| {
-                StepFailure::failed(
-                    sluice_api::meta::condition_type::STORAGE_OPERATION_FAILED,
-                    "CopyFailure",
-                    e.to_string(),
-                )
-            })?
-            .map_err(|e| {
-                StepFailure::failed(
-                    sluice_api::meta::condition_type::STORAGE_OPERATION_FAILED,
-                    "CopyFailure",
-                    format!(
-                        "failed to copy artifact of include '{}': {e}",
-                        include.repository.name
-                    ),
-                )
-            })?;
+        tokio::task::spawn_blocking(move || {
+            storage.extract_within(&path, from_path.as_deref(), &root, &to_path)
+        })
+        .await
+        .map_err(|e| {
+            StepFailure::failed(
+                sluice_api::meta::condition_type::STORAGE_OPERATION_FAILED,
+                "CopyFailure",
+                e.to_string(),
+            )
+        })?
+        .map_err(|e| {
+            StepFailure::failed(
+                sluice_api::meta::condition_type::STORAGE_OPERATION_FAILED,
+                "CopyFailure",
+                format!(
+                    "failed to copy artifact of include '{}': {e}",
+                    include.repository.name
+                ),
+            )
+        })?;
     }
 
     let storage = context.storage.clone();
