@@ -6,7 +6,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use sluice_api::duration::format_duration;
-use sluice_api::kustomize::{KustomizationStatus, MAX_CONDITION_MESSAGE_LENGTH};
+use sluice_api::kustomize::KustomizationStatus;
 use sluice_api::meta::condition_type::{HEALTHY, READY, RECONCILING, STALLED};
 use sluice_api::meta::{MAX_HISTORY_SIZE, Snapshot, reason};
 use sluice_runtime::ConditionStatus;
@@ -17,17 +17,7 @@ pub const DRIFTED: &str = "Drifted";
 /// Reason of the [`DRIFTED`] condition.
 pub const DRIFT_DETECTED: &str = "DriftDetected";
 
-/// Shortens a message to Flux's condition length limit on a character boundary.
-pub fn truncate(message: &str) -> String {
-    if message.len() <= MAX_CONDITION_MESSAGE_LENGTH {
-        return message.to_owned();
-    }
-    let mut end = MAX_CONDITION_MESSAGE_LENGTH;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    message[..end].to_owned()
-}
+pub use sluice_runtime::conditions::truncate;
 
 /// Marks a reconcile in progress: `Reconciling=True` and `Ready=Unknown`.
 pub fn mark_progressing(status: &mut KustomizationStatus, generation: Option<i64>, message: &str) {

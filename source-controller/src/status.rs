@@ -1,13 +1,15 @@
-//! How a reconcile outcome becomes Flux's status conditions: the `Ready` summary over the
-//! source conditions, with Flux's priorities and negative polarity.
+//! How source status reads in Flux's terms: the conditions that summarise into `Ready`, with
+//! Flux's priorities, for the shared lifecycle's summary rule.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use sluice_api::meta::condition_type::{
-    ARTIFACT_IN_STORAGE, ARTIFACT_OUTDATED, FETCH_FAILED, INCLUDE_UNAVAILABLE, READY, RECONCILING,
-    SOURCE_NEGATIVE_POLARITY, SOURCE_VERIFIED, STALLED, STORAGE_OPERATION_FAILED,
+    ARTIFACT_IN_STORAGE, ARTIFACT_OUTDATED, FETCH_FAILED, INCLUDE_UNAVAILABLE, RECONCILING,
+    SOURCE_VERIFIED, STALLED, STORAGE_OPERATION_FAILED,
 };
-use sluice_api::meta::reason;
-use sluice_runtime::conditions::{self, ConditionStatus, SummaryPolicy};
+use sluice_api::source::GitRepository;
+use sluice_runtime::ReadyRule;
+use sluice_runtime::conditions::{self, ConditionStatus};
+use sluice_runtime::lifecycle;
 
 /// Conditions that feed `Ready`, highest priority first (Flux's GitRepository/OCIRepository order).
 pub const READY_INPUTS: &[&str] = &[
@@ -21,100 +23,26 @@ pub const READY_INPUTS: &[&str] = &[
     RECONCILING,
 ];
 
-/// The `Ready` summary policy of source kinds.
-pub const READY_POLICY: SummaryPolicy<'static> = SummaryPolicy {
-    target: READY,
-    in_scope: READY_INPUTS,
-    negative_polarity: SOURCE_NEGATIVE_POLARITY,
-};
-
-/// The `Ready` summary after a failure: `Reconciling` is left out so that a failing
+/// The `Ready` inputs after a failure: `Reconciling` is left out so that a failing
 /// positive-polarity condition (`SourceVerified=False`) gives `Ready` its reason, as in Flux.
-const FAILURE_POLICY: SummaryPolicy<'static> = SummaryPolicy {
-    target: READY,
-    in_scope: &[
-        STORAGE_OPERATION_FAILED,
-        FETCH_FAILED,
-        INCLUDE_UNAVAILABLE,
-        ARTIFACT_OUTDATED,
-        ARTIFACT_IN_STORAGE,
-        SOURCE_VERIFIED,
-    ],
-    negative_polarity: SOURCE_NEGATIVE_POLARITY,
+pub const READY_AFTER_FAILURE: &[&str] = &[
+    STORAGE_OPERATION_FAILED,
+    FETCH_FAILED,
+    INCLUDE_UNAVAILABLE,
+    ARTIFACT_OUTDATED,
+    ARTIFACT_IN_STORAGE,
+    SOURCE_VERIFIED,
+];
+
+/// The summary rule of every source kind (the rule does not depend on the kind).
+const RULE: ReadyRule<GitRepository> = ReadyRule::Summary {
+    inputs: READY_INPUTS,
+    after_failure: READY_AFTER_FAILURE,
 };
 
-/// How a reconcile ended, for the final status write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The artifact is current (new, or unchanged upstream).
-    Succeeded,
-    /// The spec cannot work as written; no retry until it changes.
-    Stalled { reason: String, message: String },
-    /// A dependency is missing; retried after `--requeue-dependency`.
-    Waiting,
-    /// A retryable failure, already recorded in a negative condition.
-    Failed,
-}
-
-/// Marks the start of a reconcile: `Reconciling=True` and `Ready=Unknown` unless already failing.
+/// Marks a step in progress: `Reconciling=True`, and `Ready=Unknown` unless already failing.
 pub fn mark_progressing(list: &mut Vec<Condition>, message: &str, generation: Option<i64>) {
-    conditions::mark_reconciling(list, reason::PROGRESSING, message, generation);
-    if !conditions::is_false(list, READY) {
-        conditions::set(
-            list,
-            READY,
-            ConditionStatus::Unknown,
-            reason::PROGRESSING,
-            message,
-            generation,
-        );
-    }
-}
-
-/// Applies Flux's end-of-reconcile rules and recomputes `Ready`; returns whether
-/// `observedGeneration` should be advanced to the current generation.
-pub fn finish(list: &mut Vec<Condition>, outcome: &Outcome, generation: Option<i64>) -> bool {
-    let advance = match outcome {
-        Outcome::Succeeded => {
-            conditions::remove(list, RECONCILING);
-            conditions::remove(list, STALLED);
-            true
-        }
-        Outcome::Stalled { reason, message } => {
-            conditions::mark_stalled(list, reason, message.clone(), generation);
-            true
-        }
-        Outcome::Waiting | Outcome::Failed => {
-            conditions::remove(list, STALLED);
-            if let Some(reconciling) = conditions::get(list, RECONCILING).cloned() {
-                conditions::set(
-                    list,
-                    RECONCILING,
-                    ConditionStatus::True,
-                    reason::PROGRESSING_WITH_RETRY,
-                    reconciling.message,
-                    generation,
-                );
-            }
-            false
-        }
-    };
-    let failure_summary = matches!(outcome, Outcome::Waiting | Outcome::Failed)
-        .then(|| conditions::summarize(list, &FAILURE_POLICY))
-        .flatten()
-        .filter(|summary| summary.status == ConditionStatus::False);
-    match failure_summary {
-        Some(summary) => conditions::set(
-            list,
-            READY,
-            summary.status,
-            &summary.reason,
-            summary.message,
-            generation,
-        ),
-        None => conditions::set_summary(list, &READY_POLICY, generation),
-    }
-    advance
+    lifecycle::mark_progressing(list, &RULE, message, generation);
 }
 
 /// `Type=True` with a reason and message.
@@ -137,102 +65,125 @@ pub fn mark_true(
 
 #[cfg(test)]
 mod tests {
+    use sluice_api::FluxObject;
+    use sluice_api::meta::condition_type::READY;
+    use sluice_api::meta::reason;
+    use sluice_runtime::lifecycle::conclude;
+    use sluice_runtime::{Failure, Outcome};
+
     use super::*;
+
+    fn repository(generation: i64) -> GitRepository {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+            "metadata": {"name": "app", "namespace": "ns", "generation": generation},
+            "spec": {"url": "https://example.com/app.git", "interval": "1m"}
+        }))
+        .unwrap()
+    }
+
+    fn ready(object: &GitRepository) -> (String, String, String) {
+        let ready = object.condition(READY).unwrap();
+        (
+            ready.status.clone(),
+            ready.reason.clone(),
+            ready.message.clone(),
+        )
+    }
 
     #[test]
     fn success_leaves_ready_true_from_artifact_in_storage() {
-        let mut list = Vec::new();
-        mark_progressing(&mut list, "reconciliation in progress", Some(2));
+        let mut object = repository(2);
+        let list = object.conditions_mut();
+        mark_progressing(list, "reconciliation in progress", Some(2));
+        let stored = "stored artifact for revision 'main@sha1:abc'";
         mark_true(
-            &mut list,
+            list,
             ARTIFACT_IN_STORAGE,
             reason::SUCCEEDED,
-            "stored artifact for revision 'main@sha1:abc'",
+            stored,
             Some(2),
         );
-        assert!(finish(&mut list, &Outcome::Succeeded, Some(2)));
-        assert!(conditions::get(&list, RECONCILING).is_none());
-        let ready = conditions::get(&list, READY).unwrap();
+        conclude(&mut object, &RULE, &Outcome::Success);
+        assert_eq!(object.observed_generation(), Some(2));
+        assert!(object.condition(RECONCILING).is_none());
         assert_eq!(
-            (ready.status.as_str(), ready.reason.as_str()),
-            ("True", "Succeeded")
-        );
-        assert_eq!(
-            ready.message,
-            "stored artifact for revision 'main@sha1:abc'"
+            ready(&object),
+            ("True".into(), "Succeeded".into(), stored.into())
         );
     }
 
     #[test]
     fn fetch_failure_wins_over_stored_artifact() {
-        let mut list = Vec::new();
-        mark_progressing(&mut list, "reconciliation in progress", Some(1));
+        let mut object = repository(1);
+        let list = object.conditions_mut();
+        mark_progressing(list, "reconciliation in progress", Some(1));
         mark_true(
-            &mut list,
+            list,
             ARTIFACT_IN_STORAGE,
             reason::SUCCEEDED,
             "stored",
             Some(1),
         );
-        mark_true(
-            &mut list,
-            FETCH_FAILED,
-            reason::GIT_OPERATION_FAILED,
-            "unreachable",
-            Some(1),
-        );
-        assert!(!finish(&mut list, &Outcome::Failed, Some(1)));
-        let ready = conditions::get(&list, READY).unwrap();
+        let failure =
+            Failure::new(reason::GIT_OPERATION_FAILED, "unreachable").in_condition(FETCH_FAILED);
+        conclude(&mut object, &RULE, &Outcome::Retry(failure));
+        assert_eq!(object.observed_generation(), None);
+        assert_eq!(ready(&object).0, "False");
+        assert_eq!(ready(&object).1, "GitOperationFailed");
         assert_eq!(
-            (ready.status.as_str(), ready.reason.as_str()),
-            ("False", "GitOperationFailed")
+            object.condition(RECONCILING).unwrap().reason,
+            "ProgressingWithRetry"
         );
-        let reconciling = conditions::get(&list, RECONCILING).unwrap();
-        assert_eq!(reconciling.reason, "ProgressingWithRetry");
-        assert!(conditions::is_true(&list, ARTIFACT_IN_STORAGE));
+        assert!(conditions::is_true(
+            object.conditions(),
+            ARTIFACT_IN_STORAGE
+        ));
     }
 
     #[test]
     fn failed_verification_gives_ready_its_reason() {
-        let mut list = Vec::new();
-        mark_progressing(&mut list, "reconciliation in progress", Some(1));
+        let mut object = repository(1);
+        let list = object.conditions_mut();
+        mark_progressing(list, "reconciliation in progress", Some(1));
         mark_true(
-            &mut list,
+            list,
             ARTIFACT_IN_STORAGE,
             reason::SUCCEEDED,
             "stored",
             Some(1),
         );
+        let unsigned = reason::INVALID_COMMIT_SIGNATURE;
         conditions::set(
-            &mut list,
+            list,
             SOURCE_VERIFIED,
             ConditionStatus::False,
-            reason::INVALID_COMMIT_SIGNATURE,
+            unsigned,
             "unsigned",
             Some(1),
         );
-        assert!(!finish(&mut list, &Outcome::Failed, Some(1)));
-        let ready = conditions::get(&list, READY).unwrap();
-        assert_eq!(
-            (ready.status.as_str(), ready.reason.as_str()),
-            ("False", "InvalidCommitSignature")
-        );
+        conclude(&mut object, &RULE, &Outcome::retry(unsigned, "unsigned"));
+        assert_eq!(object.observed_generation(), None);
+        assert_eq!(ready(&object).0, "False");
+        assert_eq!(ready(&object).1, "InvalidCommitSignature");
     }
 
     #[test]
     fn stalled_sets_ready_false_with_the_stall_reason() {
-        let mut list = Vec::new();
-        mark_progressing(&mut list, "reconciliation in progress", Some(1));
-        let outcome = Outcome::Stalled {
-            reason: "URLInvalid".into(),
-            message: "bad url".into(),
-        };
-        assert!(finish(&mut list, &outcome, Some(1)));
-        assert!(conditions::get(&list, RECONCILING).is_none());
-        let ready = conditions::get(&list, READY).unwrap();
-        assert_eq!(
-            (ready.status.as_str(), ready.reason.as_str()),
-            ("False", "URLInvalid")
+        let mut object = repository(1);
+        mark_progressing(
+            object.conditions_mut(),
+            "reconciliation in progress",
+            Some(1),
         );
+        conclude(
+            &mut object,
+            &RULE,
+            &Outcome::stalled("URLInvalid", "bad url"),
+        );
+        assert_eq!(object.observed_generation(), Some(1));
+        assert!(object.condition(RECONCILING).is_none());
+        assert_eq!(ready(&object).0, "False");
+        assert_eq!(ready(&object).1, "URLInvalid");
     }
 }

@@ -8,19 +8,8 @@ use std::cmp::Ordering;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-/// Summary condition: the object is up to date and healthy.
-pub const READY: &str = "Ready";
-/// Abnormal-true: a reconcile is in progress.
-pub const RECONCILING: &str = "Reconciling";
-/// Abnormal-true: the object cannot make progress without a spec change.
-pub const STALLED: &str = "Stalled";
-
-/// Reason used while a reconcile is running.
-pub const REASON_PROGRESSING: &str = "Progressing";
-/// Reason used while a reconcile retries after a failure.
-pub const REASON_PROGRESSING_WITH_RETRY: &str = "ProgressingWithRetry";
-/// Reason used when a reconcile succeeded.
-pub const REASON_SUCCEEDED: &str = "Succeeded";
+use sluice_api::meta::MAX_CONDITION_MESSAGE_LENGTH;
+use sluice_api::meta::condition_type::{READY, RECONCILING, STALLED};
 
 /// The status of a condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,10 +72,22 @@ pub fn remove(conditions: &mut Vec<Condition>, type_: &str) -> bool {
     conditions.len() != before
 }
 
+/// `message` cut to [`MAX_CONDITION_MESSAGE_LENGTH`] bytes on a character boundary.
+pub fn truncate(message: &str) -> String {
+    if message.len() <= MAX_CONDITION_MESSAGE_LENGTH {
+        return message.to_owned();
+    }
+    let mut end = MAX_CONDITION_MESSAGE_LENGTH;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message[..end].to_owned()
+}
+
 /// Sets a condition, keeping `lastTransitionTime` unless the status changes.
 ///
-/// `observedGeneration` is always updated to `generation`; conditions are kept in kubectl-friendly
-/// order (Stalled, Reconciling, Ready, then by type).
+/// `observedGeneration` is always updated to `generation`; the message is [`truncate`]d;
+/// conditions are kept in kubectl-friendly order (Stalled, Reconciling, Ready, then by type).
 pub fn set(
     conditions: &mut Vec<Condition>,
     type_: &str,
@@ -95,11 +96,16 @@ pub fn set(
     message: impl Into<String>,
     generation: Option<i64>,
 ) {
+    let message: String = message.into();
     let mut condition = Condition {
         type_: type_.to_owned(),
         status: status.as_str().to_owned(),
         reason: reason.to_owned(),
-        message: message.into(),
+        message: if message.len() > MAX_CONDITION_MESSAGE_LENGTH {
+            truncate(&message)
+        } else {
+            message
+        },
         observed_generation: generation,
         last_transition_time: now_seconds(),
     };
@@ -288,6 +294,9 @@ fn display_order(a: &str, b: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_api::meta::reason::{
+        PROGRESSING as REASON_PROGRESSING, SUCCEEDED as REASON_SUCCEEDED,
+    };
 
     const FETCH_FAILED: &str = "FetchFailed";
     const ARTIFACT_IN_STORAGE: &str = "ArtifactInStorage";

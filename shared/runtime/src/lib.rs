@@ -11,6 +11,7 @@ pub mod controller;
 pub mod events;
 pub mod flags;
 pub mod leader;
+pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
 pub mod probes;
@@ -25,6 +26,9 @@ pub use controller::{ControllerRunner, ReconcileError, Requeue, Retry};
 pub use events::{EventSeverity, EventSink, NotificationClient, NotificationEvent, ObjectEvent};
 pub use flags::{LogEncoding, LogLevel, RuntimeFlags, placeholder_main};
 pub use leader::{LeaderElectionConfig, Leadership, spawn_leader_election};
+pub use lifecycle::{
+    Failure, Lifecycle, LifecycleError, LifecycleObject, Outcome, Policy, ReadyRule, Reconciler,
+};
 pub use logging::init_logging;
 pub use metrics::{Metrics, ObjectLabels, ReconcileResult};
 pub use probes::{Readiness, ReadinessGate, probes_router};

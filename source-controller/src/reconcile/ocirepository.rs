@@ -1,62 +1,86 @@
-//! OCIRepository reconciler: resolve the reference with one manifest HEAD, skip when nothing
-//! changed, otherwise pull the selected layer and extract or copy it into storage.
+//! OCIRepository steps: resolve the reference with one manifest HEAD, stop when nothing
+//! changed, otherwise pull the selected layer, extract or copy it into storage and publish it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use kube::{Resource, ResourceExt};
 use sluice_api::duration::parse_duration;
-use sluice_api::meta::condition_type::{
-    ARTIFACT_IN_STORAGE, ARTIFACT_OUTDATED, FETCH_FAILED, STORAGE_OPERATION_FAILED,
-};
+use sluice_api::meta::condition_type::{ARTIFACT_OUTDATED, FETCH_FAILED, STORAGE_OPERATION_FAILED};
 use sluice_api::meta::reason;
-use sluice_api::source::{OCILayerOperation, OCIProvider, OCIRepository, OCIRepositoryStatus};
+use sluice_api::source::{OCILayerOperation, OCIProvider, OCIRepository};
 use sluice_api::{FluxObject, SourceObject};
 use sluice_artifact::archive::{ExtractOptions, UnsafeEntries, extract_tar_gz};
+use sluice_runtime::Outcome;
 use sluice_runtime::conditions;
-use sluice_runtime::{ObjectEvent, Requeue};
 
-use super::gitrepository::digest_suffix;
-use super::{SourceContext, SourceError, StepFailure};
+use super::artifact::{Publication, object_dir, publish_artifact};
+use super::{SourceContext, SourceKind, step};
 use crate::ignore::IgnoreRules;
-use crate::oci::{OciError, OciRemote, RegistryAccess, Repository, docker_credentials};
+use crate::oci::{
+    OciError, OciRemote, PulledLayer, RegistryAccess, Repository, ResolvedArtifact,
+    docker_credentials,
+};
 use crate::secrets::{ProxySettings, read_secret};
 use crate::status;
-use crate::storage::Storage;
+use crate::storage::StoredFile;
 
-/// Kind name used in storage paths.
-pub const KIND: &str = "OCIRepository";
+impl SourceKind for OCIRepository {
+    const KIND: &'static str = "OCIRepository";
 
-fn status_of(object: &OCIRepository) -> Option<&OCIRepositoryStatus> {
-    object.status.as_ref()
+    async fn run(context: &SourceContext, object: &mut OCIRepository) -> Result<(), Outcome> {
+        unsupported_fields(object)?;
+        let Some((remote, resolved)) = resolve(context, object).await? else {
+            return Ok(());
+        };
+        let selector = object.spec.layer_selector.clone().unwrap_or_default();
+        let layer = remote
+            .pull_layer(
+                &resolved.digest,
+                selector.media_type.as_deref(),
+                context.storage.max_artifact_size(),
+            )
+            .await
+            .map_err(|e| fetch_failure(&e))?;
+        conditions::remove(object.conditions_mut(), FETCH_FAILED);
+        let copy = selector.operation == Some(OCILayerOperation::Copy);
+        let annotations = layer.annotations.clone();
+        let stored = store_layer(context, object, layer, copy).await?;
+        let publication = Publication {
+            stored,
+            stored_message: format!("stored artifact for digest '{}'", resolved.revision),
+            new_artifact_message: format!(
+                "stored artifact with revision '{}' from '{}'",
+                resolved.revision, object.spec.url
+            ),
+            revision: resolved.revision,
+            metadata: annotations,
+        };
+        let artifact = publish_artifact(context, object, OCIRepository::KIND, publication).await;
+        let spec = object.spec.clone();
+        let status = object.status.get_or_insert_with(Default::default);
+        status.url = Some(artifact.url);
+        status.observed_ignore = spec.ignore;
+        status.observed_layer_selector = spec.layer_selector;
+        Ok(())
+    }
 }
 
-/// Reconciles one OCIRepository.
-pub async fn reconcile(
-    object: Arc<OCIRepository>,
-    context: Arc<SourceContext>,
-) -> Result<Requeue, SourceError> {
-    let mut object = (*object).clone();
-    object.status.get_or_insert_with(Default::default);
-    super::reconcile_source(&context, object, KIND, status_of, run).await
-}
-
-fn unsupported_fields(object: &OCIRepository) -> Result<(), StepFailure> {
+fn unsupported_fields(object: &OCIRepository) -> Result<(), Outcome> {
     let spec = &object.spec;
     if spec.provider.is_some_and(|p| p != OCIProvider::Generic) {
-        return Err(StepFailure::stalled(
+        return Err(step::stalled(
             reason::INVALID_PROVIDER_CONFIGURATION,
             "spec.provider other than 'generic' is not supported by this source-controller; use spec.secretRef",
         ));
     }
     if spec.service_account_name.is_some() {
-        return Err(StepFailure::stalled(
+        return Err(step::stalled(
             reason::INVALID_PROVIDER_CONFIGURATION,
             "spec.serviceAccountName (image pull secrets of a ServiceAccount) is not supported; use spec.secretRef",
         ));
     }
     if spec.verification.is_some() {
-        return Err(StepFailure::stalled(
+        return Err(step::stalled(
             "VerifyNotSupported",
             "spec.verify (cosign/notation verification) is not supported by this source-controller; remove spec.verify",
         ));
@@ -64,15 +88,15 @@ fn unsupported_fields(object: &OCIRepository) -> Result<(), StepFailure> {
     Ok(())
 }
 
-fn fetch_failure(error: &OciError) -> StepFailure {
+fn fetch_failure(error: &OciError) -> Outcome {
     match error {
-        OciError::InvalidUrl(message) => StepFailure::stalled(reason::URL_INVALID, message.clone()),
-        OciError::Authentication(_) | OciError::Secret(_) => StepFailure::failed(
+        OciError::InvalidUrl(message) => step::stalled(reason::URL_INVALID, message.clone()),
+        OciError::Authentication(_) | OciError::Secret(_) => step::failed(
             FETCH_FAILED,
             reason::AUTHENTICATION_FAILED,
             format!("failed to pull artifact: {error}"),
         ),
-        OciError::Pull(_) | OciError::Timeout(_) => StepFailure::failed(
+        OciError::Pull(_) | OciError::Timeout(_) => step::failed(
             FETCH_FAILED,
             reason::OCI_ARTIFACT_PULL_FAILED,
             format!("failed to pull artifact: {error}"),
@@ -84,12 +108,12 @@ async fn access_for(
     context: &SourceContext,
     object: &OCIRepository,
     repository: &Repository,
-) -> Result<RegistryAccess, StepFailure> {
+) -> Result<RegistryAccess, Outcome> {
     let spec = &object.spec;
     let namespace = object.namespace().unwrap_or_default();
     let client = &context.runtime.client;
     let auth_failure = |error: &dyn std::fmt::Display| {
-        StepFailure::failed(
+        step::failed(
             FETCH_FAILED,
             reason::AUTHENTICATION_FAILED,
             format!("failed to configure authentication options: {error}"),
@@ -116,7 +140,7 @@ async fn access_for(
             .await
             .map_err(|e| auth_failure(&e))?;
         if secret.bytes("tls.crt").is_some() || secret.bytes("tls.key").is_some() {
-            return Err(StepFailure::stalled(
+            return Err(step::stalled(
                 "CertSecretRefClientCertificateNotSupported",
                 format!(
                     "spec.certSecretRef '{}' holds tls.crt/tls.key: client certificates are not supported for OCI registries by this source-controller; keep only ca.crt",
@@ -146,8 +170,12 @@ fn content_config_changed(object: &OCIRepository) -> bool {
     })
 }
 
-async fn run(context: &SourceContext, object: &mut OCIRepository) -> Result<(), StepFailure> {
-    unsupported_fields(object)?;
+/// Resolves the reference; `None` when the stored artifact already has this revision and
+/// content settings, otherwise the remote and what to pull.
+async fn resolve(
+    context: &SourceContext,
+    object: &mut OCIRepository,
+) -> Result<Option<(OciRemote, ResolvedArtifact)>, Outcome> {
     let generation = object.meta().generation;
     let repository = Repository::parse(&object.spec.url).map_err(|e| fetch_failure(&e))?;
     let access = access_for(context, object, &repository).await?;
@@ -157,19 +185,15 @@ async fn run(context: &SourceContext, object: &mut OCIRepository) -> Result<(), 
         .await
         .map_err(|e| fetch_failure(&e))?;
     let current = object.artifact().cloned();
-    if current
+    let same_revision = current
         .as_ref()
-        .is_some_and(|a| a.has_revision(&resolved.revision))
-        && !content_config_changed(object)
-    {
+        .is_some_and(|a| a.has_revision(&resolved.revision));
+    if same_revision && !content_config_changed(object) {
         conditions::remove(object.conditions_mut(), FETCH_FAILED);
         conditions::remove(object.conditions_mut(), ARTIFACT_OUTDATED);
-        return Ok(());
+        return Ok(None);
     }
-    if current
-        .as_ref()
-        .is_none_or(|a| !a.has_revision(&resolved.revision))
-    {
+    if !same_revision {
         let message = format!(
             "new revision '{}' for '{}'",
             resolved.revision, object.spec.url
@@ -187,37 +211,30 @@ async fn run(context: &SourceContext, object: &mut OCIRepository) -> Result<(), 
             generation,
         );
     }
-    let selector = object.spec.layer_selector.clone().unwrap_or_default();
-    let layer = remote
-        .pull_layer(
-            &resolved.digest,
-            selector.media_type.as_deref(),
-            context.storage.max_artifact_size(),
-        )
-        .await
-        .map_err(|e| fetch_failure(&e))?;
-    conditions::remove(object.conditions_mut(), FETCH_FAILED);
+    Ok(Some((remote, resolved)))
+}
 
+/// Stores the layer as is (`copy`) or extracts it and archives the tree, honouring `spec.ignore`.
+async fn store_layer(
+    context: &SourceContext,
+    object: &OCIRepository,
+    layer: PulledLayer,
+    copy: bool,
+) -> Result<StoredFile, Outcome> {
     let storage = context.storage.clone();
-    let object_dir = Storage::object_dir(
-        KIND,
-        &object.namespace().unwrap_or_default(),
-        &object.name_any(),
-    );
-    let target_dir = object_dir.clone();
+    let target_dir = object_dir(OCIRepository::KIND, object);
     let ignore = object.spec.ignore.clone();
-    let copy = selector.operation == Some(OCILayerOperation::Copy);
-    let media_type = layer.media_type.clone();
+    let media_type = layer.media_type;
     let bytes = layer.bytes;
-    let stored = tokio::task::spawn_blocking(move || {
-        let layer_failure = |message: String| {
-            StepFailure::failed(FETCH_FAILED, reason::OCI_ARTIFACT_LAYER_OPERATION_FAILED, message)
-        };
+    tokio::task::spawn_blocking(move || {
         if copy {
             return storage
                 .store_stream(&mut bytes.as_slice(), &target_dir)
-                .map_err(|e| StepFailure::storage(reason::ARCHIVE_OPERATION_FAILED, &e));
+                .map_err(|e| step::storage(reason::ARCHIVE_OPERATION_FAILED, &e));
         }
+        let layer_failure = |message: String| {
+            step::failed(FETCH_FAILED, reason::OCI_ARTIFACT_LAYER_OPERATION_FAILED, message)
+        };
         let unpacked = tempfile::Builder::new()
             .prefix("ocirepository-")
             .tempdir()
@@ -226,46 +243,13 @@ async fn run(context: &SourceContext, object: &mut OCIRepository) -> Result<(), 
         extract_tar_gz(bytes.as_slice(), unpacked.path(), &options).map_err(|e| {
             layer_failure(format!("failed to extract layer of media type '{media_type}': {e}; the layer must be a tar+gzip archive"))
         })?;
-        let rules = IgnoreRules::for_tree(unpacked.path(), ignore.as_deref())
-            .map_err(|e| StepFailure::failed(STORAGE_OPERATION_FAILED, reason::ARCHIVE_OPERATION_FAILED, e.to_string()))?;
+        let rules = IgnoreRules::for_tree(unpacked.path(), ignore.as_deref()).map_err(|e| {
+            step::failed(STORAGE_OPERATION_FAILED, reason::ARCHIVE_OPERATION_FAILED, e.to_string())
+        })?;
         storage
             .archive_dir(unpacked.path(), &rules, &target_dir)
-            .map_err(|e| StepFailure::storage(reason::ARCHIVE_OPERATION_FAILED, &e))
+            .map_err(|e| step::storage(reason::ARCHIVE_OPERATION_FAILED, &e))
     })
     .await
-    .map_err(|e| StepFailure::failed(STORAGE_OPERATION_FAILED, reason::ARCHIVE_OPERATION_FAILED, e.to_string()))??;
-
-    let artifact = super::artifact_for(context, &stored, &resolved.revision, layer.annotations);
-    let digest_changed = current.as_ref().is_none_or(|a| a.digest != artifact.digest);
-    {
-        let spec = object.spec.clone();
-        let status = object.status.get_or_insert_with(Default::default);
-        status.url = Some(artifact.url.clone());
-        status.artifact = Some(artifact.clone());
-        status.observed_ignore = spec.ignore;
-        status.observed_layer_selector = spec.layer_selector;
-    }
-    conditions::remove(object.conditions_mut(), ARTIFACT_OUTDATED);
-    let message = format!("stored artifact for digest '{}'", resolved.revision);
-    status::mark_true(
-        object.conditions_mut(),
-        ARTIFACT_IN_STORAGE,
-        reason::SUCCEEDED,
-        &message,
-        generation,
-    );
-    if digest_changed {
-        let event = ObjectEvent::info(
-            "NewArtifact",
-            format!(
-                "stored artifact with revision '{}' from '{}'",
-                resolved.revision, object.spec.url
-            ),
-        )
-        .with_revision(resolved.revision.clone())
-        .with_metadata(digest_suffix(), artifact.digest.clone());
-        context.runtime.events.publish(&*object, event).await;
-    }
-    super::garbage_collect(context, object_dir, Some(artifact.path)).await;
-    Ok(())
+    .map_err(|e| step::storage_task(reason::ARCHIVE_OPERATION_FAILED, &e))?
 }

@@ -15,8 +15,6 @@ pub use types::{
 pub const GROUP: &str = "kustomize.toolkit.fluxcd.io";
 /// API version of Kustomization.
 pub const VERSION: &str = "v1";
-/// Longest condition message kustomize-controller writes.
-pub const MAX_CONDITION_MESSAGE_LENGTH: usize = 20_000;
 
 /// Labels kustomize-controller puts on every applied object.
 pub mod labels {

@@ -14,6 +14,9 @@ pub use annotations::{
 pub use artifact::{ARTIFACT_DIGEST_PATTERN, Artifact};
 pub use history::{MAX_HISTORY_SIZE, Snapshot};
 pub use reconcile::ReconcileRequest;
+
+/// Longest condition message Sluice's controllers write (longer ones are cut on a character boundary).
+pub const MAX_CONDITION_MESSAGE_LENGTH: usize = 20_000;
 pub use references::{
     KubeConfigReference, LocalObjectReference, NamespacedObjectKindReference,
     NamespacedObjectReference, SecretKeyReference,
