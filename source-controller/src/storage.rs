@@ -314,7 +314,7 @@ impl Storage {
         let file = File::open(&absolute).map_err(io_error("opening", &absolute))?;
         let options = ExtractOptions {
             subdir: from,
-            max_size: None,
+            max_size: Some(self.max_artifact_size()),
             unsafe_entries: UnsafeEntries::Skip,
         };
         Ok(extract_tar_gz(file, target, &options)?)

@@ -20,6 +20,11 @@ const DIR_MODE: u32 = 0o750;
 const EXEC_MODE: u32 = 0o700;
 /// Mode of other files in built archives.
 const FILE_MODE: u32 = 0o600;
+/// Most entries (of any type) one archive may hold: past it unpacking stops, so a flood of
+/// empty files or directories cannot exhaust inodes or time.
+pub const MAX_ENTRIES: u64 = 100_000;
+/// Decompressed bytes allowed beyond the size cap for tar headers and padding.
+const HEADER_ALLOWANCE: u64 = 1024 * MAX_ENTRIES + (1 << 20);
 
 /// Reading, building or unpacking an archive failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +39,10 @@ pub enum ArchiveError {
         "unpacked size exceeds the {limit}-byte limit; raise the size limit or shrink the archive"
     )]
     TooLarge { limit: u64 },
+    #[error(
+        "the archive holds more than {limit} entries; exclude files (e.g. with spec.ignore) or split the source"
+    )]
+    TooManyEntries { limit: u64 },
     #[error(
         "{path} is a symbolic link or not a directory; refusing to write through it (a repository or archive may not redirect writes outside the target)"
     )]
@@ -51,7 +60,10 @@ impl ArchiveError {
     pub fn io_source(&self) -> Option<&io::Error> {
         match self {
             Self::Read { source } | Self::Io { source, .. } => Some(source),
-            Self::UnsafePath { .. } | Self::TooLarge { .. } | Self::LinkInPath { .. } => None,
+            Self::UnsafePath { .. }
+            | Self::TooLarge { .. }
+            | Self::TooManyEntries { .. }
+            | Self::LinkInPath { .. } => None,
         }
     }
 }
@@ -103,12 +115,45 @@ pub fn safe_relative_path(path: &Path) -> Option<PathBuf> {
     Some(clean)
 }
 
+/// A reader that fails once more than `budget` bytes were read through it.
+struct Budgeted<R> {
+    inner: R,
+    budget: u64,
+}
+
+impl<R: Read> Read for Budgeted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        self.budget = self
+            .budget
+            .checked_sub(read as u64)
+            .ok_or_else(|| io::Error::other(BudgetExceeded))?;
+        Ok(read)
+    }
+}
+
+/// Marker carried inside `io::Error` when the decompressed-bytes budget is spent.
+#[derive(Debug)]
+struct BudgetExceeded;
+
+impl std::fmt::Display for BudgetExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("decompressed size budget exceeded")
+    }
+}
+
+impl std::error::Error for BudgetExceeded {}
+
+/// The decompressed stream entries are read from.
+type Decompressed<R> = Budgeted<GzDecoder<R>>;
+
 /// Walks the selected, safe regular-file and directory entries of a tar.gz stream, passing each
-/// entry's path relative to the selected subdirectory (never empty).
+/// entry's path relative to the selected subdirectory (never empty). Every decompressed byte
+/// counts against the size cap (headers allowed for) and every entry against [`MAX_ENTRIES`].
 fn walk<R: Read>(
     reader: R,
     options: &ExtractOptions<'_>,
-    mut visit: impl FnMut(&Path, bool, &mut tar::Entry<'_, GzDecoder<R>>) -> Result<(), ArchiveError>,
+    mut visit: impl FnMut(&Path, bool, &mut tar::Entry<'_, Decompressed<R>>) -> Result<(), ArchiveError>,
 ) -> Result<(), ArchiveError> {
     let prefix: PathBuf = options
         .subdir
@@ -116,10 +161,27 @@ fn walk<R: Read>(
         .split('/')
         .filter(|part| !part.is_empty() && *part != ".")
         .collect();
-    let mut archive = tar::Archive::new(GzDecoder::new(reader));
-    let mut total: u64 = 0;
-    for entry in archive.entries().map_err(read_error)? {
-        let mut entry = entry.map_err(read_error)?;
+    let limit = options.max_size.unwrap_or(u64::MAX);
+    let budget = limit.saturating_add(HEADER_ALLOWANCE);
+    let mut archive = tar::Archive::new(Budgeted {
+        inner: GzDecoder::new(reader),
+        budget,
+    });
+    let stream_error = |source: io::Error| match source.get_ref() {
+        Some(inner) if inner.is::<BudgetExceeded>() => ArchiveError::TooLarge { limit },
+        _ => ArchiveError::Read { source },
+    };
+    let (mut total, mut count) = (0u64, 0u64);
+    for entry in archive.entries().map_err(stream_error)? {
+        let mut entry = entry.map_err(stream_error)?;
+        count += 1;
+        if count > MAX_ENTRIES {
+            return Err(ArchiveError::TooManyEntries { limit: MAX_ENTRIES });
+        }
+        total = total.saturating_add(entry.size());
+        if total > limit {
+            return Err(ArchiveError::TooLarge { limit });
+        }
         let path = entry.path().map_err(read_error)?.into_owned();
         let Some(clean) = safe_relative_path(&path) else {
             match options.unsafe_entries {
@@ -143,14 +205,17 @@ fn walk<R: Read>(
             tracing::debug!(entry = %relative.display(), "skipping non-regular archive entry");
             continue;
         }
-        if !is_dir && let Some(limit) = options.max_size {
-            total = total.saturating_add(entry.size());
-            if total > limit {
-                return Err(ArchiveError::TooLarge { limit });
-            }
-        }
         let relative = relative.to_path_buf();
-        visit(&relative, is_dir, &mut entry)?;
+        visit(&relative, is_dir, &mut entry).map_err(|error| match error {
+            ArchiveError::Io { source, .. } | ArchiveError::Read { source }
+                if source
+                    .get_ref()
+                    .is_some_and(|inner| inner.is::<BudgetExceeded>()) =>
+            {
+                ArchiveError::TooLarge { limit }
+            }
+            other => other,
+        })?;
     }
     Ok(())
 }
@@ -546,6 +611,51 @@ mod tests {
             "{error}"
         );
         assert!(error.to_string().contains("limit"), "{error}");
+    }
+
+    #[test]
+    fn counts_bytes_hidden_in_non_file_entries() {
+        let encoder = GzEncoder::new(Vec::new(), Compression::default());
+        let mut builder = tar::Builder::new(encoder);
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_size(4096);
+        header.set_mode(0o755);
+        builder
+            .append_data(&mut header, "dir/", &[0u8; 4096][..])
+            .unwrap();
+        let bytes = builder.into_inner().unwrap().finish().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let options = ExtractOptions {
+            max_size: Some(1024),
+            ..ExtractOptions::default()
+        };
+        let error = extract_tar_gz(bytes.as_slice(), out.path(), &options).unwrap_err();
+        assert!(
+            matches!(error, ArchiveError::TooLarge { limit: 1024 }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn caps_the_number_of_entries() {
+        let encoder = GzEncoder::new(Vec::new(), Compression::fast());
+        let mut builder = tar::Builder::new(encoder);
+        for index in 0..=MAX_ENTRIES {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(0);
+            header.set_mode(0o644);
+            builder
+                .append_data(&mut header, format!("f{index}"), io::empty())
+                .unwrap();
+        }
+        let bytes = builder.into_inner().unwrap().finish().unwrap();
+        let error = read_tar_gz(bytes.as_slice(), &ExtractOptions::default()).unwrap_err();
+        assert!(
+            matches!(error, ArchiveError::TooManyEntries { limit: MAX_ENTRIES }),
+            "{error}"
+        );
     }
 
     #[test]

@@ -226,6 +226,7 @@ async fn store_layer(
     let ignore = object.spec.ignore.clone();
     let media_type = layer.media_type;
     let bytes = layer.bytes;
+    let max_size = context.storage.max_artifact_size();
     tokio::task::spawn_blocking(move || {
         if copy {
             return storage
@@ -239,7 +240,11 @@ async fn store_layer(
             .prefix("ocirepository-")
             .tempdir()
             .map_err(|e| layer_failure(format!("creating an extraction directory failed: {e}")))?;
-        let options = ExtractOptions { unsafe_entries: UnsafeEntries::Skip, ..ExtractOptions::default() };
+        let options = ExtractOptions {
+            max_size: Some(max_size),
+            unsafe_entries: UnsafeEntries::Skip,
+            ..ExtractOptions::default()
+        };
         extract_tar_gz(bytes.as_slice(), unpacked.path(), &options).map_err(|e| {
             layer_failure(format!("failed to extract layer of media type '{media_type}': {e}; the layer must be a tar+gzip archive"))
         })?;
