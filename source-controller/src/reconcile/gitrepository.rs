@@ -16,13 +16,13 @@ use sluice_api::source::{
     GitRepositoryVerification, GitVerificationMode,
 };
 use sluice_api::{FluxObject, SourceObject};
+use sluice_git::{CheckedOut, GitCredentials, GitError, GitRemote, RefSelector};
 use sluice_runtime::conditions::{self, ConditionStatus};
 use sluice_runtime::{ObjectEvent, Requeue};
+use sluice_secrets::{ProxySettings, read_secret};
 
 use super::{SourceContext, SourceError, StepFailure};
-use crate::git::{CheckedOut, GitCredentials, GitError, GitRemote, RefSelector};
 use crate::ignore::IgnoreRules;
-use crate::secrets::{ProxySettings, read_secret};
 use crate::status;
 use crate::storage::Storage;
 use crate::verify::{TrustedKeys, Verifier, VerifyError};

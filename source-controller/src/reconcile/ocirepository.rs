@@ -15,12 +15,12 @@ use sluice_api::{FluxObject, SourceObject};
 use sluice_artifact::archive::{ExtractOptions, UnsafeEntries, extract_tar_gz};
 use sluice_runtime::conditions;
 use sluice_runtime::{ObjectEvent, Requeue};
+use sluice_secrets::{ProxySettings, RegistryAccess, docker_credentials, read_secret};
 
 use super::gitrepository::digest_suffix;
 use super::{SourceContext, SourceError, StepFailure};
 use crate::ignore::IgnoreRules;
-use crate::oci::{OciError, OciRemote, RegistryAccess, Repository, docker_credentials};
-use crate::secrets::{ProxySettings, read_secret};
+use crate::oci::{OciError, OciRemote, Repository};
 use crate::status;
 use crate::storage::Storage;
 
