@@ -8,11 +8,13 @@
 //! - [`remote`]: [`GitRemote`], the sandboxed `git` runner;
 //! - [`refs`]: [`RefSelector`] (Flux's `spec.ref` precedence) and [`ResolvedRef`];
 //! - [`checkout`]: shallow, sparse and submodule checkouts;
+//! - [`push`]: commits as an author and pushes to branches or refspecs with push options;
 //! - [`tags`]: SemVer selection among tags.
 
 pub mod checkout;
 pub mod credentials;
 pub mod error;
+pub mod push;
 pub mod refs;
 pub mod remote;
 pub mod tags;
@@ -20,6 +22,7 @@ pub mod tags;
 pub use checkout::{CheckedOut, CheckedOutTag};
 pub use credentials::GitCredentials;
 pub use error::GitError;
+pub use push::{CommitAuthor, PushTarget};
 pub use refs::{DEFAULT_BRANCH, RefSelector, ResolvedRef};
 pub use remote::GitRemote;
 pub use tags::{highest_matching_tag, parse_tag_version};
