@@ -56,12 +56,8 @@ async fn commit_update(remote: &GitRemote, dir: &Path, image: &str) -> String {
         .expect("a change to commit")
 }
 
-fn main_branch() -> Vec<PushTarget> {
-    vec![PushTarget::Branch("main".to_owned())]
-}
-
-#[tokio::test]
-async fn basic_auth_commits_as_the_author_and_pushes_a_branch() {
+/// A seeded server requiring basic auth, and a remote holding its credentials.
+fn basic_auth_server() -> (GitServer, GitRemote) {
     let server = GitServer::builder()
         .basic_auth("flux", "s3cret-pw")
         .start()
@@ -72,6 +68,16 @@ async fn basic_auth_commits_as_the_author_and_pushes_a_branch() {
         &[("username", "flux"), ("password", "s3cret-pw")],
         false,
     );
+    (server, remote)
+}
+
+fn main_branch() -> Vec<PushTarget> {
+    vec![PushTarget::Branch("main".to_owned())]
+}
+
+#[tokio::test]
+async fn basic_auth_commits_as_the_author_and_pushes_a_branch() {
+    let (server, remote) = basic_auth_server();
     let dir = tempfile::tempdir().expect("tempdir");
     let commit = commit_update(&remote, dir.path(), "app:v2").await;
     let unchanged = remote.commit_all(dir.path(), &author(), "again").await;
@@ -173,16 +179,7 @@ async fn ssh_deploy_key_pushes() {
 
 #[tokio::test]
 async fn a_push_behind_the_remote_is_rejected_with_a_remedy() {
-    let server = GitServer::builder()
-        .basic_auth("flux", "s3cret-pw")
-        .start()
-        .expect("git server");
-    seeded(&server);
-    let remote = remote(
-        &server.http_url("app"),
-        &[("username", "flux"), ("password", "s3cret-pw")],
-        false,
-    );
+    let (server, remote) = basic_auth_server();
     let dir = tempfile::tempdir().expect("tempdir");
     commit_update(&remote, dir.path(), "app:v5").await;
     server
