@@ -5,7 +5,15 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser};
 use sluice_api::duration::parse_go_duration;
+use sluice_artifact::fetch::FetchHints;
 use sluice_runtime::RuntimeFlags;
+
+/// Artifact fetch errors name source-controller and this controller's flags.
+pub const ARTIFACT_FETCH_HINTS: FetchHints = FetchHints {
+    server: "source-controller",
+    raise_limit: "raise --artifact-max-size",
+    after_not_found: "retrying after --requeue-dependency",
+};
 
 /// kustomize-controller: builds Kustomizations from source artifacts and applies them.
 #[derive(Debug, Clone, Parser)]

@@ -1,6 +1,6 @@
 //! Sluice kustomize-controller: applies Flux Kustomizations from source artifacts.
 //!
-//! The pipeline per Kustomization is [`fetch`] → [`build`] → [`substitute`] → [`apply`] →
+//! The pipeline per Kustomization is fetch ([`sluice_artifact::fetch`]) → [`build`] → [`substitute`] → [`apply`] →
 //! [`inventory`] (prune) → [`health`], driven by [`reconcile`], with [`drift`] watching applied
 //! objects between intervals.
 
@@ -9,7 +9,6 @@ pub mod build;
 pub mod cli;
 pub mod dependson;
 pub mod drift;
-pub mod fetch;
 pub mod health;
 pub mod inventory;
 pub mod reconcile;

@@ -1,11 +1,9 @@
 //! Sluice source-controller: turns GitRepository and OCIRepository objects into versioned,
 //! content-addressed tar.gz artifacts and serves them over HTTP, the way Flux's source-controller does.
 
-pub mod git;
 pub mod ignore;
 pub mod oci;
 pub mod reconcile;
-pub mod secrets;
 pub mod status;
 pub mod storage;
 pub mod verify;

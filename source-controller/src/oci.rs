@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use base64::Engine;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::manifest::{OciDescriptor, OciManifest};
@@ -13,8 +12,8 @@ use oci_client::{Client, Reference};
 use regex::Regex;
 use sluice_api::source::OCIRepositoryRef;
 
-use crate::git::parse_tag_version;
-use crate::secrets::{SecretData, SecretError};
+use sluice_git::parse_tag_version;
+use sluice_secrets::{RegistryAccess, SecretError};
 
 /// Tag pulled when `spec.ref` is unset.
 pub const DEFAULT_TAG: &str = "latest";
@@ -84,71 +83,6 @@ impl Repository {
             digest.to_owned(),
         )
     }
-}
-
-/// Access settings for one registry.
-#[derive(Clone, Default)]
-pub struct RegistryAccess {
-    pub auth: Option<(String, String)>,
-    pub ca: Option<Vec<u8>>,
-    pub insecure: bool,
-    pub proxy: Option<String>,
-    pub timeout: Duration,
-}
-
-/// Reads credentials for `registry` from a `kubernetes.io/dockerconfigjson` Secret.
-pub fn docker_credentials(
-    secret: &SecretData,
-    registry: &str,
-) -> Result<Option<(String, String)>, SecretError> {
-    let raw = secret.bytes(".dockerconfigjson").ok_or_else(|| {
-        secret.invalid(
-            "missing '.dockerconfigjson'; create it with kubectl create secret docker-registry",
-        )
-    })?;
-    let config: serde_json::Value = serde_json::from_slice(raw)
-        .map_err(|_| secret.invalid("'.dockerconfigjson' is not valid JSON"))?;
-    let Some(auths) = config.get("auths").and_then(|a| a.as_object()) else {
-        return Ok(None);
-    };
-    let host_of = |key: &str| {
-        let key = key.split_once("://").map_or(key, |(_, rest)| rest);
-        key.split('/').next().unwrap_or_default().to_owned()
-    };
-    let Some(entry) = auths
-        .iter()
-        .find(|(key, _)| host_of(key) == registry)
-        .map(|(_, v)| v)
-    else {
-        return Ok(None);
-    };
-    let field = |name: &str| {
-        entry
-            .get(name)
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let (username, password) = (field("username"), field("password"));
-    if !username.is_empty() || !password.is_empty() {
-        return Ok(Some((username, password)));
-    }
-    let auth = field("auth");
-    if auth.is_empty() {
-        return Ok(None);
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(auth.trim())
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or_else(|| {
-            secret.invalid(format!(
-                "the 'auth' entry for '{registry}' is not base64 'user:password'"
-            ))
-        })?;
-    Ok(decoded
-        .split_once(':')
-        .map(|(u, p)| (u.to_owned(), p.to_owned())))
 }
 
 /// A resolved artifact: the manifest digest and the revision naming it.
@@ -374,31 +308,5 @@ mod tests {
         assert!(Repository::parse("oci://127.0.0.1:5000/app@sha256:00").is_err());
         assert!(Repository::parse("https://x/app").is_err());
         assert!(Repository::parse("oci://host").is_err());
-    }
-
-    #[test]
-    fn docker_config_lookup() {
-        let auth = base64::engine::general_purpose::STANDARD.encode("bob:pw");
-        let config = serde_json::json!({"auths": {
-            "https://127.0.0.1:5000": {"auth": auth},
-            "other.io": {"username": "u", "password": "p"}
-        }});
-        let secret = SecretData::from_entries(
-            "ns",
-            "regcred",
-            [(
-                ".dockerconfigjson".to_owned(),
-                config.to_string().into_bytes(),
-            )],
-        );
-        assert_eq!(
-            docker_credentials(&secret, "127.0.0.1:5000").unwrap(),
-            Some(("bob".into(), "pw".into()))
-        );
-        assert_eq!(
-            docker_credentials(&secret, "other.io").unwrap(),
-            Some(("u".into(), "p".into()))
-        );
-        assert_eq!(docker_credentials(&secret, "none.io").unwrap(), None);
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::Engine;
 use tokio::process::Command;
 
-use crate::secrets::SecretData;
+use sluice_secrets::SecretData;
 
 /// Secret keys with this suffix hold SSH public keys (authorized_keys format); others PGP keys.
 const SSH_KEY_SUFFIX: &str = ".sshpub";

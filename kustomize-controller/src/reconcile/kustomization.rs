@@ -16,6 +16,7 @@ use sluice_api::kustomize::{
 };
 use sluice_api::meta::condition_type::{HEALTHY, READY};
 use sluice_api::meta::{Artifact, FINALIZER, reason};
+use sluice_artifact::source::SourceError;
 use sluice_runtime::conditions::{get, is_true};
 use sluice_runtime::events::METADATA_REVISION;
 use sluice_runtime::{ConditionStatus, ObjectEvent, ObjectLabels, ReconcileError, Requeue};
@@ -28,7 +29,7 @@ use crate::drift::DriftMode;
 use crate::health::{HealthReport, check_all};
 use crate::inventory;
 use crate::sops::{self, AgeIdentities};
-use crate::source::{SourceError, source_artifact, source_namespace};
+use crate::source::{source_artifact, source_namespace};
 use crate::status::{self, record_history};
 use crate::substitute::{substitute_all, validate_names};
 

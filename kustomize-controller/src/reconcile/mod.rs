@@ -14,13 +14,13 @@ use sluice_api::SourceObject;
 use sluice_api::kustomize::{Kustomization, SourceKind};
 use sluice_api::meta::condition_type::READY;
 use sluice_api::source::{Bucket, GitRepository, OCIRepository};
+use sluice_artifact::fetch::{ArtifactFetcher, FetchOptions};
 use sluice_runtime::conditions::is_true;
 use sluice_runtime::{ControllerRunner, RuntimeContext};
 
 use crate::apply::Cluster;
-use crate::cli::ControllerFlags;
+use crate::cli::{ARTIFACT_FETCH_HINTS, ControllerFlags};
 use crate::drift::DriftWatcher;
-use crate::fetch::{ArtifactFetcher, FetchOptions};
 use crate::source::source_namespace;
 use crate::tenancy::{KubeconfigPolicy, Tenancy};
 
@@ -77,6 +77,7 @@ impl Context {
                 max_size: flags.artifact_max_size,
                 retries: flags.http_retry,
                 max_cached: flags.artifact_cache_size,
+                hints: &ARTIFACT_FETCH_HINTS,
             },
         );
         let local = Cluster::new(runtime.client.clone());

@@ -12,10 +12,10 @@ use sluice_runtime::conditions::{self, ConditionStatus};
 use sluice_runtime::{ObjectEvent, Outcome};
 
 use super::{SourceContext, step};
-use crate::git::CheckedOut;
-use crate::secrets::read_secret;
 use crate::status;
 use crate::verify::{TrustedKeys, Verifier, VerifyError};
+use sluice_git::CheckedOut;
+use sluice_secrets::read_secret;
 
 /// The effective mode: unset and the legacy `head` mean `HEAD`.
 fn verification_mode(verification: &GitRepositoryVerification) -> GitVerificationMode {

@@ -12,15 +12,15 @@ use sluice_api::meta::condition_type::{
 use sluice_api::meta::{Artifact, reason};
 use sluice_api::source::{GitProvider, GitRepository};
 use sluice_api::{FluxObject, SourceObject};
+use sluice_git::{CheckedOut, GitCredentials, GitError, GitRemote, RefSelector};
 use sluice_runtime::Outcome;
 use sluice_runtime::conditions;
+use sluice_secrets::{ProxySettings, read_secret};
 
 use super::artifact::{Publication, object_dir, publish_artifact};
 use super::git_verify::{clear_verification, requires_verification, verify_signature};
 use super::{SourceContext, SourceKind, step};
-use crate::git::{CheckedOut, GitCredentials, GitError, GitRemote, RefSelector};
 use crate::ignore::IgnoreRules;
-use crate::secrets::{ProxySettings, read_secret};
 use crate::status;
 use crate::storage::StoredFile;
 

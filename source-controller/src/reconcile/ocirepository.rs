@@ -12,15 +12,12 @@ use sluice_api::{FluxObject, SourceObject};
 use sluice_artifact::archive::{ExtractOptions, UnsafeEntries, extract_tar_gz};
 use sluice_runtime::Outcome;
 use sluice_runtime::conditions;
+use sluice_secrets::{ProxySettings, RegistryAccess, docker_credentials, read_secret};
 
 use super::artifact::{Publication, object_dir, publish_artifact};
 use super::{SourceContext, SourceKind, step};
 use crate::ignore::IgnoreRules;
-use crate::oci::{
-    OciError, OciRemote, PulledLayer, RegistryAccess, Repository, ResolvedArtifact,
-    docker_credentials,
-};
-use crate::secrets::{ProxySettings, read_secret};
+use crate::oci::{OciError, OciRemote, PulledLayer, Repository, ResolvedArtifact};
 use crate::status;
 use crate::storage::StoredFile;
 

@@ -5,95 +5,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use sluice_api::meta::Artifact;
-use sluice_artifact::archive::{ArchiveError, ExtractOptions, UnsafeEntries, extract_tar_gz};
-use sluice_artifact::digest::{DigestError, parse_expected};
-use sluice_artifact::fetch::{self as shared, Downloader, resolve_url_with};
+
+use super::{Downloader, FetchError, FetchHints, resolve_url_with};
+use crate::archive::{ArchiveError, ExtractOptions, UnsafeEntries, extract_tar_gz};
+use crate::digest::parse_expected;
 
 /// Environment variable that replaces the host of artifact URLs (Flux's `SOURCE_CONTROLLER_LOCALHOST`).
 pub const SOURCE_HOST_OVERRIDE_ENV: &str = "SOURCE_CONTROLLER_LOCALHOST";
-
-/// Fetching or unpacking an artifact failed.
-#[derive(Debug, thiserror::Error)]
-pub enum FetchError {
-    #[error(
-        "artifact {url} not found (HTTP 404); the source has not stored it yet, retrying after --requeue-dependency"
-    )]
-    NotFound { url: String },
-    #[error(
-        "downloading artifact {url} failed with HTTP {status}; check source-controller is serving it"
-    )]
-    HttpStatus { url: String, status: u16 },
-    #[error("downloading artifact {url} failed: {reason}; check source-controller is reachable")]
-    Transport { url: String, reason: String },
-    #[error("artifact URL {url:?} is invalid: {reason}")]
-    InvalidUrl { url: String, reason: String },
-    #[error(
-        "artifact {url} is larger than the {limit}-byte limit; raise --artifact-max-size or shrink the source"
-    )]
-    TooLarge { url: String, limit: u64 },
-    #[error("artifact digest {digest:?} is invalid: {reason}")]
-    InvalidDigest { digest: String, reason: String },
-    #[error(
-        "artifact {url} failed digest verification: expected {expected}, got {actual}; the file changed after the source recorded it"
-    )]
-    DigestMismatch {
-        url: String,
-        expected: String,
-        actual: String,
-    },
-    #[error("artifact {url} is not a valid tar.gz archive: {reason}")]
-    InvalidArchive { url: String, reason: String },
-    #[error(
-        "caching artifact {url} in {dir} failed: {source}; check the cache directory is writable"
-    )]
-    Cache {
-        url: String,
-        dir: String,
-        source: std::io::Error,
-    },
-}
-
-impl FetchError {
-    /// Whether the source has no artifact to serve yet (a 404).
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, Self::NotFound { .. })
-    }
-
-    /// Keeps this controller's remedies in messages of the shared download errors.
-    fn from_download(error: shared::FetchError, cache_dir: &Path) -> Self {
-        match error {
-            shared::FetchError::NotFound { url } => Self::NotFound { url },
-            shared::FetchError::HttpStatus { url, status } => Self::HttpStatus { url, status },
-            shared::FetchError::Transport { url, reason } => Self::Transport { url, reason },
-            shared::FetchError::InvalidUrl { url, reason } => Self::InvalidUrl { url, reason },
-            shared::FetchError::TooLarge { url, limit } => Self::TooLarge { url, limit },
-            shared::FetchError::InvalidDigest(error) => error.into(),
-            shared::FetchError::DigestMismatch {
-                url,
-                expected,
-                actual,
-            } => Self::DigestMismatch {
-                url,
-                expected,
-                actual,
-            },
-            shared::FetchError::Write { url, source } => Self::Cache {
-                url,
-                dir: cache_dir.display().to_string(),
-                source,
-            },
-        }
-    }
-}
-
-impl From<DigestError> for FetchError {
-    fn from(error: DigestError) -> Self {
-        Self::InvalidDigest {
-            digest: error.digest,
-            reason: error.reason,
-        }
-    }
-}
 
 /// Settings of the artifact fetcher.
 #[derive(Debug, Clone)]
@@ -106,6 +24,8 @@ pub struct FetchOptions {
     pub retries: u32,
     /// Unpacked artifacts kept in the cache; older ones are removed.
     pub max_cached: usize,
+    /// The caller's server and flags, named in errors.
+    pub hints: &'static FetchHints,
 }
 
 /// Downloads artifacts and keeps them unpacked by digest, so an unchanged revision is reused.
@@ -120,7 +40,8 @@ impl ArtifactFetcher {
     /// A fetcher using `http` for downloads.
     pub fn new(http: reqwest::Client, options: FetchOptions) -> Self {
         Self {
-            downloader: Downloader::new(http, options.max_size, options.retries),
+            downloader: Downloader::new(http, options.max_size, options.retries)
+                .with_hints(options.hints),
             options,
             in_flight: Mutex::default(),
             recent: Mutex::default(),
@@ -154,18 +75,25 @@ impl ArtifactFetcher {
         self.downloader
             .download(&url, &artifact.digest, &mut file)
             .await
-            .map_err(|error| FetchError::from_download(error, &self.options.cache_dir))?;
+            .map_err(|error| match error {
+                FetchError::Write { url, source } => FetchError::Cache {
+                    url,
+                    dir: self.options.cache_dir.display().to_string(),
+                    source,
+                },
+                other => other,
+            })?;
         drop(file);
         let unpack_dir = tempfile::Builder::new()
             .prefix(".unpack-")
             .tempdir_in(&self.options.cache_dir)
             .map_err(cache_error)?;
-        let max_size = self.options.max_size;
+        let (max_size, hints) = (self.options.max_size, self.options.hints);
         let archive_path = download_path.to_path_buf();
         let unpack_path = unpack_dir.path().to_path_buf();
         let url_text = url.to_string();
         tokio::task::spawn_blocking(move || {
-            unpack(&archive_path, &unpack_path, max_size, &url_text)
+            unpack(&archive_path, &unpack_path, max_size, hints, &url_text)
         })
         .await
         .map_err(|error| FetchError::InvalidArchive {
@@ -217,13 +145,18 @@ impl ArtifactFetcher {
 fn resolve_url(url: &str) -> Result<reqwest::Url, FetchError> {
     let host = std::env::var(SOURCE_HOST_OVERRIDE_ENV).ok();
     resolve_url_with(url, host.as_deref(), SOURCE_HOST_OVERRIDE_ENV)
-        // Only `InvalidUrl` can occur here; no cache directory is involved.
-        .map_err(|error| FetchError::from_download(error, Path::new("")))
 }
 
 /// Unpacks a tar.gz into `into`: regular files and directories only, relative paths without `..`
-/// (an error otherwise), total size at most `max_size`; symlinks and other entry types are skipped.
-fn unpack(archive: &Path, into: &Path, max_size: u64, url: &str) -> Result<(), FetchError> {
+/// (an error otherwise), total size at most `max_size` (`hints` say how to raise it); symlinks
+/// and other entry types are skipped.
+fn unpack(
+    archive: &Path,
+    into: &Path,
+    max_size: u64,
+    hints: &FetchHints,
+    url: &str,
+) -> Result<(), FetchError> {
     let invalid = |reason: String| FetchError::InvalidArchive {
         url: url.to_owned(),
         reason,
@@ -239,7 +172,8 @@ fn unpack(archive: &Path, into: &Path, max_size: u64, url: &str) -> Result<(), F
     };
     extract_tar_gz(file, into, &options).map_err(|error| match error {
         ArchiveError::TooLarge { limit } => invalid(format!(
-            "unpacked size exceeds the {limit}-byte limit; raise --artifact-max-size"
+            "unpacked size exceeds the {limit}-byte limit; {}",
+            hints.raise_limit
         )),
         ArchiveError::UnsafePath { entry } => invalid(format!(
             "entry {entry} escapes the archive root (absolute path or `..`)"
@@ -253,7 +187,7 @@ mod tests {
     use super::*;
 
     fn tarball(entries: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut builder = sluice_artifact::archive::ArchiveBuilder::new(Vec::new());
+        let mut builder = crate::archive::ArchiveBuilder::new(Vec::new());
         for (name, body) in entries {
             builder.append_bytes(name, body, 0o644).unwrap();
         }
@@ -265,10 +199,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let archive = dir.path().join("a.tar.gz");
         std::fs::write(&archive, tarball(&[("big", &[0u8; 2048])])).unwrap();
-        let error = unpack(&archive, dir.path(), 1024, "u").unwrap_err();
+        let hints = &FetchHints::GENERIC;
+        let error = unpack(&archive, dir.path(), 1024, hints, "u").unwrap_err();
         assert!(error.to_string().contains("limit"), "{error}");
         std::fs::write(&archive, b"").unwrap();
-        let error = unpack(&archive, dir.path(), 1024, "u").unwrap_err();
+        let error = unpack(&archive, dir.path(), 1024, hints, "u").unwrap_err();
         assert!(error.to_string().contains("empty"), "{error}");
     }
 }

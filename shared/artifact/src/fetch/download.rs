@@ -4,43 +4,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::digest::{self, DigestError, Verifier};
-
-/// Downloading an artifact failed.
-#[derive(Debug, thiserror::Error)]
-pub enum FetchError {
-    #[error("artifact {url} not found (HTTP 404); the server has not stored it yet, retry later")]
-    NotFound { url: String },
-    #[error("downloading artifact {url} failed with HTTP {status}; check the server is serving it")]
-    HttpStatus { url: String, status: u16 },
-    #[error("downloading artifact {url} failed: {reason}; check the server is reachable")]
-    Transport { url: String, reason: String },
-    #[error("artifact URL {url:?} is invalid: {reason}")]
-    InvalidUrl { url: String, reason: String },
-    #[error(
-        "artifact {url} is larger than the {limit}-byte limit; raise the size limit or shrink the source"
-    )]
-    TooLarge { url: String, limit: u64 },
-    #[error(transparent)]
-    InvalidDigest(#[from] DigestError),
-    #[error(
-        "artifact {url} failed digest verification: expected {expected}, got {actual}; the file changed after the source recorded it"
-    )]
-    DigestMismatch {
-        url: String,
-        expected: String,
-        actual: String,
-    },
-    #[error("writing the download of {url} failed: {source}; check the destination is writable")]
-    Write { url: String, source: std::io::Error },
-}
-
-impl FetchError {
-    /// Whether the server has no such artifact (a 404).
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, Self::NotFound { .. })
-    }
-}
+use super::{FetchError, FetchHints};
+use crate::digest::{self, Verifier};
 
 /// Parses an `http`/`https` artifact URL, replacing its host (and port) with `host_override`
 /// when given (Flux's `SOURCE_CONTROLLER_LOCALHOST`, read by the caller).
@@ -81,6 +46,7 @@ pub struct Downloader {
     http: reqwest::Client,
     max_size: u64,
     retries: u32,
+    hints: &'static FetchHints,
 }
 
 impl Downloader {
@@ -91,7 +57,13 @@ impl Downloader {
             http,
             max_size,
             retries,
+            hints: &FetchHints::GENERIC,
         }
+    }
+
+    /// Names `hints` (the caller's server and flags) in download errors.
+    pub fn with_hints(self, hints: &'static FetchHints) -> Self {
+        Self { hints, ..self }
     }
 
     /// The size limit in bytes.
@@ -112,6 +84,7 @@ impl Downloader {
         let transport = |error: reqwest::Error| FetchError::Transport {
             url: url.to_string(),
             reason: error.without_url().to_string(),
+            hints: self.hints,
         };
         let mut attempt = 0;
         let mut response = loop {
@@ -133,18 +106,21 @@ impl Downloader {
             reqwest::StatusCode::NOT_FOUND => {
                 return Err(FetchError::NotFound {
                     url: url.to_string(),
+                    hints: self.hints,
                 });
             }
             status => {
                 return Err(FetchError::HttpStatus {
                     url: url.to_string(),
                     status: status.as_u16(),
+                    hints: self.hints,
                 });
             }
         }
         let too_large = || FetchError::TooLarge {
             url: url.to_string(),
             limit: self.max_size,
+            hints: self.hints,
         };
         if response
             .content_length()

@@ -1,0 +1,28 @@
+//! Git access through the `git` CLI (smart HTTP(S) and SSH): ref resolution with one
+//! `ls-remote` round trip and shallow checkouts, with credentials from a Flux Secret.
+//!
+//! Credentials travel through environment-scoped git config and 0600 files in a per-operation
+//! temporary directory, never on the command line, and are redacted from any output.
+//!
+//! - [`credentials`]: [`GitCredentials`] from a Secret;
+//! - [`remote`]: [`GitRemote`], the sandboxed `git` runner;
+//! - [`refs`]: [`RefSelector`] (Flux's `spec.ref` precedence) and [`ResolvedRef`];
+//! - [`checkout`]: shallow, sparse and submodule checkouts;
+//! - [`push`]: commits as an author and pushes to branches or refspecs with push options;
+//! - [`tags`]: SemVer selection among tags.
+
+pub mod checkout;
+pub mod credentials;
+pub mod error;
+pub mod push;
+pub mod refs;
+pub mod remote;
+pub mod tags;
+
+pub use checkout::{CheckedOut, CheckedOutTag};
+pub use credentials::GitCredentials;
+pub use error::GitError;
+pub use push::{CommitAuthor, PushTarget};
+pub use refs::{DEFAULT_BRANCH, RefSelector, ResolvedRef};
+pub use remote::GitRemote;
+pub use tags::{highest_matching_tag, parse_tag_version};

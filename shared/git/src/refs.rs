@@ -1,0 +1,230 @@
+//! Which reference to check out (Flux's `spec.ref` precedence) and resolving it against the
+//! remote with at most one `ls-remote`.
+
+use std::collections::BTreeMap;
+
+use sluice_api::source::GitRepositoryRef;
+
+use crate::remote::Session;
+use crate::tags::highest_matching_tag;
+use crate::{GitError, GitRemote};
+
+/// The branch checked out when `spec.ref` is unset.
+pub const DEFAULT_BRANCH: &str = "master";
+
+/// Which reference to check out, after Flux's precedence (commit > name > semver > tag > branch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefSelector {
+    Branch(String),
+    Tag(String),
+    Semver(String),
+    Name(String),
+    Commit { sha: String, branch: Option<String> },
+}
+
+impl RefSelector {
+    /// Applies Flux's precedence to `spec.ref`; the `master` branch when unset.
+    pub fn from_spec(reference: Option<&GitRepositoryRef>) -> Self {
+        let non_empty = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
+        let Some(reference) = reference else {
+            return Self::Branch(DEFAULT_BRANCH.to_owned());
+        };
+        if let Some(sha) = non_empty(&reference.commit) {
+            return Self::Commit {
+                sha,
+                branch: non_empty(&reference.branch),
+            };
+        }
+        if let Some(name) = non_empty(&reference.name) {
+            return Self::Name(name);
+        }
+        if let Some(range) = non_empty(&reference.semver) {
+            return Self::Semver(range);
+        }
+        if let Some(tag) = non_empty(&reference.tag) {
+            return Self::Tag(tag);
+        }
+        Self::Branch(non_empty(&reference.branch).unwrap_or_else(|| DEFAULT_BRANCH.to_owned()))
+    }
+}
+
+/// A reference resolved against the remote: what to fetch and the revision it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedRef {
+    /// The refspec or commit to fetch.
+    pub fetch: String,
+    /// The pointer name in the revision (`main`, `v1.0.0`, `refs/pull/1/head`), if any.
+    pub name: Option<String>,
+    /// The commit SHA, when known before fetching.
+    pub commit: Option<String>,
+    /// The branch to fetch in full when a shallow fetch of `commit` is refused.
+    pub fallback_branch: Option<String>,
+}
+
+impl ResolvedRef {
+    /// The Flux revision for `commit`: `<name>@sha1:<commit>` or `sha1:<commit>`.
+    pub fn revision(&self, commit: &str) -> String {
+        match &self.name {
+            Some(name) => format!("{name}@sha1:{commit}"),
+            None => format!("sha1:{commit}"),
+        }
+    }
+}
+
+impl GitRemote {
+    /// Lists remote refs (`ls-remote`) matching `patterns`, with annotated tags peeled.
+    async fn ls_remote(
+        &self,
+        session: &Session,
+        tags_only: bool,
+        patterns: &[&str],
+    ) -> Result<BTreeMap<String, String>, GitError> {
+        let mut args = vec!["ls-remote"];
+        if tags_only {
+            args.push("--tags");
+        }
+        args.extend(["--", self.url.as_str()]);
+        args.extend_from_slice(patterns);
+        let output = self.run(session, None, &args).await?;
+        let mut refs = BTreeMap::new();
+        let mut peeled = BTreeMap::new();
+        for line in output.lines() {
+            let Some((sha, name)) = line.split_once('\t') else {
+                continue;
+            };
+            match name.strip_suffix("^{}") {
+                Some(base) => {
+                    peeled.insert(base.to_owned(), sha.to_owned());
+                }
+                None => {
+                    refs.insert(name.to_owned(), sha.to_owned());
+                }
+            }
+        }
+        for (name, sha) in peeled {
+            refs.insert(name, sha);
+        }
+        Ok(refs)
+    }
+
+    /// Resolves `selector` with at most one `ls-remote` (none for a commit).
+    pub async fn resolve(&self, selector: &RefSelector) -> Result<ResolvedRef, GitError> {
+        let (full_name, revision_name) = match selector {
+            RefSelector::Commit { sha, branch } => {
+                return Ok(ResolvedRef {
+                    fetch: sha.clone(),
+                    name: branch.clone(),
+                    commit: Some(sha.clone()),
+                    fallback_branch: branch.clone(),
+                });
+            }
+            RefSelector::Semver(range) => return self.resolve_semver(range).await,
+            RefSelector::Branch(branch) => (format!("refs/heads/{branch}"), branch.clone()),
+            RefSelector::Tag(tag) => (format!("refs/tags/{tag}"), tag.clone()),
+            RefSelector::Name(name) => (name.clone(), name.clone()),
+        };
+        let session = self.session().await?;
+        let refs = self
+            .ls_remote(&session, false, &[full_name.as_str()])
+            .await?;
+        match refs.get(&full_name) {
+            Some(sha) => Ok(ResolvedRef {
+                fetch: full_name,
+                name: Some(revision_name),
+                commit: Some(sha.clone()),
+                fallback_branch: None,
+            }),
+            None => {
+                self.ensure_not_empty(&session).await?;
+                Err(GitError::Operation(format!(
+                    "reference '{full_name}' not found in '{}'; check spec.ref",
+                    self.url
+                )))
+            }
+        }
+    }
+
+    async fn resolve_semver(&self, range: &str) -> Result<ResolvedRef, GitError> {
+        let session = self.session().await?;
+        let tags = self.ls_remote(&session, true, &[]).await?;
+        if tags.is_empty() {
+            self.ensure_not_empty(&session).await?;
+        }
+        let (tag, sha) = highest_matching_tag(range, &tags)?;
+        Ok(ResolvedRef {
+            fetch: format!("refs/tags/{tag}"),
+            name: Some(tag),
+            commit: Some(sha),
+            fallback_branch: None,
+        })
+    }
+
+    async fn ensure_not_empty(&self, session: &Session) -> Result<(), GitError> {
+        if self.ls_remote(session, false, &[]).await?.is_empty() {
+            return Err(GitError::EmptyRepository(self.url.clone()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_follows_flux() {
+        let reference =
+            |json: serde_json::Value| -> GitRepositoryRef { serde_json::from_value(json).unwrap() };
+        assert_eq!(
+            RefSelector::from_spec(None),
+            RefSelector::Branch("master".into())
+        );
+        assert_eq!(
+            RefSelector::from_spec(Some(&reference(
+                serde_json::json!({"branch": "dev", "tag": "v1"})
+            ))),
+            RefSelector::Tag("v1".into())
+        );
+        assert_eq!(
+            RefSelector::from_spec(Some(&reference(
+                serde_json::json!({"tag": "v1", "semver": "1.x"})
+            ))),
+            RefSelector::Semver("1.x".into())
+        );
+        assert_eq!(
+            RefSelector::from_spec(Some(&reference(
+                serde_json::json!({"semver": "1.x", "name": "refs/pull/1/head"})
+            ))),
+            RefSelector::Name("refs/pull/1/head".into())
+        );
+        assert_eq!(
+            RefSelector::from_spec(Some(&reference(
+                serde_json::json!({"branch": "dev", "name": "refs/x", "commit": "abc"})
+            ))),
+            RefSelector::Commit {
+                sha: "abc".into(),
+                branch: Some("dev".into())
+            }
+        );
+        assert_eq!(
+            RefSelector::from_spec(Some(&reference(serde_json::json!({})))),
+            RefSelector::Branch("master".into())
+        );
+    }
+
+    #[test]
+    fn revisions() {
+        let named = ResolvedRef {
+            fetch: "refs/heads/main".into(),
+            name: Some("main".into()),
+            commit: None,
+            fallback_branch: None,
+        };
+        assert_eq!(named.revision("abc"), "main@sha1:abc");
+        let bare = ResolvedRef {
+            name: None,
+            ..named
+        };
+        assert_eq!(bare.revision("abc"), "sha1:abc");
+    }
+}
