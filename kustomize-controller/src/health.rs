@@ -4,8 +4,8 @@ use kube::api::GroupVersionKind;
 use serde_json::Value;
 use sluice_runtime::describe_kube_error;
 
-use crate::apply::{Cluster, split_api_version};
-use crate::build::subject;
+use crate::cluster::Cluster;
+use crate::objects::{split_api_version, subject};
 
 /// The health of one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
