@@ -137,29 +137,35 @@ impl Owner {
 
     /// Sets the ownership labels Flux puts on every applied object.
     pub fn label(&self, object: &mut Value) {
-        let Some(root) = object.as_object_mut() else {
-            return;
-        };
-        let metadata = root
-            .entry("metadata")
-            .or_insert_with(|| Value::Object(Map::new()));
-        let Some(metadata) = metadata.as_object_mut() else {
-            return;
-        };
-        let labels_value = metadata
-            .entry("labels")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !labels_value.is_object() {
-            *labels_value = Value::Object(Map::new());
-        }
-        if let Some(map) = labels_value.as_object_mut() {
-            map.insert(labels::NAME.to_owned(), Value::String(self.name.clone()));
-            map.insert(
+        if let Some(labels) = metadata_map_mut(object, "labels") {
+            labels.insert(labels::NAME.to_owned(), Value::String(self.name.clone()));
+            labels.insert(
                 labels::NAMESPACE.to_owned(),
                 Value::String(self.namespace.clone()),
             );
         }
     }
+}
+
+/// The mapping `metadata.<field>` (e.g. `labels`), created or replaced when it is not a mapping;
+/// `None` when `object` itself is not one.
+pub fn metadata_map_mut<'a>(
+    object: &'a mut Value,
+    field: &str,
+) -> Option<&'a mut Map<String, Value>> {
+    let metadata = mapping_entry(object.as_object_mut()?, "metadata")?;
+    mapping_entry(metadata, field)
+}
+
+fn mapping_entry<'a>(
+    map: &'a mut Map<String, Value>,
+    key: &str,
+) -> Option<&'a mut Map<String, Value>> {
+    let entry = map.entry(key).or_insert(Value::Null);
+    if !entry.is_object() {
+        *entry = Value::Object(Map::new());
+    }
+    entry.as_object_mut()
 }
 
 #[cfg(test)]

@@ -9,10 +9,11 @@ mod overlay;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sluice_api::kustomize::KustomizationSpec;
 use sluice_kustomize::{BuildOptions, FileAccess, MissingKustomization};
 
+use crate::objects::metadata_map_mut;
 use overlay::{copy_tree, overlay_fields, write_overlay};
 
 /// Rendering failed.
@@ -139,29 +140,11 @@ fn set_common_metadata(
     labels: &BTreeMap<String, String>,
     annotations: &BTreeMap<String, String>,
 ) {
-    let Some(object) = object.as_object_mut() else {
-        return;
-    };
-    let metadata = object
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !metadata.is_object() {
-        *metadata = Value::Object(Map::new());
-    }
-    let Some(metadata) = metadata.as_object_mut() else {
-        return;
-    };
     for (field, values) in [("labels", labels), ("annotations", annotations)] {
         if values.is_empty() {
             continue;
         }
-        let map = metadata
-            .entry(field)
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !map.is_object() {
-            *map = Value::Object(Map::new());
-        }
-        if let Some(map) = map.as_object_mut() {
+        if let Some(map) = metadata_map_mut(object, field) {
             for (key, value) in values {
                 map.insert(key.clone(), Value::String(value.clone()));
             }
