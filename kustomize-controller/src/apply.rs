@@ -1,24 +1,20 @@
 //! Server-side apply of a build in Flux's stages, patching only new or drifted objects.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
-use kube::Client;
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
-    PropagationPolicy,
+    Api, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PropagationPolicy,
 };
-use kube::discovery::{Scope, pinned_kind};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use sluice_api::kustomize::ObjectId;
 use sluice_api::kustomize::annotations::{
     DISABLED, ENABLED, FORCE, RECONCILE, SSA, SSA_IF_NOT_PRESENT, SSA_IGNORE,
 };
-use sluice_api::kustomize::{ObjectId, labels};
 
-use crate::build::{has_flag, subject};
+use crate::cluster::Cluster;
 use crate::health::{self, Health};
+use crate::objects::{Owner, has_flag, kind_rank, object_id, split_api_version, subject};
 
 /// Field manager of every apply, as in Flux.
 pub const FIELD_MANAGER: &str = "kustomize-controller";
@@ -26,100 +22,6 @@ pub const FIELD_MANAGER: &str = "kustomize-controller";
 const STAGE_POLL: Duration = Duration::from_millis(500);
 /// How long deleting an object for a forced re-create may take.
 const RECREATE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A resolved kind: how to address it and whether it is namespaced.
-#[derive(Debug, Clone)]
-pub struct ResolvedKind {
-    pub resource: ApiResource,
-    pub namespaced: bool,
-}
-
-/// A client for one cluster with a kind-resolution cache.
-#[derive(Clone)]
-pub struct Cluster {
-    pub client: Client,
-    kinds: Arc<Mutex<HashMap<GroupVersionKind, ResolvedKind>>>,
-}
-
-impl Cluster {
-    /// A cluster handle with an empty kind cache.
-    pub fn new(client: Client) -> Self {
-        Self {
-            client,
-            kinds: Arc::default(),
-        }
-    }
-
-    /// The same cluster (and kind cache) through another client, e.g. an impersonating one.
-    pub fn with_client(&self, client: Client) -> Self {
-        Self {
-            client,
-            kinds: self.kinds.clone(),
-        }
-    }
-
-    /// Resolves a kind through discovery of its group version, cached.
-    pub async fn resolve(&self, gvk: &GroupVersionKind) -> Result<ResolvedKind, kube::Error> {
-        if let Some(found) = self
-            .kinds
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(gvk)
-        {
-            return Ok(found.clone());
-        }
-        let (resource, capabilities) = pinned_kind(&self.client, gvk).await?;
-        let resolved = ResolvedKind {
-            resource,
-            namespaced: matches!(capabilities.scope, Scope::Namespaced),
-        };
-        self.kinds
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(gvk.clone(), resolved.clone());
-        Ok(resolved)
-    }
-
-    /// Drops cached kinds of `group` so newly installed CRD versions are discovered.
-    pub fn forget_group(&self, group: &str) {
-        self.kinds
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|gvk, _| gvk.group != group);
-    }
-
-    /// A dynamic API for a resolved kind, scoped to `namespace` when namespaced.
-    pub fn api(&self, kind: &ResolvedKind, namespace: Option<&str>) -> Api<DynamicObject> {
-        match (kind.namespaced, namespace) {
-            (true, Some(namespace)) => {
-                Api::namespaced_with(self.client.clone(), namespace, &kind.resource)
-            }
-            _ => Api::all_with(self.client.clone(), &kind.resource),
-        }
-    }
-}
-
-/// The Kustomization that owns applied objects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owner {
-    pub name: String,
-    pub namespace: String,
-}
-
-impl Owner {
-    /// Whether `object` carries both of this owner's labels.
-    pub fn owns(&self, object: &Value) -> bool {
-        let label = |key: &str| {
-            object
-                .pointer("/metadata/labels")
-                .and_then(|labels| labels.get(key))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
-        label(labels::NAME).as_deref() == Some(self.name.as_str())
-            && label(labels::NAMESPACE).as_deref() == Some(self.namespace.as_str())
-    }
-}
 
 /// How to apply.
 #[derive(Debug, Clone)]
@@ -203,76 +105,6 @@ pub enum ApplyError {
 pub struct ApplyReport {
     pub changes: Vec<Change>,
     pub errors: Vec<ApplyError>,
-}
-
-/// The group and version of an `apiVersion`.
-pub fn split_api_version(api_version: &str) -> (&str, &str) {
-    api_version.rsplit_once('/').unwrap_or(("", api_version))
-}
-
-/// The inventory id of an object.
-pub fn object_id(object: &Value) -> ObjectId {
-    let (group, _) = split_api_version(object["apiVersion"].as_str().unwrap_or_default());
-    ObjectId {
-        namespace: object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        name: object
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        group: group.to_owned(),
-        kind: object["kind"].as_str().unwrap_or_default().to_owned(),
-    }
-}
-
-/// Apply order by kind (Helm's install order, as Flux sorts); unknown kinds go last.
-pub fn kind_rank(kind: &str) -> usize {
-    const ORDER: &[&str] = &[
-        "CustomResourceDefinition",
-        "Namespace",
-        "ResourceQuota",
-        "StorageClass",
-        "LimitRange",
-        "PodSecurityPolicy",
-        "PodDisruptionBudget",
-        "ServiceAccount",
-        "Secret",
-        "SecretList",
-        "ConfigMap",
-        "PersistentVolume",
-        "PersistentVolumeClaim",
-        "ClusterRole",
-        "ClusterRoleList",
-        "ClusterRoleBinding",
-        "ClusterRoleBindingList",
-        "Role",
-        "RoleList",
-        "RoleBinding",
-        "RoleBindingList",
-        "Service",
-        "DaemonSet",
-        "Pod",
-        "ReplicationController",
-        "ReplicaSet",
-        "Deployment",
-        "HorizontalPodAutoscaler",
-        "StatefulSet",
-        "Job",
-        "CronJob",
-        "IngressClass",
-        "Ingress",
-        "APIService",
-        "MutatingWebhookConfiguration",
-        "ValidatingWebhookConfiguration",
-    ];
-    ORDER
-        .iter()
-        .position(|candidate| *candidate == kind)
-        .unwrap_or(ORDER.len())
 }
 
 /// Sorts objects into apply order (kind, then namespace and name).
@@ -410,189 +242,193 @@ async fn apply_one(
     mut desired: Value,
     options: &ApplyOptions,
 ) -> Result<Change, ApplyError> {
-    let subject_name = subject(&desired);
-    let api_version = desired["apiVersion"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let kind = desired["kind"].as_str().unwrap_or_default().to_owned();
-    let (group, version) = split_api_version(&api_version);
-    let gvk = GroupVersionKind::gvk(group, version, &kind);
-    let resolved = cluster
-        .resolve(&gvk)
-        .await
-        .map_err(|error| ApplyError::UnknownKind {
-            subject: subject_name.clone(),
-            kind: kind.clone(),
-            version: api_version.clone(),
-            reason: reason_of(&error),
-        })?;
-    let namespace = desired
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .filter(|namespace| !namespace.is_empty())
-        .map(str::to_owned);
-    if resolved.namespaced && namespace.is_none() {
-        return Err(ApplyError::Invalid {
-            subject: subject_name,
-            reason:
-                "namespaced object has no metadata.namespace; set it or set spec.targetNamespace"
-                    .to_owned(),
-        });
-    }
-    if !resolved.namespaced
-        && let Some(metadata) = desired.get_mut("metadata").and_then(Value::as_object_mut)
-    {
-        metadata.remove("namespace");
-    }
-    let name = desired
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let api = cluster.api(&resolved, namespace.as_deref());
-    let change = |action: Action, desired: Value, written_version: Option<String>| Change {
-        subject: subject(&desired),
-        id: object_id(&desired),
-        version: version.to_owned(),
-        action,
-        desired,
-        written_version,
-    };
-
-    let existing = api
-        .get_opt(&name)
-        .await
-        .map_err(|error| ApplyError::Read {
-            subject: subject_name.clone(),
-            reason: reason_of(&error),
-        })?
-        .map(|object| serde_json::to_value(object).unwrap_or(Value::Null));
+    let target = Target::resolve(cluster, &mut desired).await?;
+    let existing = target.read().await?;
     let excluded =
         |object: &Value| has_flag(object, RECONCILE, DISABLED) || has_flag(object, SSA, SSA_IGNORE);
     if excluded(&desired)
         || existing.as_ref().is_some_and(excluded)
         || (existing.is_some() && has_flag(&desired, SSA, SSA_IF_NOT_PRESENT))
     {
-        return Ok(change(Action::Skipped, desired, None));
+        return Ok(target.change(Action::Skipped, desired, None));
     }
-    set_owner_labels(&mut desired, &options.owner);
+    options.owner.label(&mut desired);
     if let Some(object) = desired.as_object_mut() {
         object.remove("status");
     }
-
-    let dry_run = PatchParams::apply(FIELD_MANAGER).force().dry_run();
     let force = options.force || has_flag(&desired, FORCE, ENABLED);
-    let preview = match api.patch(&name, &dry_run, &Patch::Apply(&desired)).await {
-        Ok(preview) => serde_json::to_value(preview).unwrap_or(Value::Null),
+    let preview = match target.dry_run(&desired).await {
+        Ok(preview) => preview,
         Err(error) if force && existing.is_some() && is_immutable_error(&error) => {
-            recreate(&api, &name, &subject_name).await?;
-            let written = real_apply(&api, &name, &desired, &subject_name).await?;
-            return Ok(change(Action::Created, desired, Some(written)));
+            target.recreate().await?;
+            let written = target.apply(&desired).await?;
+            return Ok(target.change(Action::Created, desired, Some(written)));
         }
-        Err(error) => {
-            let mut reason = reason_of(&error);
-            if is_immutable_error(&error) {
-                reason.push_str(
-                    "; set spec.force or the kustomize.toolkit.fluxcd.io/force: enabled annotation to recreate it",
-                );
-            }
-            return Err(ApplyError::DryRun {
-                subject: subject_name,
-                reason,
+        Err(error) => return Err(target.dry_run_failed(&error)),
+    };
+    let action = match existing {
+        None => Action::Created,
+        Some(existing) if !has_drifted(&existing, &preview) => {
+            return Ok(target.change(Action::Unchanged, desired, None));
+        }
+        Some(_) if !options.correct_drift => {
+            return Ok(target.change(Action::Drifted, desired, None));
+        }
+        Some(_) => Action::Configured,
+    };
+    let written = target.apply(&desired).await?;
+    Ok(target.change(action, desired, Some(written)))
+}
+
+/// Where one object is applied: its API, name, served version and subject for messages.
+struct Target {
+    api: Api<DynamicObject>,
+    name: String,
+    version: String,
+    subject: String,
+}
+
+impl Target {
+    /// Resolves the object's kind; a cluster-scoped object loses its `metadata.namespace`.
+    async fn resolve(cluster: &Cluster, desired: &mut Value) -> Result<Self, ApplyError> {
+        let subject = subject(desired);
+        let api_version = desired["apiVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let kind = desired["kind"].as_str().unwrap_or_default().to_owned();
+        let (group, version) = split_api_version(&api_version);
+        let resolved = cluster
+            .resolve(&GroupVersionKind::gvk(group, version, &kind))
+            .await
+            .map_err(|error| ApplyError::UnknownKind {
+                subject: subject.clone(),
+                kind: kind.clone(),
+                version: api_version.clone(),
+                reason: reason_of(&error),
+            })?;
+        let namespace = desired
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .filter(|namespace| !namespace.is_empty())
+            .map(str::to_owned);
+        if resolved.namespaced && namespace.is_none() {
+            return Err(ApplyError::Invalid {
+                subject,
+                reason:
+                    "namespaced object has no metadata.namespace; set it or set spec.targetNamespace"
+                        .to_owned(),
             });
         }
-    };
-    let Some(existing) = existing else {
-        let written = real_apply(&api, &name, &desired, &subject_name).await?;
-        return Ok(change(Action::Created, desired, Some(written)));
-    };
-    if !has_drifted(&existing, &preview) {
-        return Ok(change(Action::Unchanged, desired, None));
+        if !resolved.namespaced
+            && let Some(metadata) = desired.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            metadata.remove("namespace");
+        }
+        Ok(Self {
+            api: cluster.api(&resolved, namespace.as_deref()),
+            name: desired
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            version: version.to_owned(),
+            subject,
+        })
     }
-    if !options.correct_drift {
-        return Ok(change(Action::Drifted, desired, None));
-    }
-    let written = real_apply(&api, &name, &desired, &subject_name).await?;
-    Ok(change(Action::Configured, desired, Some(written)))
-}
 
-async fn real_apply(
-    api: &Api<DynamicObject>,
-    name: &str,
-    desired: &Value,
-    subject_name: &str,
-) -> Result<String, ApplyError> {
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let applied = api
-        .patch(name, &params, &Patch::Apply(desired))
-        .await
-        .map_err(|error| ApplyError::Apply {
-            subject: subject_name.to_owned(),
-            reason: reason_of(&error),
-        })?;
-    Ok(applied.metadata.resource_version.unwrap_or_default())
-}
-
-async fn recreate(
-    api: &Api<DynamicObject>,
-    name: &str,
-    subject_name: &str,
-) -> Result<(), ApplyError> {
-    let failed = |reason: String| ApplyError::Recreate {
-        subject: subject_name.to_owned(),
-        reason,
-    };
-    let params = DeleteParams {
-        propagation_policy: Some(PropagationPolicy::Background),
-        ..DeleteParams::default()
-    };
-    match api.delete(name, &params).await {
-        Ok(_) => {}
-        Err(error) if is_not_found(&error) => {}
-        Err(error) => return Err(failed(reason_of(&error))),
-    }
-    let started = Instant::now();
-    loop {
-        match api.get_opt(name).await {
-            Ok(None) => return Ok(()),
-            Ok(Some(_)) if started.elapsed() < RECREATE_TIMEOUT => {
-                tokio::time::sleep(STAGE_POLL).await;
-            }
-            Ok(Some(_)) => {
-                return Err(failed(format!(
-                    "still terminating after {}s; check its finalizers",
-                    RECREATE_TIMEOUT.as_secs()
-                )));
-            }
-            Err(error) => return Err(failed(reason_of(&error))),
+    fn change(&self, action: Action, desired: Value, written_version: Option<String>) -> Change {
+        Change {
+            subject: subject(&desired),
+            id: object_id(&desired),
+            version: self.version.clone(),
+            action,
+            desired,
+            written_version,
         }
     }
-}
 
-/// Sets the ownership labels Flux puts on every applied object.
-pub fn set_owner_labels(object: &mut Value, owner: &Owner) {
-    let Some(root) = object.as_object_mut() else {
-        return;
-    };
-    let metadata = root
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
-    let Some(metadata) = metadata.as_object_mut() else {
-        return;
-    };
-    let labels_value = metadata
-        .entry("labels")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !labels_value.is_object() {
-        *labels_value = Value::Object(Map::new());
+    /// The live object, if any.
+    async fn read(&self) -> Result<Option<Value>, ApplyError> {
+        let live = self
+            .api
+            .get_opt(&self.name)
+            .await
+            .map_err(|error| ApplyError::Read {
+                subject: self.subject.clone(),
+                reason: reason_of(&error),
+            })?;
+        Ok(live.map(|object| serde_json::to_value(object).unwrap_or(Value::Null)))
     }
-    if let Some(map) = labels_value.as_object_mut() {
-        map.insert(labels::NAME.to_owned(), Value::String(owner.name.clone()));
-        map.insert(
-            labels::NAMESPACE.to_owned(),
-            Value::String(owner.namespace.clone()),
-        );
+
+    /// The object as the apiserver would store it, without writing it.
+    async fn dry_run(&self, desired: &Value) -> Result<Value, kube::Error> {
+        let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
+        let preview = self
+            .api
+            .patch(&self.name, &params, &Patch::Apply(desired))
+            .await?;
+        Ok(serde_json::to_value(preview).unwrap_or(Value::Null))
+    }
+
+    fn dry_run_failed(&self, error: &kube::Error) -> ApplyError {
+        let mut reason = reason_of(error);
+        if is_immutable_error(error) {
+            reason.push_str(
+                "; set spec.force or the kustomize.toolkit.fluxcd.io/force: enabled annotation to recreate it",
+            );
+        }
+        ApplyError::DryRun {
+            subject: self.subject.clone(),
+            reason,
+        }
+    }
+
+    /// Applies `desired` for real; returns the written resourceVersion.
+    async fn apply(&self, desired: &Value) -> Result<String, ApplyError> {
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let applied = self
+            .api
+            .patch(&self.name, &params, &Patch::Apply(desired))
+            .await
+            .map_err(|error| ApplyError::Apply {
+                subject: self.subject.clone(),
+                reason: reason_of(&error),
+            })?;
+        Ok(applied.metadata.resource_version.unwrap_or_default())
+    }
+
+    /// Deletes the live object and waits until it is gone.
+    async fn recreate(&self) -> Result<(), ApplyError> {
+        let failed = |reason: String| ApplyError::Recreate {
+            subject: self.subject.clone(),
+            reason,
+        };
+        let params = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            ..DeleteParams::default()
+        };
+        match self.api.delete(&self.name, &params).await {
+            Ok(_) => {}
+            Err(error) if is_not_found(&error) => {}
+            Err(error) => return Err(failed(reason_of(&error))),
+        }
+        let started = Instant::now();
+        loop {
+            match self.api.get_opt(&self.name).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(_)) if started.elapsed() < RECREATE_TIMEOUT => {
+                    tokio::time::sleep(STAGE_POLL).await;
+                }
+                Ok(Some(_)) => {
+                    return Err(failed(format!(
+                        "still terminating after {}s; check its finalizers",
+                        RECREATE_TIMEOUT.as_secs()
+                    )));
+                }
+                Err(error) => return Err(failed(reason_of(&error))),
+            }
+        }
     }
 }
 
@@ -650,22 +486,5 @@ mod tests {
         assert_eq!(stage_of("CustomResourceDefinition"), 0);
         assert_eq!(stage_of("IngressClass"), 1);
         assert_eq!(stage_of("Deployment"), 2);
-    }
-
-    #[test]
-    fn ids_and_owner_labels() {
-        let mut object = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                                "metadata": {"name": "system:x"}});
-        assert_eq!(
-            object_id(&object).to_string(),
-            "_system__x_rbac.authorization.k8s.io_ClusterRole"
-        );
-        let owner = Owner {
-            name: "apps".into(),
-            namespace: "flux-system".into(),
-        };
-        assert!(!owner.owns(&object));
-        set_owner_labels(&mut object, &owner);
-        assert!(owner.owns(&object));
     }
 }

@@ -2,10 +2,11 @@
 
 use kube::api::GroupVersionKind;
 use serde_json::Value;
+use sluice_api::meta::condition_type::{READY, RECONCILING, STALLED};
 use sluice_runtime::describe_kube_error;
 
-use crate::apply::{Cluster, split_api_version};
-use crate::build::subject;
+use crate::cluster::Cluster;
+use crate::objects::{split_api_version, subject};
 
 /// The health of one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,18 +118,18 @@ pub fn assess(object: &Value) -> Health {
 
 /// Rules for kinds without a dedicated reader: Stalled/Reconciling/Ready conditions.
 fn generic(object: &Value) -> Health {
-    if condition_is(object, "Stalled", "True") {
-        return Health::Failed(condition_message(object, "Stalled"));
+    if condition_is(object, STALLED, "True") {
+        return Health::Failed(condition_message(object, STALLED));
     }
-    if condition_is(object, "Reconciling", "True") {
-        return Health::InProgress(condition_message(object, "Reconciling"));
+    if condition_is(object, RECONCILING, "True") {
+        return Health::InProgress(condition_message(object, RECONCILING));
     }
-    if condition_is(object, "Ready", "False") {
-        return Health::InProgress(condition_message(object, "Ready"));
+    if condition_is(object, READY, "False") {
+        return Health::InProgress(condition_message(object, READY));
     }
     if let Some(generation) = int(object, "/metadata/generation")
         && object.pointer("/status").is_some()
-        && let Some(ready) = condition(object, "Ready")
+        && let Some(ready) = condition(object, READY)
         && let Some(observed) = ready["observedGeneration"].as_i64()
         && observed < generation
     {
@@ -266,7 +267,7 @@ fn job(object: &Value) -> Health {
 fn pod(object: &Value) -> Health {
     match object.pointer("/status/phase").and_then(Value::as_str) {
         Some("Succeeded" | "Failed") => Health::Current,
-        Some("Running") if condition_is(object, "Ready", "True") => Health::Current,
+        Some("Running") if condition_is(object, READY, "True") => Health::Current,
         _ => {
             let crash_looping = object
                 .pointer("/status/containerStatuses")

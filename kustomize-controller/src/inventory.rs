@@ -9,8 +9,9 @@ use sluice_api::kustomize::annotations::{DISABLED, PRUNE, RECONCILE, SSA, SSA_IG
 use sluice_api::kustomize::{ObjectId, ResourceInventory, ResourceRef};
 use sluice_runtime::describe_kube_error;
 
-use crate::apply::{Change, Cluster, Owner, kind_rank};
-use crate::build::has_flag;
+use crate::apply::Change;
+use crate::cluster::Cluster;
+use crate::objects::{Owner, has_flag, kind_rank};
 
 /// How often deletion progress is polled for `WaitForTermination`.
 const TERMINATION_POLL: Duration = Duration::from_secs(1);
@@ -69,6 +70,22 @@ pub struct PruneReport {
     pub deleted: Vec<String>,
     /// Entries that could not be deleted, with the reason.
     pub failed: Vec<(ResourceRef, String)>,
+}
+
+impl PruneReport {
+    /// The entries that could not be deleted; they stay in the inventory.
+    pub fn survivors(&self) -> Vec<ResourceRef> {
+        self.failed.iter().map(|(entry, _)| entry.clone()).collect()
+    }
+
+    /// One `id: reason` line per entry that could not be deleted.
+    pub fn describe_failures(&self) -> String {
+        self.failed
+            .iter()
+            .map(|(entry, reason)| format!("{}: {reason}", entry.id))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
 }
 
 fn describe(id: &ObjectId) -> String {

@@ -1,19 +1,21 @@
 //! Sluice kustomize-controller: applies Flux Kustomizations from source artifacts.
 //!
-//! The pipeline per Kustomization is fetch ([`sluice_artifact::fetch`]) → [`build`] → [`substitute`] → [`apply`] →
-//! [`inventory`] (prune) → [`health`], driven by [`reconcile`], with [`drift`] watching applied
-//! objects between intervals.
+//! Read top-down: [`reconcile`] runs each Kustomization's steps on the shared lifecycle, one
+//! module per step. Beneath them, the machinery flows one way: [`objects`] and [`cluster`] →
+//! [`health`] → [`apply`] → [`inventory`] (prune) and [`drift`]; [`build`] with [`sops`] and
+//! [`substitute`]; [`source`] for artifacts (fetched by `sluice_artifact::fetch`); [`dependson`] and [`tenancy`].
 
 pub mod apply;
 pub mod build;
 pub mod cli;
+pub mod cluster;
 pub mod dependson;
 pub mod drift;
 pub mod health;
 pub mod inventory;
+pub mod objects;
 pub mod reconcile;
 pub mod sops;
 pub mod source;
-pub mod status;
 pub mod substitute;
 pub mod tenancy;

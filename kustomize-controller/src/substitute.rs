@@ -7,7 +7,7 @@ use regex::Regex;
 use serde_json::Value;
 use sluice_api::kustomize::annotations::{DISABLED, SUBSTITUTE};
 
-use crate::build::{has_flag, subject};
+use crate::objects::{has_flag, subject};
 
 static VARIABLE_NAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^[_a-zA-Z][_a-zA-Z0-9]*$").unwrap_or_else(|error| panic!("static regex: {error}"))

@@ -9,7 +9,7 @@ use kube::{Api, Client, Config};
 use sluice_api::kustomize::Kustomization;
 use sluice_runtime::describe_kube_error;
 
-use crate::apply::Cluster;
+use crate::cluster::Cluster;
 
 /// Keys tried, in order, when `kubeConfig.secretRef.key` is unset.
 const DEFAULT_KUBECONFIG_KEYS: [&str; 2] = ["value", "value.yaml"];

@@ -1,28 +1,40 @@
-//! The controller: shared context, watches and the Kustomization reconciler.
+//! The controller: the shared context, the watches, and the Kustomization on the shared lifecycle.
+//!
+//! [`kustomization`] lists the steps; each lives in its own module and returns its product:
+//! [`validate_step`] (timeout) → [`source_step`] (artifact, dependencies, fetched files) →
+//! [`build_step`] (objects and digest) → [`apply_step`] (change set) → [`prune_step`] (pruned
+//! set) → [`health_step`] (verdict). [`record`] turns the products and the outcome into the
+//! Kustomization's own status and success event; [`finalize`] cleans up on deletion.
 
+pub mod apply_step;
+pub mod build_step;
+pub mod finalize;
+pub mod health_step;
 pub mod kustomization;
+pub mod prune_step;
+pub mod record;
+pub mod source_step;
+pub mod validate_step;
+mod watches;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Config};
-use sluice_api::FluxObject;
-use sluice_api::SourceObject;
 use sluice_api::kustomize::{Kustomization, SourceKind};
-use sluice_api::meta::condition_type::READY;
 use sluice_api::source::{Bucket, GitRepository, OCIRepository};
-use sluice_artifact::fetch::{ArtifactFetcher, FetchOptions};
-use sluice_runtime::conditions::is_true;
+use sluice_runtime::lifecycle;
 use sluice_runtime::{ControllerRunner, RuntimeContext};
 
-use crate::apply::Cluster;
 use crate::cli::{ARTIFACT_FETCH_HINTS, ControllerFlags};
+use crate::cluster::Cluster;
 use crate::drift::DriftWatcher;
-use crate::source::source_namespace;
 use crate::tenancy::{KubeconfigPolicy, Tenancy};
+use health_step::HealthWaits;
+use kustomization::KustomizationReconciler;
+use sluice_artifact::fetch::{ArtifactFetcher, FetchOptions};
+use watches::{dependents_of, source_trigger};
 
 /// Name of the controller: events, metrics and the runner.
 pub const CONTROLLER_NAME: &str = "kustomize-controller";
@@ -33,17 +45,7 @@ pub const STATUS_MANAGER: &str = "gotk-kustomize-controller";
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     #[error("building the artifact HTTP client failed: {0}")]
-    Http(String),
-}
-
-/// A health check that has not passed yet, keyed by Kustomization.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingHealth {
-    /// What was applied: generation and build digest.
-    pub generation: Option<i64>,
-    pub digest: String,
-    /// When the wait began.
-    pub started: std::time::Instant,
+    Http(#[source] reqwest::Error),
 }
 
 /// Everything a reconcile needs.
@@ -54,7 +56,7 @@ pub struct Context {
     pub tenancy: Tenancy,
     pub local: Cluster,
     pub drift: DriftWatcher,
-    pub pending_health: Mutex<HashMap<String, PendingHealth>>,
+    pub health_waits: HealthWaits,
 }
 
 impl Context {
@@ -69,7 +71,7 @@ impl Context {
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(300))
             .build()
-            .map_err(|error| SetupError::Http(error.to_string()))?;
+            .map_err(SetupError::Http)?;
         let fetcher = ArtifactFetcher::new(
             http,
             FetchOptions {
@@ -102,80 +104,9 @@ impl Context {
             tenancy,
             local,
             drift,
-            pending_health: Mutex::default(),
+            health_waits: HealthWaits::default(),
         })
     }
-}
-
-/// Kustomizations in `store` reading the source `kind/namespace/name` whose last attempt was
-/// not at `revision`.
-fn needing_revision(
-    store: &kube::runtime::reflector::Store<Kustomization>,
-    kind: SourceKind,
-    namespace: &str,
-    name: &str,
-    revision: &str,
-) -> Vec<ObjectRef<Kustomization>> {
-    let mut matching: Vec<Arc<Kustomization>> = store
-        .state()
-        .into_iter()
-        .filter(|ks| {
-            ks.spec.source_ref.kind == kind
-                && ks.spec.source_ref.name == name
-                && source_namespace(ks) == namespace
-                && ks
-                    .status
-                    .as_ref()
-                    .and_then(|status| status.last_attempted_revision.as_deref())
-                    != Some(revision)
-        })
-        .collect();
-    matching.sort_by_key(|ks| ks.spec.depends_on.len());
-    matching
-        .iter()
-        .map(|ks| ObjectRef::from_obj(ks.as_ref()))
-        .collect()
-}
-
-fn source_trigger<S>(
-    store: kube::runtime::reflector::Store<Kustomization>,
-    kind: SourceKind,
-) -> impl Fn(S) -> Vec<ObjectRef<Kustomization>> + Send + Sync + 'static
-where
-    S: SourceObject,
-{
-    move |source: S| {
-        let Some(artifact) = source.artifact() else {
-            return Vec::new();
-        };
-        let namespace = source.meta().namespace.clone().unwrap_or_default();
-        let name = source.meta().name.clone().unwrap_or_default();
-        needing_revision(&store, kind, &namespace, &name, &artifact.revision)
-    }
-}
-
-/// Dependents of `dependency` that are not Ready, to retry them as soon as it becomes Ready.
-fn dependents_of(
-    store: &kube::runtime::reflector::Store<Kustomization>,
-    dependency: &Kustomization,
-) -> Vec<ObjectRef<Kustomization>> {
-    if !is_true(dependency.conditions(), READY) {
-        return Vec::new();
-    }
-    let namespace = dependency.metadata.namespace.clone().unwrap_or_default();
-    let name = dependency.metadata.name.clone().unwrap_or_default();
-    store
-        .state()
-        .into_iter()
-        .filter(|ks| !is_true(ks.conditions(), READY))
-        .filter(|ks| {
-            let own = ks.metadata.namespace.clone().unwrap_or_default();
-            ks.spec.depends_on.iter().any(|dep| {
-                dep.name == name && dep.namespace.as_deref().unwrap_or(&own) == namespace
-            })
-        })
-        .map(|ks| ObjectRef::from_obj(ks.as_ref()))
-        .collect()
 }
 
 /// Runs the Kustomization controller until shutdown.
@@ -218,7 +149,10 @@ pub async fn run(context: Arc<Context>) {
                 controller
             }
         })
-        .run(kustomization::reconcile, context.clone())
+        .run(
+            lifecycle::reconcile,
+            Arc::new(KustomizationReconciler::new(context.clone())),
+        )
         .await;
     context.drift.stop();
     context.runtime.events.flush().await;

@@ -10,7 +10,7 @@ mod outcome;
 
 use std::fmt::Debug;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use k8s_openapi::NamespaceResourceScope;
@@ -28,6 +28,7 @@ pub use outcome::{Conclusion, Failure, Next, Outcome, ReadyRule, conclude, mark_
 use crate::conditions::{self, ConditionStatus};
 use crate::context::RuntimeContext;
 use crate::controller::{ReconcileError, Requeue, Retry};
+use crate::events::ObjectEvent;
 use crate::metrics::ObjectLabels;
 use crate::status::StatusError;
 
@@ -127,6 +128,24 @@ pub struct Lifecycle<'a, K> {
     runtime: &'a RuntimeContext,
     policy: &'a Policy<K>,
     api: Api<K>,
+    after_status: AfterStatus,
+}
+
+/// Events held back until the concluding status write, in the order they were queued.
+#[derive(Debug, Default)]
+struct AfterStatus(Mutex<Vec<ObjectEvent>>);
+
+impl AfterStatus {
+    fn push(&self, event: ObjectEvent) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(event);
+    }
+
+    fn take(&self) -> Vec<ObjectEvent> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
 }
 
 impl<K: LifecycleObject> Lifecycle<'_, K> {
@@ -150,6 +169,12 @@ impl<K: LifecycleObject> Lifecycle<'_, K> {
             generation,
         );
         self.write_status(object).await
+    }
+
+    /// Publishes `event` after the status write that concludes this reconcile (and after its
+    /// failure event), as Flux emits a Kustomization's success notice after patching it.
+    pub fn publish_after_status(&self, event: ObjectEvent) {
+        self.after_status.push(event);
     }
 
     /// Writes the object's status (server-side apply, owned by the kind's status manager).
@@ -184,6 +209,7 @@ where
         runtime,
         policy,
         api,
+        after_status: AfterStatus::default(),
     };
     let labels = ObjectLabels::of(object.as_ref());
     if object.meta().deletion_timestamp.is_some() {
@@ -248,7 +274,11 @@ async fn finish<K: LifecycleObject>(
             conditions::status_of(object.conditions(), type_).unwrap_or(ConditionStatus::Unknown);
         metrics.record_condition(labels, type_, status);
     }
-    if let Some(event) = conclusion.event {
+    for event in conclusion
+        .event
+        .into_iter()
+        .chain(lifecycle.after_status.take())
+    {
         lifecycle.runtime.events.publish(&*object, event).await;
     }
     requeue(lifecycle.runtime, object, conclusion.next, outcome)
@@ -308,4 +338,19 @@ where
     }
     tracing::info!(namespace = %labels.namespace, name = %labels.name, kind = %labels.kind, "cleanup done; finalizer released");
     Ok(Requeue::OnChange)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_after_status_are_taken_once_in_order() {
+        let queue = AfterStatus::default();
+        queue.push(ObjectEvent::info("First", "one"));
+        queue.push(ObjectEvent::info("Second", "two"));
+        let reasons: Vec<String> = queue.take().into_iter().map(|event| event.reason).collect();
+        assert_eq!(reasons, ["First", "Second"]);
+        assert!(queue.take().is_empty(), "published events are not repeated");
+    }
 }

@@ -4,12 +4,17 @@
 //! does (in a per-build copy, so the artifact cache is never modified), builds it, and then sets
 //! `commonMetadata` on every object, as Flux does after the build.
 
+mod overlay;
+
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use sluice_api::kustomize::KustomizationSpec;
-use sluice_kustomize::{BuildOptions, FileAccess, KUSTOMIZATION_FILE_NAMES, MissingKustomization};
+use sluice_kustomize::{BuildOptions, FileAccess, MissingKustomization};
+
+use crate::objects::metadata_map_mut;
+use overlay::{copy_tree, overlay_fields, write_overlay};
 
 /// Rendering failed.
 #[derive(Debug, thiserror::Error)]
@@ -94,141 +99,6 @@ fn secure_relative(path: &str) -> Result<PathBuf, BuildError> {
     Ok(relative)
 }
 
-/// The kustomization fields Flux sets from the spec, in Flux's order; empty when none apply.
-fn overlay_fields(spec: &KustomizationSpec, dir: &Path) -> Result<Map<String, Value>, BuildError> {
-    let mut fields = Map::new();
-    if let Some(namespace) = &spec.target_namespace {
-        fields.insert("namespace".to_owned(), json!(namespace));
-    }
-    if let Some(prefix) = &spec.name_prefix {
-        fields.insert("namePrefix".to_owned(), json!(prefix));
-    }
-    if let Some(suffix) = &spec.name_suffix {
-        fields.insert("nameSuffix".to_owned(), json!(suffix));
-    }
-    if !spec.patches.is_empty() {
-        fields.insert("patches".to_owned(), json!(spec.patches));
-    }
-    if !spec.images.is_empty() {
-        fields.insert("images".to_owned(), json!(spec.images));
-    }
-    let mut components = Vec::new();
-    for component in &spec.components {
-        if Path::new(component).is_absolute() || component.contains("://") {
-            return Err(BuildError::RemoteComponent(component.clone()));
-        }
-        if spec.ignore_missing_components && !dir.join(component).exists() {
-            continue;
-        }
-        components.push(json!(component));
-    }
-    if !components.is_empty() {
-        fields.insert("components".to_owned(), Value::Array(components));
-    }
-    Ok(fields)
-}
-
-/// Copies the regular files and directories of `from` into `to` (symlinks are skipped).
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let file_type = entry.file_type()?;
-        let target = to.join(entry.file_name());
-        if file_type.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else if file_type.is_file() {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
-}
-
-/// Merges `overlay` into the kustomization file of `dir` (generated like Flux when missing).
-fn write_overlay(root: &Path, dir: &Path, overlay: Map<String, Value>) -> Result<(), BuildError> {
-    let existing = KUSTOMIZATION_FILE_NAMES
-        .iter()
-        .map(|name| dir.join(name))
-        .find(|file| file.is_file());
-    let (file, mut kustomization) = match existing {
-        Some(file) => {
-            let invalid = |reason: String| BuildError::InvalidKustomization {
-                file: display(root, &file),
-                reason,
-            };
-            let text =
-                std::fs::read_to_string(&file).map_err(|error| invalid(error.to_string()))?;
-            let document = sluice_kustomize::parse_yaml_stream(&text)
-                .map_err(|error| invalid(error.to_string()))?
-                .into_iter()
-                .next()
-                .unwrap_or(Value::Null);
-            let kustomization = match document {
-                Value::Object(map) => map,
-                Value::Null => Map::new(),
-                _ => return Err(invalid("expected a mapping".to_owned())),
-            };
-            (file, kustomization)
-        }
-        None => {
-            let resources = sluice_kustomize::flux_resources(dir)
-                .map_err(|error| kustomize_error(root, &error))?;
-            let generated = json!({
-                "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                "kind": "Kustomization",
-                "resources": resources,
-            });
-            let generated = match generated {
-                Value::Object(map) => map,
-                _ => Map::new(),
-            };
-            (dir.join("kustomization.yaml"), generated)
-        }
-    };
-    for (field, value) in overlay {
-        match (field.as_str(), value) {
-            ("patches" | "components", Value::Array(added)) => {
-                let list = kustomization
-                    .entry(field)
-                    .or_insert_with(|| Value::Array(Vec::new()));
-                match list {
-                    Value::Array(items) => items.extend(added),
-                    other => *other = Value::Array(added),
-                }
-            }
-            ("images", Value::Array(added)) => merge_images(&mut kustomization, added),
-            (_, value) => {
-                kustomization.insert(field, value);
-            }
-        }
-    }
-    let text = serde_json::to_string(&Value::Object(kustomization))
-        .map_err(|error| BuildError::Workspace(std::io::Error::other(error)))?;
-    std::fs::write(&file, text).map_err(BuildError::Workspace)
-}
-
-/// Replaces images of the same name and appends the others, as Flux does.
-fn merge_images(kustomization: &mut Map<String, Value>, added: Vec<Value>) {
-    let images = kustomization
-        .entry("images")
-        .or_insert_with(|| Value::Array(Vec::new()));
-    if !images.is_array() {
-        *images = Value::Array(Vec::new());
-    }
-    let Some(images) = images.as_array_mut() else {
-        return;
-    };
-    for image in added {
-        match images
-            .iter_mut()
-            .find(|known| known["name"] == image["name"])
-        {
-            Some(known) => *known = image,
-            None => images.push(image),
-        }
-    }
-}
-
 fn engine_build(root: &Path, dir: &Path) -> Result<Vec<Value>, BuildError> {
     let options = BuildOptions {
         root: Some(root.to_path_buf()),
@@ -270,29 +140,11 @@ fn set_common_metadata(
     labels: &BTreeMap<String, String>,
     annotations: &BTreeMap<String, String>,
 ) {
-    let Some(object) = object.as_object_mut() else {
-        return;
-    };
-    let metadata = object
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !metadata.is_object() {
-        *metadata = Value::Object(Map::new());
-    }
-    let Some(metadata) = metadata.as_object_mut() else {
-        return;
-    };
     for (field, values) in [("labels", labels), ("annotations", annotations)] {
         if values.is_empty() {
             continue;
         }
-        let map = metadata
-            .entry(field)
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !map.is_object() {
-            *map = Value::Object(Map::new());
-        }
-        if let Some(map) = map.as_object_mut() {
+        if let Some(map) = metadata_map_mut(object, field) {
             for (key, value) in values {
                 map.insert(key.clone(), Value::String(value.clone()));
             }
@@ -300,47 +152,12 @@ fn set_common_metadata(
     }
 }
 
-/// `Kind/namespace/name` (or `Kind/name`), as Flux names objects in messages.
-pub fn subject(object: &Value) -> String {
-    let kind = object["kind"].as_str().unwrap_or_default();
-    let name = object
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    match object
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-    {
-        Some(namespace) if !namespace.is_empty() => format!("{kind}/{namespace}/{name}"),
-        _ => format!("{kind}/{name}"),
-    }
-}
-
-/// Labels and annotations of an object, merged, for per-object opt-out checks.
-pub fn metadata_flags(object: &Value) -> BTreeMap<String, String> {
-    let mut flags = BTreeMap::new();
-    for field in ["/metadata/labels", "/metadata/annotations"] {
-        if let Some(map) = object.pointer(field).and_then(Value::as_object) {
-            for (key, value) in map {
-                if let Some(value) = value.as_str() {
-                    flags.insert(key.clone(), value.to_owned());
-                }
-            }
-        }
-    }
-    flags
-}
-
-/// Whether the label or annotation `key` equals `value`, ignoring case.
-pub fn has_flag(object: &Value, key: &str, value: &str) -> bool {
-    metadata_flags(object)
-        .get(key)
-        .is_some_and(|actual| actual.eq_ignore_ascii_case(value))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    use crate::objects::subject;
 
     fn spec(extra: Value) -> KustomizationSpec {
         let mut base = json!({
@@ -544,23 +361,6 @@ mod tests {
         assert!(
             objects[0]["spec"]["template"].is_null(),
             "commonMetadata stays on metadata"
-        );
-    }
-
-    #[test]
-    fn merging_images_replaces_by_name() {
-        let mut kustomization = Map::new();
-        kustomization.insert(
-            "images".to_owned(),
-            json!([{"name": "a", "newTag": "1"}, {"name": "b", "newTag": "1"}]),
-        );
-        merge_images(
-            &mut kustomization,
-            vec![json!({"name": "b", "newTag": "2"}), json!({"name": "c"})],
-        );
-        assert_eq!(
-            kustomization["images"],
-            json!([{"name": "a", "newTag": "1"}, {"name": "b", "newTag": "2"}, {"name": "c"}])
         );
     }
 }

@@ -1,0 +1,278 @@
+//! Step 6: the health verdict of what was applied (`wait`, or `healthChecks`). A wait never
+//! holds a worker: pending checks are re-evaluated every `--health-check-interval` until the
+//! timeout, measured from when this build of this generation was first checked.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use kube::ResourceExt;
+use serde_json::{Value, json};
+use sluice_api::duration::format_duration;
+use sluice_api::kustomize::Kustomization;
+use sluice_api::meta::reason;
+use sluice_runtime::Outcome;
+
+use super::Context;
+use crate::apply::{Action, Change};
+use crate::cluster::Cluster;
+use crate::health::{HealthReport, check_all};
+
+/// What the health checks concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthVerdict {
+    /// Nothing is health-checked.
+    NotChecked,
+    /// Every object is healthy, after waiting this long.
+    Passed { after: Duration },
+    /// Some objects are still progressing; checked again later.
+    Pending { message: String },
+    /// An object failed, or the timeout passed.
+    Failed { message: String },
+}
+
+impl HealthVerdict {
+    /// The reconcile's outcome: pending checks are re-evaluated after `interval`.
+    pub fn outcome(&self, interval: Duration) -> Outcome {
+        match self {
+            Self::NotChecked | Self::Passed { .. } => Outcome::Success,
+            Self::Pending { message } => Outcome::Progressing {
+                message: message.clone(),
+                after: interval,
+            },
+            Self::Failed { message } => Outcome::retry(reason::HEALTH_CHECK_FAILED, message),
+        }
+    }
+}
+
+/// A health check that has not passed yet: what was applied and when the wait began.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HealthWait {
+    generation: Option<i64>,
+    digest: String,
+    started: Instant,
+}
+
+/// The pending health checks, keyed by `namespace/name` of the Kustomization.
+#[derive(Debug, Default)]
+pub struct HealthWaits(Mutex<HashMap<String, HealthWait>>);
+
+impl HealthWaits {
+    /// When the wait for this generation and build began (now, if it is new).
+    fn start(&self, key: &str, generation: Option<i64>, digest: &str) -> Instant {
+        let mut waits = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let wait = waits.entry(key.to_owned()).or_insert_with(|| HealthWait {
+            generation,
+            digest: digest.to_owned(),
+            started: Instant::now(),
+        });
+        if wait.generation != generation || wait.digest != digest {
+            *wait = HealthWait {
+                generation,
+                digest: digest.to_owned(),
+                started: Instant::now(),
+            };
+        }
+        wait.started
+    }
+
+    /// Forgets the wait of `key`.
+    pub fn forget(&self, key: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+    }
+}
+
+/// `spec.healthChecks[index]` has no apiVersion and its object is not in the build.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "spec.healthChecks[{index}].apiVersion is required for {kind} {name} which is not in the build"
+)]
+pub struct MissingApiVersion {
+    index: usize,
+    kind: String,
+    name: String,
+}
+
+/// The `namespace/name` key of a Kustomization's pending health check.
+pub fn wait_key(ks: &Kustomization) -> String {
+    format!("{}/{}", ks.namespace().unwrap_or_default(), ks.name_any())
+}
+
+/// Checks the health of the applied objects once; a health check naming an object of unknown
+/// apiVersion stalls.
+pub async fn assess(
+    context: &Context,
+    ks: &Kustomization,
+    cluster: &Cluster,
+    changes: &[Change],
+    digest: &str,
+    timeout: Duration,
+) -> Result<HealthVerdict, Outcome> {
+    let targets = targets(ks, changes)
+        .map_err(|error| Outcome::stalled(reason::HEALTH_CHECK_FAILED, error.to_string()))?;
+    if targets.is_empty() {
+        return Ok(HealthVerdict::NotChecked);
+    }
+    let key = wait_key(ks);
+    let started = context
+        .health_waits
+        .start(&key, ks.metadata.generation, digest);
+    let report = check_all(cluster, &targets).await;
+    let verdict = judge(&report, started.elapsed(), timeout);
+    if !matches!(verdict, HealthVerdict::Pending { .. }) {
+        context.health_waits.forget(&key);
+    }
+    Ok(verdict)
+}
+
+/// The verdict on one round of checks, `waited` into a wait of at most `timeout`.
+fn judge(report: &HealthReport, waited: Duration, timeout: Duration) -> HealthVerdict {
+    if report.healthy() {
+        return HealthVerdict::Passed { after: waited };
+    }
+    if !report.failed.is_empty() {
+        return HealthVerdict::Failed {
+            message: format!(
+                "health check failed after {}: {}",
+                format_duration(waited),
+                HealthReport::describe(&report.failed)
+            ),
+        };
+    }
+    if waited >= timeout {
+        return HealthVerdict::Failed {
+            message: format!(
+                "health check failed after {}: timeout waiting for: [{}]",
+                format_duration(waited),
+                HealthReport::describe(&report.pending)
+            ),
+        };
+    }
+    HealthVerdict::Pending {
+        message: format!(
+            "Health check in progress (timeout {}): waiting for [{}]",
+            format_duration(timeout),
+            HealthReport::describe(&report.pending)
+        ),
+    }
+}
+
+/// Objects whose health gates readiness: all applied ones with `wait`, else `healthChecks`.
+fn targets(ks: &Kustomization, changes: &[Change]) -> Result<Vec<Value>, MissingApiVersion> {
+    let spec = &ks.spec;
+    if spec.wait {
+        return Ok(changes
+            .iter()
+            .filter(|change| change.action != Action::Skipped)
+            .map(|change| change.desired.clone())
+            .collect());
+    }
+    let own = ks.namespace().unwrap_or_default();
+    spec.health_checks
+        .iter()
+        .enumerate()
+        .map(|(index, check)| {
+            let applied = || {
+                changes
+                    .iter()
+                    .find(|change| change.id.kind == check.kind && change.id.name == check.name)
+                    .and_then(|change| change.desired["apiVersion"].as_str().map(str::to_owned))
+            };
+            let api_version =
+                check
+                    .api_version
+                    .clone()
+                    .or_else(applied)
+                    .ok_or_else(|| MissingApiVersion {
+                        index,
+                        kind: check.kind.clone(),
+                        name: check.name.clone(),
+                    })?;
+            Ok(json!({
+                "apiVersion": api_version,
+                "kind": check.kind,
+                "metadata": {
+                    "name": check.name,
+                    "namespace": check.namespace.clone().unwrap_or_else(|| own.clone()),
+                },
+            }))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::health::Health;
+
+    use super::*;
+
+    fn report(pending: &[&str], failed: &[&str]) -> HealthReport {
+        let entries = |subjects: &[&str], health: Health| {
+            subjects
+                .iter()
+                .map(|subject| ((*subject).to_owned(), health.clone()))
+                .collect()
+        };
+        HealthReport {
+            pending: entries(pending, Health::InProgress("starting".into())),
+            failed: entries(failed, Health::Failed("crashed".into())),
+        }
+    }
+
+    #[test]
+    fn verdicts_follow_flux() {
+        let (short, timeout) = (Duration::from_secs(2), Duration::from_secs(60));
+        assert_eq!(
+            judge(&report(&[], &[]), short, timeout),
+            HealthVerdict::Passed { after: short }
+        );
+        assert_eq!(
+            judge(&report(&["Deployment/apps/web"], &[]), short, timeout),
+            HealthVerdict::Pending {
+                message: "Health check in progress (timeout 1m0s): waiting for [Deployment/apps/web status: 'InProgress': starting]".into()
+            }
+        );
+        assert_eq!(
+            judge(&report(&["Deployment/apps/web"], &[]), timeout, timeout),
+            HealthVerdict::Failed {
+                message: "health check failed after 1m0s: timeout waiting for: [Deployment/apps/web status: 'InProgress': starting]".into()
+            }
+        );
+        let failed = judge(
+            &report(&["Deployment/apps/a"], &["Pod/apps/b"]),
+            short,
+            timeout,
+        );
+        assert_eq!(
+            failed.outcome(short),
+            Outcome::retry(
+                reason::HEALTH_CHECK_FAILED,
+                "health check failed after 2s: Pod/apps/b status: 'Failed': crashed"
+            )
+        );
+        assert_eq!(
+            HealthVerdict::Pending {
+                message: "m".into()
+            }
+            .outcome(short),
+            Outcome::Progressing {
+                message: "m".into(),
+                after: short
+            }
+        );
+    }
+
+    #[test]
+    fn a_wait_restarts_for_a_new_build_or_generation() {
+        let waits = HealthWaits::default();
+        let first = waits.start("apps/web", Some(1), "sha256:a");
+        assert_eq!(waits.start("apps/web", Some(1), "sha256:a"), first);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(waits.start("apps/web", Some(1), "sha256:b") > first);
+        waits.forget("apps/web");
+        assert!(waits.0.lock().unwrap().is_empty());
+    }
+}

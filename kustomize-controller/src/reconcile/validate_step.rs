@@ -1,0 +1,183 @@
+//! Step 1: refuse a spec this controller cannot honour (it stalls until the spec changes) and
+//! work out the timeout of the whole reconcile.
+
+use std::time::Duration;
+
+use kube::ResourceExt;
+use sluice_api::kustomize::Kustomization;
+use sluice_api::meta::reason;
+use sluice_runtime::Outcome;
+
+use crate::cli::ControllerFlags;
+use crate::source::source_namespace;
+
+/// The reconcile timeout (`spec.timeout`, else `spec.interval`), or a stall naming the problem.
+pub fn validate(ks: &Kustomization, flags: &ControllerFlags) -> Result<Duration, Outcome> {
+    unsupported_fields(ks)?;
+    if flags.no_cross_namespace_refs {
+        cross_namespace_refs(ks)?;
+    }
+    ks.effective_timeout().map_err(|error| {
+        Outcome::stalled(
+            reason::RECONCILIATION_FAILED,
+            format!("spec.timeout or spec.interval is invalid: {error}"),
+        )
+    })
+}
+
+/// Spec fields this controller does not implement stall with a message naming them.
+fn unsupported_fields(ks: &Kustomization) -> Result<(), Outcome> {
+    let spec = &ks.spec;
+    let unsupported = |field: &str, what: &str| {
+        Err(Outcome::stalled(
+            reason::RECONCILIATION_FAILED,
+            format!(
+                "{field} is not supported by this controller: {what}; remove it from the Kustomization"
+            ),
+        ))
+    };
+    if !spec.health_check_exprs.is_empty() {
+        return unsupported(
+            "spec.healthCheckExprs",
+            "CEL health checks are not implemented",
+        );
+    }
+    if spec
+        .depends_on
+        .iter()
+        .any(|dependency| dependency.ready_expr.is_some())
+    {
+        return unsupported(
+            "spec.dependsOn[].readyExpr",
+            "CEL readiness expressions are not implemented",
+        );
+    }
+    if !spec.ignore.is_empty() {
+        return unsupported("spec.ignore", "drift-ignore rules are not implemented");
+    }
+    if spec
+        .kube_config
+        .as_ref()
+        .is_some_and(|config| config.config_map_ref.is_some())
+    {
+        return unsupported(
+            "spec.kubeConfig.configMapRef",
+            "cloud-provider kubeconfigs are not implemented; use secretRef",
+        );
+    }
+    if spec
+        .decryption
+        .as_ref()
+        .is_some_and(|decryption| decryption.secret_ref.is_none())
+    {
+        return unsupported(
+            "spec.decryption without secretRef",
+            "only age identities from decryption.secretRef are implemented (no KMS, Vault or --sops-age-secret)",
+        );
+    }
+    Ok(())
+}
+
+/// With `--no-cross-namespace-refs`, dependencies and the source must be in the object's namespace.
+fn cross_namespace_refs(ks: &Kustomization) -> Result<(), Outcome> {
+    let own = ks.namespace().unwrap_or_default();
+    let denied = |reference: String| {
+        Err(Outcome::stalled(
+            reason::ACCESS_DENIED,
+            format!("can't access '{reference}', cross-namespace references have been blocked"),
+        ))
+    };
+    if let Some(dependency) = ks
+        .spec
+        .depends_on
+        .iter()
+        .find(|dependency| dependency.namespace.as_deref().is_some_and(|ns| ns != own))
+    {
+        return denied(format!(
+            "Kustomization/{}/{}",
+            dependency.namespace.as_deref().unwrap_or_default(),
+            dependency.name
+        ));
+    }
+    let source_ns = source_namespace(ks);
+    if source_ns != own {
+        return denied(format!(
+            "{}/{source_ns}/{}",
+            ks.spec.source_ref.kind.as_str(),
+            ks.spec.source_ref.name
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use serde_json::json;
+    use sluice_runtime::Failure;
+
+    use super::*;
+    use crate::cli::Cli;
+
+    fn kustomization(spec: serde_json::Value) -> Kustomization {
+        let mut base = json!({"interval": "5m", "prune": true,
+                              "sourceRef": {"kind": "GitRepository", "name": "repo"}});
+        if let (Some(base), Some(extra)) = (base.as_object_mut(), spec.as_object()) {
+            base.extend(extra.clone());
+        }
+        serde_json::from_value(json!({
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+            "metadata": {"name": "app", "namespace": "apps"}, "spec": base
+        }))
+        .unwrap()
+    }
+
+    fn flags() -> ControllerFlags {
+        Cli::parse_from(["kustomize-controller"]).controller
+    }
+
+    fn stall(outcome: Result<Duration, Outcome>) -> Failure {
+        match outcome {
+            Err(Outcome::Stalled(failure)) => failure,
+            other => panic!("expected a stall, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_valid_spec_gives_the_effective_timeout() {
+        let ks = kustomization(json!({"timeout": "2m"}));
+        assert_eq!(validate(&ks, &flags()), Ok(Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn unsupported_fields_stall_naming_the_field() {
+        let ks = kustomization(json!({"healthCheckExprs": [{"apiVersion": "example.com/v1",
+            "kind": "Widget", "current": "true"}]}));
+        let failure = stall(validate(&ks, &flags()));
+        assert_eq!(failure.reason, reason::RECONCILIATION_FAILED);
+        assert!(
+            failure
+                .message
+                .starts_with("spec.healthCheckExprs is not supported"),
+            "{}",
+            failure.message
+        );
+    }
+
+    #[test]
+    fn cross_namespace_references_are_denied_by_default() {
+        let ks = kustomization(
+            json!({"sourceRef": {"kind": "GitRepository", "name": "repo",
+                                                    "namespace": "flux-system"}}),
+        );
+        let failure = stall(validate(&ks, &flags()));
+        assert_eq!(failure.reason, reason::ACCESS_DENIED);
+        assert_eq!(
+            failure.message,
+            "can't access 'GitRepository/flux-system/repo', cross-namespace references have been blocked"
+        );
+        let mut allowing = flags();
+        allowing.no_cross_namespace_refs = false;
+        assert!(validate(&ks, &allowing).is_ok());
+    }
+}

@@ -1,0 +1,84 @@
+//! What else triggers a Kustomization: a new artifact revision of its source, and a dependency
+//! becoming Ready.
+
+use std::sync::Arc;
+
+use kube::runtime::reflector::{ObjectRef, Store};
+use sluice_api::kustomize::{Kustomization, SourceKind};
+use sluice_api::meta::condition_type::READY;
+use sluice_api::{FluxObject, SourceObject};
+use sluice_runtime::conditions::is_true;
+
+use crate::source::source_namespace;
+
+/// Kustomizations in `store` reading the source `kind/namespace/name` whose last attempt was
+/// not at `revision`.
+fn needing_revision(
+    store: &Store<Kustomization>,
+    kind: SourceKind,
+    namespace: &str,
+    name: &str,
+    revision: &str,
+) -> Vec<ObjectRef<Kustomization>> {
+    let mut matching: Vec<Arc<Kustomization>> = store
+        .state()
+        .into_iter()
+        .filter(|ks| {
+            ks.spec.source_ref.kind == kind
+                && ks.spec.source_ref.name == name
+                && source_namespace(ks) == namespace
+                && ks
+                    .status
+                    .as_ref()
+                    .and_then(|status| status.last_attempted_revision.as_deref())
+                    != Some(revision)
+        })
+        .collect();
+    matching.sort_by_key(|ks| ks.spec.depends_on.len());
+    matching
+        .iter()
+        .map(|ks| ObjectRef::from_obj(ks.as_ref()))
+        .collect()
+}
+
+/// Maps a source to the Kustomizations that have not attempted its artifact revision yet.
+pub(super) fn source_trigger<S>(
+    store: Store<Kustomization>,
+    kind: SourceKind,
+) -> impl Fn(S) -> Vec<ObjectRef<Kustomization>> + Send + Sync + 'static
+where
+    S: SourceObject,
+{
+    move |source: S| {
+        let Some(artifact) = source.artifact() else {
+            return Vec::new();
+        };
+        let namespace = source.meta().namespace.clone().unwrap_or_default();
+        let name = source.meta().name.clone().unwrap_or_default();
+        needing_revision(&store, kind, &namespace, &name, &artifact.revision)
+    }
+}
+
+/// Dependents of `dependency` that are not Ready, to retry them as soon as it becomes Ready.
+pub(super) fn dependents_of(
+    store: &Store<Kustomization>,
+    dependency: &Kustomization,
+) -> Vec<ObjectRef<Kustomization>> {
+    if !is_true(dependency.conditions(), READY) {
+        return Vec::new();
+    }
+    let namespace = dependency.metadata.namespace.clone().unwrap_or_default();
+    let name = dependency.metadata.name.clone().unwrap_or_default();
+    store
+        .state()
+        .into_iter()
+        .filter(|ks| !is_true(ks.conditions(), READY))
+        .filter(|ks| {
+            let own = ks.metadata.namespace.clone().unwrap_or_default();
+            ks.spec.depends_on.iter().any(|dep| {
+                dep.name == name && dep.namespace.as_deref().unwrap_or(&own) == namespace
+            })
+        })
+        .map(|ks| ObjectRef::from_obj(ks.as_ref()))
+        .collect()
+}
