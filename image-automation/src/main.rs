@@ -1,5 +1,6 @@
-//! Sluice's image-automation-controller: its ImageUpdateAutomation reconcilers are not built yet.
+//! image-automation-controller binary: accepts the common flags and exits with status 2 until its
+//! ImageUpdateAutomation reconciler is built.
 
 fn main() -> std::process::ExitCode {
-    sluice_runtime::placeholder_main("image-automation-controller", "ImageUpdateAutomation")
+    sluice_runtime::placeholder_main(image_automation::CONTROLLER_NAME, "ImageUpdateAutomation")
 }

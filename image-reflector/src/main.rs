@@ -1,8 +1,9 @@
-//! Sluice's image-reflector-controller: its ImageRepository and ImagePolicy reconcilers are not built yet.
+//! image-reflector-controller binary: accepts the common flags and exits with status 2 until its
+//! ImageRepository and ImagePolicy reconcilers are built.
 
 fn main() -> std::process::ExitCode {
     sluice_runtime::placeholder_main(
-        "image-reflector-controller",
+        image_reflector::CONTROLLER_NAME,
         "ImageRepository and ImagePolicy",
     )
 }

@@ -1,5 +1,9 @@
-//! Sluice's notification-controller: its Provider, Alert and Receiver reconcilers are not built yet.
+//! notification-controller binary: accepts the common flags and exits with status 2 until its
+//! Provider, Alert and Receiver reconcilers are built.
 
 fn main() -> std::process::ExitCode {
-    sluice_runtime::placeholder_main("notification-controller", "Provider, Alert and Receiver")
+    sluice_runtime::placeholder_main(
+        notification_controller::CONTROLLER_NAME,
+        "Provider, Alert and Receiver",
+    )
 }

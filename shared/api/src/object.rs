@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+/// The condition type of [`FluxObject`]: Kubernetes' `metav1.Condition`.
+pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube_core::Resource;
 
 use crate::duration::{DurationError, parse_duration};
@@ -11,7 +12,8 @@ use crate::meta::condition_type::{KUSTOMIZATION_NEGATIVE_POLARITY, SOURCE_NEGATI
 use crate::meta::{Artifact, ReconcileRequest};
 use crate::source::{Bucket, GitRepository, OCIRepository};
 
-/// Status and spec fields shared machinery needs, implemented by all four kinds.
+/// Status and spec fields shared machinery needs, implemented by all four kinds; implement it for
+/// a kind of your own with [`impl_flux_object!`](crate::impl_flux_object).
 pub trait FluxObject: Resource<DynamicType = ()> {
     /// Condition types this kind only sets while `True`.
     const NEGATIVE_POLARITY_CONDITIONS: &'static [&'static str];
@@ -62,39 +64,87 @@ pub trait SourceObject: FluxObject {
     fn artifact_mut(&mut self) -> &mut Option<Artifact>;
 }
 
+/// Implements [`FluxObject`] for a kind shaped like Flux's: `spec.interval: String`,
+/// `spec.suspend: bool`, and `status: Option<S>` where `S: Default` has `conditions: Vec<Condition>`,
+/// `observed_generation: Option<i64>` and `last_handled_reconcile_at: Option<String>`.
+///
+/// The second argument lists the kind's negative-polarity conditions; it must include
+/// [`STALLED`](crate::meta::condition_type::STALLED) and
+/// [`RECONCILING`](crate::meta::condition_type::RECONCILING), which the shared lifecycle sets.
+///
+/// ```
+/// use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+/// use kube_derive::CustomResource;
+/// use schemars::JsonSchema;
+/// use serde::{Deserialize, Serialize};
+/// use sluice_api::FluxObject;
+/// use sluice_api::meta::condition_type::{RECONCILING, STALLED};
+///
+/// #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, JsonSchema)]
+/// #[kube(group = "example.sluice.dev", version = "v1alpha1", kind = "Greeting", namespaced)]
+/// #[kube(status = "GreetingStatus")]
+/// # #[kube(crates(kube_core = "::kube_core"))] // this crate depends on kube-core, not kube
+/// pub struct GreetingSpec {
+///     pub interval: String,
+///     #[serde(default)]
+///     pub suspend: bool,
+///     pub message: String,
+/// }
+///
+/// #[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema)]
+/// #[serde(rename_all = "camelCase")]
+/// pub struct GreetingStatus {
+///     #[serde(default)]
+///     pub conditions: Vec<Condition>,
+///     pub observed_generation: Option<i64>,
+///     pub last_handled_reconcile_at: Option<String>,
+/// }
+///
+/// sluice_api::impl_flux_object!(Greeting, &[STALLED, RECONCILING]);
+///
+/// let spec = GreetingSpec { interval: "5m".into(), suspend: false, message: "Hello".into() };
+/// let greeting = Greeting::new("hello", spec);
+/// assert_eq!(greeting.interval_duration(), Ok(std::time::Duration::from_secs(300)));
+/// assert!(greeting.condition("Ready").is_none());
+/// ```
+#[macro_export]
 macro_rules! impl_flux_object {
     ($kind:ty, $negative_polarity:expr) => {
-        impl FluxObject for $kind {
+        impl $crate::FluxObject for $kind {
             const NEGATIVE_POLARITY_CONDITIONS: &'static [&'static str] = $negative_polarity;
 
-            fn conditions(&self) -> &[Condition] {
+            fn conditions(&self) -> &[$crate::object::Condition] {
                 self.status
                     .as_ref()
                     .map_or(&[], |status| status.conditions.as_slice())
             }
 
-            fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-                &mut self.status.get_or_insert_with(Default::default).conditions
+            fn conditions_mut(&mut self) -> &mut ::std::vec::Vec<$crate::object::Condition> {
+                &mut self
+                    .status
+                    .get_or_insert_with(::std::default::Default::default)
+                    .conditions
             }
 
-            fn observed_generation(&self) -> Option<i64> {
+            fn observed_generation(&self) -> ::std::option::Option<i64> {
                 self.status.as_ref()?.observed_generation
             }
 
             fn set_observed_generation(&mut self, generation: i64) {
                 self.status
-                    .get_or_insert_with(Default::default)
-                    .observed_generation = Some(generation);
+                    .get_or_insert_with(::std::default::Default::default)
+                    .observed_generation = ::std::option::Option::Some(generation);
             }
 
-            fn last_handled_reconcile_at(&self) -> Option<&str> {
+            fn last_handled_reconcile_at(&self) -> ::std::option::Option<&str> {
                 self.status.as_ref()?.last_handled_reconcile_at.as_deref()
             }
 
             fn set_last_handled_reconcile_at(&mut self, token: &str) {
                 self.status
-                    .get_or_insert_with(Default::default)
-                    .last_handled_reconcile_at = Some(token.to_owned());
+                    .get_or_insert_with(::std::default::Default::default)
+                    .last_handled_reconcile_at =
+                    ::std::option::Option::Some(::std::borrow::ToOwned::to_owned(token));
             }
 
             fn suspended(&self) -> bool {

@@ -33,6 +33,32 @@ pub enum StartupError {
 }
 
 /// Client, events, metrics, readiness, shutdown and leadership of one controller process.
+///
+/// A controller's `main` parses [`RuntimeFlags`] with clap, starts the runtime, runs its
+/// [`ControllerRunner`](crate::ControllerRunner)s until shutdown, then drains events and tasks:
+///
+/// ```no_run
+/// use clap::Parser;
+/// use sluice_runtime::{RuntimeContext, RuntimeFlags, init_logging};
+///
+/// #[derive(Parser)]
+/// struct Cli {
+///     #[command(flatten)]
+///     runtime: RuntimeFlags,
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let cli = Cli::parse();
+///     init_logging(cli.runtime.log_level, cli.runtime.log_encoding)?;
+///     let (runtime, tasks) = RuntimeContext::start("my-controller", cli.runtime).await?;
+///     // Run the controllers here: `ControllerRunner::run` returns on SIGTERM or SIGINT.
+///     runtime.shutdown.trigger();
+///     runtime.events.flush().await;
+///     tasks.finished().await;
+///     Ok(())
+/// }
+/// ```
 #[derive(Clone)]
 pub struct RuntimeContext {
     /// The controller's name: field manager, event reporter and Lease prefix.

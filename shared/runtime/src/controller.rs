@@ -122,6 +122,34 @@ fn object_key<K: Resource>(object: &K) -> String {
 type Customize<K> = Arc<dyn Fn(Controller<K>) -> Controller<K> + Send + Sync>;
 
 /// Runs one reconciler for kind `K` with the process's flags, metrics, readiness and leadership.
+///
+/// Flux-style kinds pass [`lifecycle::reconcile`](crate::lifecycle::reconcile) and their
+/// [`Reconciler`](crate::lifecycle::Reconciler); any other kind passes its own function:
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use k8s_openapi::api::core::v1::ConfigMap;
+/// use kube::ResourceExt;
+/// use sluice_runtime::{ControllerRunner, ReconcileError, Requeue, RuntimeContext};
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("reconciling a ConfigMap failed")]
+/// struct Failed;
+///
+/// impl ReconcileError for Failed {}
+///
+/// async fn reconcile(config_map: Arc<ConfigMap>, _: Arc<()>) -> Result<Requeue, Failed> {
+///     tracing::info!(name = config_map.name_any(), "seen");
+///     Ok(Requeue::After(Duration::from_secs(300)))
+/// }
+///
+/// async fn run(runtime: &RuntimeContext) {
+///     ControllerRunner::new("configmaps", runtime.watched_api::<ConfigMap>(), runtime)
+///         .run(reconcile, Arc::new(()))
+///         .await;
+/// }
+/// ```
 pub struct ControllerRunner<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,

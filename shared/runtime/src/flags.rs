@@ -183,19 +183,6 @@ pub fn parse_listen_addr(input: &str) -> Result<SocketAddr, ListenAddrError> {
     Ok(SocketAddr::new(ip, port))
 }
 
-/// Entry point of a controller whose reconcilers are not built yet: accepts the common flags
-/// (so `--help` documents them) and exits with status 2 and a message naming what is missing.
-pub fn placeholder_main(name: &'static str, kinds: &str) -> std::process::ExitCode {
-    RuntimeFlags::augment_args(clap::Command::new(name))
-        .version(env!("CARGO_PKG_VERSION"))
-        .about(format!("Sluice {name} (not implemented yet)"))
-        .get_matches();
-    eprintln!(
-        "{name}: the {kinds} reconcilers are not implemented in Sluice yet; run Flux's {name} instead"
-    );
-    std::process::ExitCode::from(2)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ pub mod leader;
 pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
+pub mod placeholder;
 pub mod probes;
 pub mod server;
 pub mod shutdown;
@@ -24,13 +25,14 @@ pub use conditions::{ConditionStatus, Summary, SummaryPolicy};
 pub use context::{BackgroundTasks, RuntimeContext, StartupError};
 pub use controller::{ControllerRunner, ReconcileError, Requeue, Retry};
 pub use events::{EventSeverity, EventSink, NotificationClient, NotificationEvent, ObjectEvent};
-pub use flags::{LogEncoding, LogLevel, RuntimeFlags, placeholder_main};
+pub use flags::{LogEncoding, LogLevel, RuntimeFlags};
 pub use leader::{LeaderElectionConfig, Leadership, spawn_leader_election};
 pub use lifecycle::{
     Failure, Lifecycle, LifecycleError, LifecycleObject, Outcome, Policy, ReadyRule, Reconciler,
 };
 pub use logging::init_logging;
 pub use metrics::{Metrics, ObjectLabels, ReconcileResult};
+pub use placeholder::placeholder_main;
 pub use probes::{Readiness, ReadinessGate, probes_router};
 pub use shutdown::{Shutdown, termination_signal};
 pub use status::{apply_status, apply_status_of};

@@ -77,6 +77,74 @@ pub struct Policy<K> {
 }
 
 /// A kind's reconcile steps; [`reconcile`] wraps them in the shared lifecycle.
+///
+/// `Greeting` is a kind of your own with [`FluxObject`] implemented (see
+/// `sluice_api::impl_flux_object!` and the complete `greeting` example of this crate):
+///
+/// ```
+/// # use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+/// # use kube::CustomResource;
+/// # use schemars::JsonSchema;
+/// # use serde::{Deserialize, Serialize};
+/// # use sluice_api::meta::condition_type::{RECONCILING, STALLED};
+/// # #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, JsonSchema)]
+/// # #[kube(group = "example.sluice.dev", version = "v1alpha1", kind = "Greeting", namespaced)]
+/// # #[kube(status = "GreetingStatus")]
+/// # pub struct GreetingSpec { interval: String, #[serde(default)] suspend: bool, message: String }
+/// # #[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema)]
+/// # #[serde(rename_all = "camelCase")]
+/// # pub struct GreetingStatus {
+/// #     conditions: Vec<Condition>,
+/// #     observed_generation: Option<i64>,
+/// #     last_handled_reconcile_at: Option<String>,
+/// # }
+/// # sluice_api::impl_flux_object!(Greeting, &[STALLED, RECONCILING]);
+/// use sluice_api::meta::reason;
+/// use sluice_runtime::lifecycle::{Lifecycle, Outcome, Policy, ReadyRule, Reconciler};
+/// use sluice_runtime::RuntimeContext;
+///
+/// struct GreetingReconciler {
+///     runtime: RuntimeContext,
+///     policy: Policy<Greeting>,
+/// }
+///
+/// impl GreetingReconciler {
+///     fn new(runtime: RuntimeContext) -> Self {
+///         let policy = Policy {
+///             status_manager: runtime.controller_name.clone(),
+///             ready: ReadyRule::Outcome {
+///                 reason: reason::SUCCEEDED,
+///                 message: greeted,
+///             },
+///             metric_conditions: &[],
+///             announce_new_generation: true,
+///         };
+///         Self { runtime, policy }
+///     }
+/// }
+///
+/// fn greeted(greeting: &Greeting) -> String {
+///     format!("greeted with {:?}", greeting.spec.message)
+/// }
+///
+/// impl Reconciler<Greeting> for GreetingReconciler {
+///     fn runtime(&self) -> &RuntimeContext {
+///         &self.runtime
+///     }
+///
+///     fn policy(&self) -> &Policy<Greeting> {
+///         &self.policy
+///     }
+///
+///     async fn reconcile(&self, greeting: &mut Greeting, _: &Lifecycle<'_, Greeting>) -> Outcome {
+///         if greeting.spec.message.trim().is_empty() {
+///             return Outcome::stalled("EmptyMessage", "spec.message is empty; set a message");
+///         }
+///         // The real work goes here; it may set conditions of the kind's own on `greeting`.
+///         Outcome::Success
+///     }
+/// }
+/// ```
 pub trait Reconciler<K: LifecycleObject>: Send + Sync + 'static {
     /// The runtime: client, flags, events and metrics.
     fn runtime(&self) -> &RuntimeContext;
@@ -194,6 +262,19 @@ impl<K: LifecycleObject> Lifecycle<'_, K> {
 
 /// Reconciles `object` with `reconciler`'s steps inside the shared lifecycle; pass it to
 /// [`ControllerRunner::run`](crate::ControllerRunner::run).
+///
+/// ```
+/// use std::sync::Arc;
+/// use sluice_runtime::lifecycle::{self, LifecycleObject, Reconciler};
+/// use sluice_runtime::{ControllerRunner, RuntimeContext};
+///
+/// /// Reconciles kind `K` in the watched namespaces until shutdown.
+/// async fn run<K: LifecycleObject>(runtime: &RuntimeContext, reconciler: impl Reconciler<K>) {
+///     ControllerRunner::new(K::kind(&()), runtime.watched_api::<K>(), runtime)
+///         .run(lifecycle::reconcile, Arc::new(reconciler))
+///         .await;
+/// }
+/// ```
 pub async fn reconcile<K, R>(object: Arc<K>, reconciler: Arc<R>) -> Result<Requeue, LifecycleError>
 where
     K: LifecycleObject,

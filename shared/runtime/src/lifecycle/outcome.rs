@@ -58,6 +58,21 @@ impl Failure {
 }
 
 /// How a kind's steps ended.
+///
+/// ```
+/// use std::time::Duration;
+/// use sluice_runtime::lifecycle::{Failure, Outcome};
+///
+/// let forbidden = Failure::new(
+///     "ConfigMapOperationFailed",
+///     "writing ConfigMap hello failed: forbidden; grant the controller patch on configmaps",
+/// );
+/// let outcome = Outcome::Retry(forbidden.retry_after(Duration::from_secs(30)));
+/// assert_eq!(outcome.failure().and_then(|f| f.retry_after), Some(Duration::from_secs(30)));
+///
+/// let stalled = Outcome::stalled("EmptyMessage", "spec.message is empty; set a message");
+/// assert_eq!(stalled.failure().map(|f| f.reason.as_str()), Some("EmptyMessage"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Up to date: `Reconciling`/`Stalled` removed, `observedGeneration` advanced, requeued after `spec.interval`.

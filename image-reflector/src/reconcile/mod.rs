@@ -1,0 +1,1 @@
+//! The ImageRepository and ImagePolicy reconcilers, on `sluice_runtime::lifecycle` (not built yet).
