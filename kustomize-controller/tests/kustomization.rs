@@ -683,7 +683,7 @@ async fn kubeconfig_auth_provider_is_refused_without_the_exec_flag() {
     )
     .await;
     let ks = h.wait_failed("app", "ReconciliationFailed").await;
-    let message = condition(&ks, "Ready").unwrap().message;
+    let message = condition(&ks, "Ready").unwrap().message.clone();
     assert!(message.contains("auth-provider"), "{message}");
     assert!(message.contains("--insecure-kubeconfig-exec"), "{message}");
     assert!(!marker.exists(), "the auth-provider command ran");
@@ -715,7 +715,7 @@ async fn credential_command_output_never_reaches_status() {
     )
     .await;
     let ks = h.wait_failed("app", "ReconciliationFailed").await;
-    let message = condition(&ks, "Ready").unwrap().message;
+    let message = condition(&ks, "Ready").unwrap().message.clone();
     assert!(
         marker.exists(),
         "the allowed exec plugin did not run: {message}"
