@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use sluice_e2e::git::GitServer;
 use sluice_e2e::gitops::{
-    self, APP, AppLoop, Controller, Controllers, Scope, app_configmap, main_revision, poll_until,
+    self, APP, AppLoop, Controller, Controllers, Scope, app_configmap, main_revision,
 };
+use sluice_e2e::poll::eventually;
 use sluice_e2e::{ControlPlane, Mode};
 
 const PUSHES: usize = 50;
@@ -68,7 +69,8 @@ async fn main() -> anyhow::Result<()> {
         gitops::request_reconcile(&app.repositories, APP).await?;
         let stored = Cell::new(None);
         let (app, revision, message, stored_at) = (&app, &revision, &message, &stored);
-        let applied = poll_until(TIMEOUT, POLL, || async move {
+        let what = format!("{message} applied");
+        let applied = eventually(&what, TIMEOUT, POLL, || async move {
             if stored_at.get().is_none() {
                 let repo = app.repositories.get(APP).await.map_err(|e| e.to_string())?;
                 let current = repo.status.and_then(|s| s.artifact).map(|a| a.revision);
@@ -82,12 +84,7 @@ async fn main() -> anyhow::Result<()> {
             }
         })
         .await
-        .map_err(|state| {
-            anyhow!(
-                "{message} not applied within {TIMEOUT:?}: {state}\n{}",
-                controllers.log_tails()
-            )
-        })?;
+        .map_err(|timeout| anyhow!("{timeout}\n{}", controllers.log_tails()))?;
         let stored = stored.get().unwrap_or(applied);
         app.wait_applied(revision, TIMEOUT)
             .await

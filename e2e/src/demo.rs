@@ -13,6 +13,7 @@ use sluice_api::source::GitRepository;
 
 use crate::git::GitServer;
 use crate::gitops::{self, Controllers, Scope};
+use crate::poll::eventually;
 use crate::{ControlPlane, Error, Mode, Result, tools};
 
 /// Namespace of the GitRepository and the Kustomizations.
@@ -155,7 +156,8 @@ impl Demo {
         let revision = gitops::main_revision(&self.git.head(REPOSITORY, "main")?);
         let client = self.plane.client().await?;
         let kustomizations: Api<Kustomization> = Api::namespaced(client, NAMESPACE);
-        gitops::poll_until(READY_TIMEOUT, Duration::from_millis(500), || async {
+        let what = format!("the Kustomizations to apply {revision}");
+        eventually(&what, READY_TIMEOUT, Duration::from_millis(500), || async {
             let mut waiting = Vec::new();
             for (name, _, _) in ENVIRONMENTS {
                 let ks = kustomizations.get(name).await.map_err(|e| e.to_string())?;
@@ -170,10 +172,9 @@ impl Demo {
             }
         })
         .await
-        .map_err(|state| {
+        .map_err(|timeout| {
             Error::Setup(format!(
-                "the Kustomizations did not apply {revision} within {}s: {state}\ncontroller logs:\n{}",
-                READY_TIMEOUT.as_secs(),
+                "{timeout}\ncontroller logs:\n{}",
                 self.controllers.log_tails()
             ))
         })

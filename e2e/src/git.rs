@@ -26,6 +26,7 @@ use tokio::runtime::{Handle, Runtime};
 use tokio_rustls::TlsAcceptor;
 
 use crate::process::Supervised;
+use crate::tarball::file_map;
 use crate::tls::{CertPair, TestCa};
 use crate::{Error, Result, net};
 
@@ -360,11 +361,7 @@ impl GitServer {
         K: AsRef<str>,
         V: AsRef<[u8]>,
     {
-        let files: BTreeMap<String, Vec<u8>> = files
-            .into_iter()
-            .map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_vec()))
-            .collect();
-        self.change(repo, branch, &files, &[], message)
+        self.change(repo, branch, &file_map(files), &[], message)
     }
 
     /// Deletes `paths` (files or directories) on `branch` and returns the new commit SHA.

@@ -1,7 +1,6 @@
 //! Sluice's source-controller and kustomize-controller as OS processes against a control plane,
 //! and helpers for the GitRepository → Kustomization loop (loop tests, benchmark, `sluice-dev`).
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -16,6 +15,7 @@ use sluice_api::meta::RECONCILE_REQUESTED_AT_ANNOTATION;
 use sluice_api::source::GitRepository;
 
 use crate::net::free_port;
+use crate::poll::{Timeout, eventually};
 use crate::process::Supervised;
 use crate::{Error, Result};
 
@@ -382,27 +382,6 @@ pub fn kustomization_ready_at(ks: &Kustomization, revision: &str) -> bool {
         && status.observed_generation == ks.metadata.generation
 }
 
-/// Calls `probe` every `every` until it returns `Ok`; after `timeout` returns the last `Err`,
-/// which should describe the current state.
-pub async fn poll_until<T, F, Fut>(
-    timeout: Duration,
-    every: Duration,
-    mut probe: F,
-) -> std::result::Result<T, String>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = std::result::Result<T, String>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        match probe().await {
-            Ok(value) => return Ok(value),
-            Err(state) if Instant::now() >= deadline => return Err(state),
-            Err(_) => tokio::time::sleep(every).await,
-        }
-    }
-}
-
 /// Name of the fixture app's repository, GitRepository, Kustomization, directory and objects.
 pub const APP: &str = "app";
 
@@ -503,8 +482,9 @@ impl AppLoop {
         &self,
         revision: &str,
         timeout: Duration,
-    ) -> std::result::Result<Kustomization, String> {
-        poll_until(timeout, Duration::from_millis(100), || async {
+    ) -> std::result::Result<Kustomization, Timeout> {
+        let what = format!("Kustomization {APP} Ready at {revision}");
+        eventually(&what, timeout, Duration::from_millis(100), || async {
             let ks = self
                 .kustomizations
                 .get(APP)

@@ -8,8 +8,10 @@ pub mod git;
 pub mod gitops;
 pub mod kustomize;
 pub mod net;
+pub mod poll;
 pub mod process;
 pub mod registry;
+pub mod tarball;
 pub mod tls;
 pub mod tools;
 

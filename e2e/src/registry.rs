@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 use serde::{Deserialize, Serialize};
-use sluice_artifact::archive::{ArchiveBuilder, ArchiveError, ExtractOptions, read_tar_gz};
 use tempfile::TempDir;
 
 use crate::process::Supervised;
+use crate::tarball::tar_gz;
 use crate::{Error, Result, net, tools};
 
 /// OCI image manifest media type.
@@ -223,38 +223,6 @@ pub fn htpasswd_line(username: &str, password: &str) -> Result<String> {
 
 /// `sha256:<hex>` of `data`.
 pub use sluice_artifact::digest::sha256_bytes as sha256_digest;
-
-fn archive_error(what: &str, error: ArchiveError) -> Error {
-    Error::Setup(format!("{what} failed: {error}"))
-}
-
-/// A deterministic tar+gzip of `files` (path → contents, mode 0644), as in a Flux artifact layer.
-pub fn tar_gz<K, V>(files: impl IntoIterator<Item = (K, V)>) -> Result<Vec<u8>>
-where
-    K: AsRef<str>,
-    V: AsRef<[u8]>,
-{
-    let files: BTreeMap<String, Vec<u8>> = files
-        .into_iter()
-        .map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_vec()))
-        .collect();
-    let mut builder = ArchiveBuilder::new(Vec::new());
-    for (path, contents) in &files {
-        builder
-            .append_bytes(path, contents, 0o644)
-            .map_err(|e| archive_error("building a test archive", e))?;
-    }
-    builder
-        .finish()
-        .map_err(|e| archive_error("building a test archive", e))
-}
-
-/// The regular files of a tar+gzip archive (path → contents); entries escaping the root are an
-/// error.
-pub fn untar_gz(data: &[u8]) -> Result<BTreeMap<String, Vec<u8>>> {
-    read_tar_gz(data, &ExtractOptions::default())
-        .map_err(|e| archive_error("reading a tar+gzip archive", e))
-}
 
 /// An OCI content descriptor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

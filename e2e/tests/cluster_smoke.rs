@@ -9,6 +9,7 @@ use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
 use serde_json::{Value, json};
+use sluice_e2e::poll::eventually;
 use sluice_e2e::{ControlPlane, Mode};
 
 async fn plane() -> &'static ControlPlane {
@@ -241,13 +242,19 @@ async fn a_dropped_control_plane_stops_its_processes() {
             "process {pid} survived the drop"
         );
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while dir.exists() && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        !dir.exists(),
-        "the control plane's directory {} was not removed",
-        dir.display()
-    );
+    let what = format!("the control plane's directory {} removed", dir.display());
+    eventually(
+        &what,
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || {
+            std::future::ready(if dir.exists() {
+                Err("it exists")
+            } else {
+                Ok(())
+            })
+        },
+    )
+    .await
+    .unwrap_or_else(|timeout| panic!("{timeout}"));
 }

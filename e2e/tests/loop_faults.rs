@@ -13,9 +13,10 @@ use sha2::{Digest, Sha256};
 use sluice_e2e::ControlPlane;
 use sluice_e2e::git::{GitCli, GitServer};
 use sluice_e2e::gitops::{
-    self, APP, AppLoop, Controller, Controllers, Scope, app_configmap, main_revision, poll_until,
+    self, APP, AppLoop, Controller, Controllers, Scope, app_configmap, main_revision,
     ready_condition,
 };
+use sluice_e2e::poll::{Timeout, eventually};
 
 const FIRST_APPLY: Duration = Duration::from_secs(120);
 const STEP: Duration = Duration::from_secs(60);
@@ -41,8 +42,9 @@ async fn setup(prefix: &str) -> (&'static ControlPlane, String, Controllers) {
 }
 
 /// Waits until the GitRepository's artifact has `revision`.
-async fn wait_for_artifact(app: &AppLoop, revision: &str) -> Result<(), String> {
-    poll_until(STEP, POLL, || async {
+async fn wait_for_artifact(app: &AppLoop, revision: &str) -> Result<(), Timeout> {
+    let what = format!("the GitRepository artifact at {revision}");
+    eventually(&what, STEP, POLL, || async {
         let repo = app.repositories.get(APP).await.map_err(|e| e.to_string())?;
         let current = repo
             .status
@@ -90,7 +92,8 @@ async fn controllers_killed_mid_reconcile_restart_and_converge_without_losing_ob
     gitops::request_reconcile(&app.repositories, APP)
         .await
         .unwrap();
-    poll_until(STEP, Duration::from_millis(5), || async {
+    let what = "source-controller to fetch";
+    eventually(what, STEP, Duration::from_millis(5), || async {
         if git.upload_pack_posts() > 0 {
             Ok(())
         } else {
@@ -98,7 +101,7 @@ async fn controllers_killed_mid_reconcile_restart_and_converge_without_losing_ob
         }
     })
     .await
-    .unwrap_or_else(|state| panic!("expected source-controller to fetch; {state}"));
+    .unwrap_or_else(|timeout| panic!("{timeout}"));
     controllers.kill(Controller::Source).unwrap();
     controllers.restart(Controller::Source).unwrap();
     wait_for_artifact(&app, &second)
@@ -131,16 +134,15 @@ async fn controllers_killed_mid_reconcile_restart_and_converge_without_losing_ob
     gitops::request_reconcile(&app.repositories, APP)
         .await
         .unwrap();
-    poll_until(STEP, Duration::from_millis(2), || async {
+    let what = format!("kustomize-controller to start applying {third}");
+    eventually(&what, STEP, Duration::from_millis(2), || async {
         match app.configmap_message().await.map_err(|e| e.to_string())? {
             Some(message) if message == "v3" => Ok(()),
             message => Err(format!("ConfigMap message {message:?}")),
         }
     })
     .await
-    .unwrap_or_else(|state| {
-        panic!("expected kustomize-controller to start applying {third}; {state}")
-    });
+    .unwrap_or_else(|timeout| panic!("{timeout}"));
     controllers.kill(Controller::Kustomize).unwrap();
     let at_kill = app.kustomizations.get(APP).await.unwrap();
     eprintln!(
@@ -226,7 +228,8 @@ async fn git_outage_keeps_the_last_artifact_and_objects_then_catches_up() {
     let token = gitops::request_reconcile(&app.repositories, APP)
         .await
         .unwrap();
-    let repo = poll_until(STEP, POLL, || async {
+    let what = "Ready=False after a fetch from the stopped git server";
+    let repo = eventually(what, STEP, POLL, || async {
         let repo = app.repositories.get(APP).await.map_err(|e| e.to_string())?;
         let status = repo.status.clone().unwrap_or_default();
         let failed = ready_condition(&status.conditions).is_some_and(|c| c.status == "False");
@@ -237,12 +240,7 @@ async fn git_outage_keeps_the_last_artifact_and_objects_then_catches_up() {
         }
     })
     .await
-    .unwrap_or_else(|state| {
-        panic!(
-            "expected Ready=False after a fetch from the stopped git server; now: {state}\n{}",
-            controllers.log_tails()
-        )
-    });
+    .unwrap_or_else(|timeout| panic!("{timeout}\n{}", controllers.log_tails()));
     assert_eq!(
         repo.status.unwrap().artifact.as_ref(),
         Some(&artifact),
@@ -264,7 +262,8 @@ async fn git_outage_keeps_the_last_artifact_and_objects_then_catches_up() {
     let token = gitops::request_reconcile(&app.kustomizations, APP)
         .await
         .unwrap();
-    let ks = poll_until(STEP, POLL, || async {
+    let what = format!("the Kustomization to handle {token}");
+    let ks = eventually(&what, STEP, POLL, || async {
         let ks = app
             .kustomizations
             .get(APP)
@@ -281,7 +280,7 @@ async fn git_outage_keeps_the_last_artifact_and_objects_then_catches_up() {
         }
     })
     .await
-    .unwrap_or_else(|state| panic!("expected the Kustomization to handle {token}; now: {state}"));
+    .unwrap_or_else(|timeout| panic!("{timeout}"));
     assert!(
         gitops::kustomization_ready_at(&ks, &first),
         "the Kustomization stays Ready at {first} during the outage: {}",

@@ -11,9 +11,9 @@ use serde_json::json;
 use sluice_e2e::ControlPlane;
 use sluice_e2e::git::GitServer;
 use sluice_e2e::gitops::{
-    self, APP, AppLoop, Controllers, Scope, app_configmap, main_revision, poll_until,
-    ready_condition,
+    self, APP, AppLoop, Controllers, Scope, app_configmap, main_revision, ready_condition,
 };
+use sluice_e2e::poll::eventually;
 use tokio::sync::OnceCell;
 
 /// First apply, including pods scheduled on the fake node and the Deployment becoming Available.
@@ -107,7 +107,8 @@ async fn git_repository_and_kustomization_apply_the_app_and_the_deployment_becom
         Some(APP)
     );
     let deployments = app.api::<Deployment>();
-    poll_until(FIRST_APPLY, POLL, || async {
+    let what = format!("Deployment {APP} Available");
+    eventually(&what, FIRST_APPLY, POLL, || async {
         let deployment = deployments.get(APP).await.map_err(|e| e.to_string())?;
         if deployment_available(&deployment) {
             Ok(())
@@ -116,7 +117,7 @@ async fn git_repository_and_kustomization_apply_the_app_and_the_deployment_becom
         }
     })
     .await
-    .unwrap_or_else(|status| panic!("expected Deployment {APP} Available; status: {status}"));
+    .unwrap_or_else(|timeout| panic!("{timeout}"));
 }
 
 #[tokio::test]
@@ -161,7 +162,8 @@ async fn a_pushed_change_is_applied_and_a_deleted_file_is_pruned() {
         .await
         .unwrap_or_else(|state| panic!("expected {third} applied; now:\n{state}\n{}", logs()));
     let services = app.api::<Service>();
-    poll_until(STEP, POLL, || async {
+    let what = format!("Service {APP} pruned");
+    eventually(&what, STEP, POLL, || async {
         match services.get_opt(APP).await.map_err(|e| e.to_string())? {
             None => Ok(()),
             Some(service) => Err(format!(
@@ -171,7 +173,7 @@ async fn a_pushed_change_is_applied_and_a_deleted_file_is_pruned() {
         }
     })
     .await
-    .unwrap_or_else(|state| panic!("expected Service {APP} pruned; {state}"));
+    .unwrap_or_else(|timeout| panic!("{timeout}"));
     let inventory = ks.status.unwrap().inventory.unwrap();
     assert_eq!(inventory.entries.len(), 2, "{inventory:?}");
     assert!(
@@ -217,7 +219,8 @@ async fn broken_yaml_fails_naming_the_file_prunes_nothing_and_recovers_when_fixe
         &git.delete(APP, "main", &["app/service.yaml"], "drop the Service")
             .unwrap(),
     );
-    let ks = poll_until(STEP, POLL, || async {
+    let what = format!("Ready=False after attempting {broken}");
+    let ks = eventually(&what, STEP, POLL, || async {
         let ks = app
             .kustomizations
             .get(APP)
@@ -232,12 +235,7 @@ async fn broken_yaml_fails_naming_the_file_prunes_nothing_and_recovers_when_fixe
         }
     })
     .await
-    .unwrap_or_else(|state| {
-        panic!(
-            "expected Ready=False after attempting {broken}; now:\n{state}\n{}",
-            logs()
-        )
-    });
+    .unwrap_or_else(|timeout| panic!("{timeout}\n{}", logs()));
     let status = ks.status.unwrap();
     let ready = ready_condition(&status.conditions).unwrap();
     assert!(
@@ -275,14 +273,15 @@ async fn broken_yaml_fails_naming_the_file_prunes_nothing_and_recovers_when_fixe
         Some("fixed")
     );
     let services = app.api::<Service>();
-    poll_until(STEP, POLL, || async {
+    let what = "the deleted Service pruned once fixed";
+    eventually(what, STEP, POLL, || async {
         match services.get_opt(APP).await.map_err(|e| e.to_string())? {
             None => Ok(()),
             Some(_) => Err("Service still exists".to_string()),
         }
     })
     .await
-    .unwrap_or_else(|state| panic!("expected the deleted Service pruned once fixed; {state}"));
+    .unwrap_or_else(|timeout| panic!("{timeout}"));
 }
 
 #[tokio::test]
@@ -319,7 +318,8 @@ async fn a_change_by_hand_is_corrected() {
         .unwrap();
 
     let deployments = app.api::<Deployment>();
-    let corrected = poll_until(STEP, POLL, || async {
+    let what = "the hand edits reverted (message v1, 1 replica)";
+    let corrected = eventually(what, STEP, POLL, || async {
         let message = app.configmap_message().await.map_err(|e| e.to_string())?;
         let replicas = deployments
             .get(APP)
@@ -336,12 +336,8 @@ async fn a_change_by_hand_is_corrected() {
         }
     })
     .await;
-    if let Err(state) = corrected {
-        panic!(
-            "expected the hand edits reverted (message v1, 1 replica); now: {state}\n{}\n{}",
-            app.describe().await,
-            logs()
-        );
+    if let Err(timeout) = corrected {
+        panic!("{timeout}\n{}\n{}", app.describe().await, logs());
     }
 }
 
@@ -368,7 +364,8 @@ async fn requested_at_reconciles_at_once() {
     let token = gitops::request_reconcile(&app.repositories, APP)
         .await
         .unwrap();
-    poll_until(STEP, POLL, || async {
+    let what = format!("GitRepository to handle {token} and store {second}");
+    eventually(&what, STEP, POLL, || async {
         let repo = app.repositories.get(APP).await.map_err(|e| e.to_string())?;
         let status = repo.status.clone().unwrap_or_default();
         let revision = status.artifact.map(|a| a.revision);
@@ -385,12 +382,7 @@ async fn requested_at_reconciles_at_once() {
         }
     })
     .await
-    .unwrap_or_else(|state| {
-        panic!(
-            "expected GitRepository to handle {token} and store {second}; now: {state}\n{}",
-            logs()
-        )
-    });
+    .unwrap_or_else(|timeout| panic!("{timeout}\n{}", logs()));
     app.wait_applied(&second, STEP)
         .await
         .unwrap_or_else(|state| panic!("expected {second} applied; now:\n{state}\n{}", logs()));
@@ -402,7 +394,8 @@ async fn requested_at_reconciles_at_once() {
     let token = gitops::request_reconcile(&app.kustomizations, APP)
         .await
         .unwrap();
-    poll_until(STEP, POLL, || async {
+    let what = format!("Kustomization to handle {token}");
+    eventually(&what, STEP, POLL, || async {
         let ks = app
             .kustomizations
             .get(APP)
@@ -416,10 +409,5 @@ async fn requested_at_reconciles_at_once() {
         }
     })
     .await
-    .unwrap_or_else(|state| {
-        panic!(
-            "expected Kustomization to handle {token}; {state}\n{}",
-            logs()
-        )
-    });
+    .unwrap_or_else(|timeout| panic!("{timeout}\n{}", logs()));
 }

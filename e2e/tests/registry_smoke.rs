@@ -2,8 +2,9 @@
 
 use sluice_e2e::registry::{
     ANNOTATION_CREATED, ANNOTATION_REVISION, ANNOTATION_SOURCE, Artifact, FLUX_CONFIG,
-    FLUX_CONTENT, OCI_MANIFEST, OciClient, Registry, Storage, sha256_digest, untar_gz,
+    FLUX_CONTENT, OCI_MANIFEST, OciClient, Registry, Storage, sha256_digest,
 };
+use sluice_e2e::tarball::untar_gz;
 
 fn artifact(revision: &str) -> Artifact {
     Artifact::from_files(

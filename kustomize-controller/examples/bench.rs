@@ -20,9 +20,15 @@ use sha2::{Digest, Sha256};
 use sluice_api::kustomize::Kustomization;
 use sluice_api::source::GitRepository;
 use sluice_e2e::ControlPlane;
+use sluice_e2e::poll::eventually;
+use sluice_e2e::tarball::tar_gz;
 use sluice_runtime::{RuntimeContext, Shutdown};
 
 type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
+
+/// How long all Kustomizations may take to become Ready, and one drift correction.
+const ALL_READY_TIMEOUT: Duration = Duration::from_secs(1800);
+const DRIFT_TIMEOUT: Duration = Duration::from_secs(60);
 
 async fn serve_file(
     State(files): State<Files>,
@@ -77,16 +83,12 @@ spec:
     )
 }
 
-fn tarball(name: &str, body: &str) -> anyhow::Result<Vec<u8>> {
-    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::fast(),
-    ));
-    let mut header = tar::Header::new_gnu();
-    header.set_size(body.len() as u64);
-    header.set_mode(0o644);
-    builder.append_data(&mut header, name, body.as_bytes())?;
-    Ok(builder.into_inner()?.finish()?)
+fn is_ready(ks: &Kustomization) -> bool {
+    ks.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
 }
 
 fn peak_rss_kib() -> String {
@@ -150,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
     let kustomizations: Api<Kustomization> = Api::namespaced(client.clone(), &ns);
     for index in 0..count {
         let name = format!("app-{index}");
-        let bytes = tarball("podinfo.yaml", &podinfo(&name))?;
+        let bytes = tar_gz([("podinfo.yaml", podinfo(&name))])?;
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
         files
             .lock()
@@ -184,24 +186,21 @@ async fn main() -> anyhow::Result<()> {
 
     let started = Instant::now();
     tokio::spawn(run(context.clone()));
-    loop {
-        let list = kustomizations.list(&ListParams::default()).await?;
-        let ready = list
-            .items
-            .iter()
-            .filter(|ks| {
-                ks.status.as_ref().is_some_and(|s| {
-                    s.conditions
-                        .iter()
-                        .any(|c| c.type_ == "Ready" && c.status == "True")
-                })
-            })
-            .count();
-        if ready == count {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        "every Kustomization Ready",
+        ALL_READY_TIMEOUT,
+        Duration::from_millis(200),
+        || async {
+            let list = kustomizations.list(&ListParams::default()).await?;
+            let ready = list.items.iter().filter(|ks| is_ready(ks)).count();
+            if ready == count {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("{ready}/{count} Ready"))
+            }
+        },
+    )
+    .await?;
     let all_ready = started.elapsed();
     println!("kustomizations: {count}");
     println!("time until all Ready: {:.2}s", all_ready.as_secs_f64());
@@ -225,12 +224,19 @@ async fn main() -> anyhow::Result<()> {
                 &Patch::Apply(&intruder),
             )
             .await?;
-        loop {
-            if deployments.get(&name).await?.spec.and_then(|s| s.replicas) == Some(0) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        eventually(
+            &format!("drift on {name} corrected"),
+            DRIFT_TIMEOUT,
+            Duration::from_millis(10),
+            || async {
+                let replicas = deployments.get(&name).await?.spec.and_then(|s| s.replicas);
+                match replicas {
+                    Some(0) => Ok(()),
+                    other => Err(anyhow::anyhow!("replicas {other:?}")),
+                }
+            },
+        )
+        .await?;
         latencies.push(edited.elapsed());
     }
     latencies.sort();

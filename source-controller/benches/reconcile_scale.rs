@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 use futures::{StreamExt, TryStreamExt, stream};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
@@ -20,6 +20,7 @@ use serde_json::json;
 use sluice_api::source::GitRepository;
 use sluice_e2e::ControlPlane;
 use sluice_e2e::git::GitServer;
+use sluice_e2e::poll::eventually;
 use sluice_runtime::{RuntimeContext, RuntimeFlags, Shutdown};
 use source_controller::{SourceContext, Storage, StorageConfig, run_controllers};
 
@@ -92,23 +93,28 @@ async fn wait_all(
     count: usize,
     check: impl Fn(&GitRepository) -> bool,
 ) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(1800);
-    loop {
-        let done = api
-            .list(&ListParams::default())
-            .await?
-            .items
-            .iter()
-            .filter(|o| check(o))
-            .count();
-        if done >= count {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("only {done}/{count} objects finished within 30 minutes");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let what = format!("{count} GitRepositories finished");
+    eventually(
+        &what,
+        Duration::from_secs(1800),
+        Duration::from_millis(500),
+        || async {
+            let done = api
+                .list(&ListParams::default())
+                .await?
+                .items
+                .iter()
+                .filter(|o| check(o))
+                .count();
+            if done >= count {
+                Ok(())
+            } else {
+                Err(anyhow!("only {done}/{count} finished"))
+            }
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 fn ready_at_generation(object: &GitRepository) -> bool {

@@ -3,9 +3,12 @@
 mod common;
 
 use anyhow::Result;
-use common::{Harness, condition, git_artifact, git_conditions, git_failed_with, git_ready, has};
+use common::{
+    Harness, POLL, WAIT, condition, git_artifact, git_conditions, git_failed_with, git_ready, has,
+};
 use serde_json::json;
 use sluice_e2e::git::GitServer;
+use sluice_e2e::poll::eventually;
 
 fn seeded(server: &GitServer, repo: &str) -> String {
     server.create_repo(repo).unwrap();
@@ -145,15 +148,15 @@ async fn branch_artifact_status_events_no_change_gc_and_delete() -> Result<()> {
 
     // Delete: finalizer removes storage, then the object goes.
     harness.delete_git("app").await?;
-    common::eventually("the GitRepository to be deleted", || async {
-        Ok(harness
-            .git_api()
-            .get_opt("app")
-            .await?
-            .is_none()
-            .then_some(()))
+    let api = harness.git_api();
+    eventually("the GitRepository to be deleted", WAIT, POLL, || async {
+        match api.get_opt("app").await {
+            Ok(None) => Ok(Ok(())),
+            Ok(Some(object)) => Err(format!("finalizers {:?}", object.metadata.finalizers)),
+            Err(error) => Ok(Err(error)),
+        }
     })
-    .await?;
+    .await??;
     assert!(!dir.exists(), "storage directory removed on delete");
     harness.stop().await;
     Ok(())

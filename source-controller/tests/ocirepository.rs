@@ -7,7 +7,8 @@ use base64::Engine;
 use common::{Harness, condition, has, oci_conditions};
 use serde_json::json;
 use sluice_api::source::OCIRepository;
-use sluice_e2e::registry::{ANNOTATION_REVISION, ANNOTATION_SOURCE, Artifact, Registry, tar_gz};
+use sluice_e2e::registry::{ANNOTATION_REVISION, ANNOTATION_SOURCE, Artifact, Registry};
+use sluice_e2e::tarball::tar_gz;
 
 fn oci_ready(object: &OCIRepository) -> bool {
     has(oci_conditions(object), "Ready", "True", "Succeeded")

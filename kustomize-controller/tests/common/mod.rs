@@ -20,9 +20,15 @@ use sha2::{Digest, Sha256};
 use sluice_api::kustomize::Kustomization;
 use sluice_api::source::GitRepository;
 use sluice_e2e::ControlPlane;
+use sluice_e2e::poll::eventually;
+use sluice_e2e::tarball::tar_gz;
 use sluice_runtime::{RuntimeContext, Shutdown};
 
 type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
+
+/// How long the waits below poll, and how often.
+const WAIT: Duration = Duration::from_secs(90);
+const POLL: Duration = Duration::from_millis(250);
 
 /// Serves `/<name>` from an in-memory map; unknown names are 404.
 #[derive(Clone, Default)]
@@ -66,22 +72,8 @@ impl ArtifactServer {
 
     /// Stores a tar.gz of `files` and returns (url, digest).
     pub fn put(&self, name: &str, files: &[(&str, &str)]) -> (String, String) {
-        self.put_bytes(name, tarball(files))
+        self.put_bytes(name, tar_gz(files.iter().copied()).unwrap())
     }
-}
-
-pub fn tarball(files: &[(&str, &str)]) -> Vec<u8> {
-    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut builder = tar::Builder::new(encoder);
-    for (name, body) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(body.len() as u64);
-        header.set_mode(0o644);
-        builder
-            .append_data(&mut header, name, body.as_bytes())
-            .unwrap();
-    }
-    builder.into_inner().unwrap().finish().unwrap()
 }
 
 pub struct Harness {
@@ -254,20 +246,23 @@ impl Harness {
         ready: impl Fn(&Kustomization) -> bool,
     ) -> Kustomization {
         let api: Api<Kustomization> = self.api();
-        let mut last = None;
-        for _ in 0..360 {
-            if let Some(object) = api.get_opt(name).await.unwrap() {
-                if ready(&object) {
-                    return object;
+        eventually(
+            &format!("Kustomization {name}: {what}"),
+            WAIT,
+            POLL,
+            || async {
+                match api.get_opt(name).await.unwrap() {
+                    Some(object) if ready(&object) => Ok(object),
+                    Some(object) => Err(format!(
+                        "status: {}",
+                        serde_json::to_string_pretty(&object.status).unwrap()
+                    )),
+                    None => Err("not found".to_owned()),
                 }
-                last = Some(object);
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        panic!(
-            "Kustomization {name}: {what} not reached; status: {}",
-            serde_json::to_string_pretty(&last.and_then(|o| o.status)).unwrap()
-        );
+            },
+        )
+        .await
+        .unwrap_or_else(|timeout| panic!("{timeout}"))
     }
 
     /// Waits until `name` is Ready at the current revision of `repository` and returns it.
@@ -293,13 +288,11 @@ impl Harness {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
-        for _ in 0..360 {
-            if check().await {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        panic!("{what} did not happen");
+        eventually(what, WAIT, POLL, || async {
+            check().await.then_some(()).ok_or("not yet")
+        })
+        .await
+        .unwrap_or_else(|timeout| panic!("{timeout}"));
     }
 
     pub async fn delete_ks(&self, name: &str) {

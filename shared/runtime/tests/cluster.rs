@@ -15,6 +15,7 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 use sluice_api::meta::RECONCILE_REQUESTED_AT_ANNOTATION;
 use sluice_e2e::ControlPlane;
+use sluice_e2e::poll::eventually;
 use sluice_runtime::conditions::{self, ConditionStatus};
 use sluice_runtime::{
     ControllerRunner, EventSink, LeaderElectionConfig, ObjectEvent, ReconcileError, Requeue, Retry,
@@ -43,23 +44,8 @@ fn flags(args: &[&str]) -> RuntimeFlags {
     TestCommand::parse_from(argv).flags
 }
 
-/// Polls `check` every 100ms until it returns true or `timeout` passes.
-async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F) -> Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<bool>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if check().await? {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+/// How often the waits below poll.
+const POLL: Duration = Duration::from_millis(100);
 
 fn config_map(name: &str) -> ConfigMap {
     ConfigMap {
@@ -372,12 +358,23 @@ async fn controller_reconciles_with_predicates_backoff_and_metrics() -> Result<(
                 calls.push(call);
             }
         };
-    eventually(Duration::from_secs(30), "reconciles and retries", || {
-        collect_until(&mut calls, &mut reconciled);
-        let failing = calls.iter().filter(|(name, _)| name == "failing").count();
-        let ok = calls.iter().any(|(name, _)| name == "ok");
-        std::future::ready(Ok(ok && failing >= 4))
-    })
+    eventually(
+        "reconciles and retries",
+        Duration::from_secs(30),
+        POLL,
+        || {
+            collect_until(&mut calls, &mut reconciled);
+            let failing = calls.iter().filter(|(name, _)| name == "failing").count();
+            let ok = calls.iter().any(|(name, _)| name == "ok");
+            std::future::ready(if ok && failing >= 4 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "ok reconciled: {ok}, failing reconciled {failing} times"
+                ))
+            })
+        },
+    )
     .await?;
     assert!(
         runtime.readiness.is_ready(),
@@ -396,14 +393,22 @@ async fn controller_reconciles_with_predicates_backoff_and_metrics() -> Result<(
         .patch("ok", &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
     eventually(
-        Duration::from_secs(15),
         "requestedAt triggers a reconcile",
+        Duration::from_secs(15),
+        POLL,
         || {
             collect_until(&mut calls, &mut reconciled);
             let requested = calls.iter().any(|(name, token)| {
                 name == "ok" && token.as_deref() == Some("2024-01-01T00:00:00Z")
             });
-            std::future::ready(Ok(requested && ok_calls(&calls) > before))
+            let after = ok_calls(&calls);
+            std::future::ready(if requested && after > before {
+                Ok(())
+            } else {
+                Err(format!(
+                    "token seen: {requested}, ok reconciles {before} -> {after}"
+                ))
+            })
         },
     )
     .await?;
@@ -478,10 +483,19 @@ async fn only_the_leader_reconciles() -> Result<()> {
         .create(&PostParams::default(), &config_map("one"))
         .await?;
 
-    eventually(Duration::from_secs(30), "the leader reconciles", || {
-        let total = counts[0].load(Ordering::SeqCst) + counts[1].load(Ordering::SeqCst);
-        std::future::ready(Ok(total > 0))
-    })
+    eventually(
+        "the leader reconciles",
+        Duration::from_secs(30),
+        POLL,
+        || {
+            let total = counts[0].load(Ordering::SeqCst) + counts[1].load(Ordering::SeqCst);
+            std::future::ready(if total > 0 {
+                Ok(())
+            } else {
+                Err("no reconcile")
+            })
+        },
+    )
     .await?;
     let (leader_index, follower_index) = if first.leadership.is_leader() {
         (0, 1)
@@ -505,9 +519,19 @@ async fn only_the_leader_reconciles() -> Result<()> {
     tokio::time::timeout(Duration::from_secs(15), follower_view.acquired())
         .await
         .context("the follower takes over")?;
-    eventually(Duration::from_secs(30), "the new leader reconciles", || {
-        std::future::ready(Ok(counts[follower_index].load(Ordering::SeqCst) > 0))
-    })
+    eventually(
+        "the new leader reconciles",
+        Duration::from_secs(30),
+        POLL,
+        || {
+            let total = counts[follower_index].load(Ordering::SeqCst);
+            std::future::ready(if total > 0 {
+                Ok(())
+            } else {
+                Err("no reconcile")
+            })
+        },
+    )
     .await?;
 
     shutdowns[follower_index].trigger();
@@ -571,12 +595,23 @@ async fn started_runtime_serves_endpoints_and_shuts_down() -> Result<()> {
         |_: Arc<ConfigMap>, _: Arc<()>| async { Ok::<_, AlwaysFails>(Requeue::OnChange) },
         Arc::new(()),
     ));
+    // A failed request ends the wait: the probe server is up from the start.
     eventually(
-        Duration::from_secs(30),
         "readiness after cache sync",
-        || async { Ok(reqwest::get(&readyz).await?.status() == 200) },
+        Duration::from_secs(30),
+        POLL,
+        || async {
+            match reqwest::get(&readyz)
+                .await
+                .map(|response| response.status())
+            {
+                Ok(status) if status == 200 => Ok(Ok(())),
+                Ok(status) => Err(format!("{readyz} answered {status}")),
+                Err(error) => Ok(Err(error)),
+            }
+        },
     )
-    .await?;
+    .await??;
     let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
         .await?
         .text()

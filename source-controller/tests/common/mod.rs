@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::future::Future;
+use std::fmt::Debug;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,10 +16,13 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use sluice_api::source::{GitRepository, OCIRepository};
 use sluice_e2e::ControlPlane;
+use sluice_e2e::poll::eventually;
 use sluice_runtime::{RuntimeContext, RuntimeFlags, Shutdown};
 use source_controller::{SourceContext, Storage, StorageConfig, run_controllers};
 use tokio::task::JoinHandle;
@@ -175,11 +178,7 @@ impl Harness {
         what: &str,
         check: impl Fn(&GitRepository) -> bool,
     ) -> Result<GitRepository> {
-        let api = self.git_api();
-        eventually(what, || async {
-            Ok(api.get_opt(name).await?.filter(|o| check(o)))
-        })
-        .await
+        wait_object(&self.git_api(), name, what, check).await
     }
 
     /// Waits until `check` holds for OCIRepository `name`; returns it.
@@ -189,11 +188,7 @@ impl Harness {
         what: &str,
         check: impl Fn(&OCIRepository) -> bool,
     ) -> Result<OCIRepository> {
-        let api = self.oci_api();
-        eventually(what, || async {
-            Ok(api.get_opt(name).await?.filter(|o| check(o)))
-        })
-        .await
+        wait_object(&self.oci_api(), name, what, check).await
     }
 
     /// Asks for a reconcile with `reconcile.fluxcd.io/requestedAt` and waits until it is handled.
@@ -254,7 +249,7 @@ impl Harness {
         if actual != digest {
             bail!("downloaded digest {actual} differs from status digest {digest}");
         }
-        let files = sluice_e2e::registry::untar_gz(&bytes)?;
+        let files = sluice_e2e::tarball::untar_gz(&bytes)?;
         Ok(files
             .into_iter()
             .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
@@ -289,22 +284,39 @@ impl Harness {
     }
 }
 
-/// Polls every 200ms for up to 90s until `check` yields a value.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> Result<T>
+/// How long the waits poll, and how often.
+pub const WAIT: Duration = Duration::from_secs(90);
+pub const POLL: Duration = Duration::from_millis(200);
+
+/// Polls object `name` until `check` holds and returns it; the timeout error shows its status,
+/// and an API error ends the wait.
+async fn wait_object<K>(
+    api: &Api<K>,
+    name: &str,
+    what: &str,
+    check: impl Fn(&K) -> bool,
+) -> Result<K>
 where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Option<T>>>,
+    K: Clone + DeserializeOwned + Serialize + Debug,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Some(value) = check().await? {
-            return Ok(value);
+    let what = format!("{name}: {what}");
+    let object = eventually(&what, WAIT, POLL, || async {
+        match api.get_opt(name).await {
+            Ok(Some(object)) if check(&object) => Ok(Ok(object)),
+            Ok(Some(object)) => Err(status_of(&object)),
+            Ok(None) => Err("not found".to_owned()),
+            Err(error) => Ok(Err(error)),
         }
-        if tokio::time::Instant::now() > deadline {
-            bail!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await??;
+    Ok(object)
+}
+
+/// The `status` of an object as JSON, for failure messages.
+fn status_of(object: &impl Serialize) -> String {
+    serde_json::to_value(object)
+        .map(|value| format!("status {}", value["status"]))
+        .unwrap_or_else(|error| error.to_string())
 }
 
 pub fn condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
