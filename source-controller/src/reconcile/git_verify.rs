@@ -114,42 +114,9 @@ pub async fn verify_signature(
     };
     let mut message = String::from("verified signature of");
     if verifies_tag(mode) {
-        let Some(tag) = &checked_out.tag else {
-            let message =
-                "cannot verify tag object's signature if a tag reference is not specified"
-                    .to_owned();
-            return Err(unverified(
-                object,
-                reason::INVALID_VERIFICATION_MODE,
-                message,
-            ));
-        };
-        let Some(tag_object) = &tag.object else {
-            let message = format!(
-                "cannot verify signature of tag '{}' since it is not signed",
-                tag.name
-            );
-            return Err(unverified(object, "InvalidGitObject", message));
-        };
-        let tag_display = format!("{}@{tag_object}", tag.name);
-        match verifier.verify_tag(checkout_dir, tag_object).await {
-            Ok(key) => message.push_str(&format!("\n\t- tag '{tag_display}' with key '{key}'")),
-            Err(error) => {
-                let reason = match error {
-                    VerifyError::Unsigned(_) => "InvalidGitObject",
-                    VerifyError::Invalid(_) => reason::INVALID_TAG_SIGNATURE,
-                    VerifyError::Unavailable(_) => reason::VERIFICATION_ERROR,
-                };
-                let message = match error {
-                    VerifyError::Unsigned(_) => format!(
-                        "cannot verify signature of tag '{tag_display}' since it is not signed"
-                    ),
-                    error => {
-                        format!("signature verification of tag '{tag_display}' failed: {error}")
-                    }
-                };
-                return Err(unverified(object, reason, message));
-            }
+        match verify_tag(&verifier, checkout_dir, checked_out).await {
+            Ok(line) => message.push_str(&line),
+            Err((reason, failure)) => return Err(unverified(object, reason, failure)),
         }
     }
     if verifies_head(mode) {
@@ -194,5 +161,38 @@ pub fn clear_verification(object: &mut GitRepository) {
             status.source_verification_mode = None;
         }
         conditions::remove(object.conditions_mut(), SOURCE_VERIFIED);
+    }
+}
+
+/// Verifies the checked-out tag object: the line for the success message, or the failure's
+/// reason and message.
+async fn verify_tag(
+    verifier: &Verifier,
+    checkout_dir: &Path,
+    checked_out: &CheckedOut,
+) -> Result<String, (&'static str, String)> {
+    let Some(tag) = &checked_out.tag else {
+        let message = "cannot verify tag object's signature if a tag reference is not specified";
+        return Err((reason::INVALID_VERIFICATION_MODE, message.to_owned()));
+    };
+    let unsigned = |display: &str| {
+        let message = format!("cannot verify signature of tag '{display}' since it is not signed");
+        ("InvalidGitObject", message)
+    };
+    let Some(tag_object) = &tag.object else {
+        return Err(unsigned(&tag.name));
+    };
+    let tag_display = format!("{}@{tag_object}", tag.name);
+    match verifier.verify_tag(checkout_dir, tag_object).await {
+        Ok(key) => Ok(format!("\n\t- tag '{tag_display}' with key '{key}'")),
+        Err(VerifyError::Unsigned(_)) => Err(unsigned(&tag_display)),
+        Err(error) => {
+            let reason = match error {
+                VerifyError::Invalid(_) => reason::INVALID_TAG_SIGNATURE,
+                _ => reason::VERIFICATION_ERROR,
+            };
+            let message = format!("signature verification of tag '{tag_display}' failed: {error}");
+            Err((reason, message))
+        }
     }
 }
