@@ -70,8 +70,15 @@ pub struct Change {
     pub action: Action,
     /// The object as sent, for health checks.
     pub desired: Value,
-    /// resourceVersion written by this apply, if it wrote.
-    pub written_version: Option<String>,
+    /// What this apply wrote, if it wrote.
+    pub written: Option<Written>,
+}
+
+/// The version an apply wrote: its resourceVersion and generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub resource_version: String,
+    pub generation: Option<i64>,
 }
 
 /// Applying one object failed.
@@ -257,27 +264,28 @@ async fn apply_one(
         object.remove("status");
     }
     let force = options.force || has_flag(&desired, FORCE, ENABLED);
+    let Some(existing) = existing else {
+        // Nothing to compare with: the apply itself validates, as a dry-run would.
+        let written = target.create(&desired).await?;
+        return Ok(target.change(Action::Created, desired, Some(written)));
+    };
     let preview = match target.dry_run(&desired).await {
         Ok(preview) => preview,
-        Err(error) if force && existing.is_some() && is_immutable_error(&error) => {
+        Err(error) if force && is_immutable_error(&error) => {
             target.recreate().await?;
             let written = target.apply(&desired).await?;
             return Ok(target.change(Action::Created, desired, Some(written)));
         }
         Err(error) => return Err(target.dry_run_failed(&error)),
     };
-    let action = match existing {
-        None => Action::Created,
-        Some(existing) if !has_drifted(&existing, &preview) => {
-            return Ok(target.change(Action::Unchanged, desired, None));
-        }
-        Some(_) if !options.correct_drift => {
-            return Ok(target.change(Action::Drifted, desired, None));
-        }
-        Some(_) => Action::Configured,
-    };
+    if !has_drifted(&existing, &preview) {
+        return Ok(target.change(Action::Unchanged, desired, None));
+    }
+    if !options.correct_drift {
+        return Ok(target.change(Action::Drifted, desired, None));
+    }
     let written = target.apply(&desired).await?;
-    Ok(target.change(action, desired, Some(written)))
+    Ok(target.change(Action::Configured, desired, Some(written)))
 }
 
 /// Where one object is applied: its API, name, served version and subject for messages.
@@ -337,14 +345,14 @@ impl Target {
         })
     }
 
-    fn change(&self, action: Action, desired: Value, written_version: Option<String>) -> Change {
+    fn change(&self, action: Action, desired: Value, written: Option<Written>) -> Change {
         Change {
             subject: subject(&desired),
             id: object_id(&desired),
             version: self.version.clone(),
             action,
             desired,
-            written_version,
+            written,
         }
     }
 
@@ -384,18 +392,33 @@ impl Target {
         }
     }
 
-    /// Applies `desired` for real; returns the written resourceVersion.
-    async fn apply(&self, desired: &Value) -> Result<String, ApplyError> {
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        let applied = self
-            .api
-            .patch(&self.name, &params, &Patch::Apply(desired))
+    /// Applies `desired` for real; returns what was written.
+    async fn apply(&self, desired: &Value) -> Result<Written, ApplyError> {
+        self.patch(desired)
             .await
             .map_err(|error| ApplyError::Apply {
                 subject: self.subject.clone(),
                 reason: reason_of(&error),
-            })?;
-        Ok(applied.metadata.resource_version.unwrap_or_default())
+            })
+    }
+
+    /// Creates `desired` by server-side apply; a refusal reads like the dry-run's would.
+    async fn create(&self, desired: &Value) -> Result<Written, ApplyError> {
+        self.patch(desired)
+            .await
+            .map_err(|error| self.dry_run_failed(&error))
+    }
+
+    async fn patch(&self, desired: &Value) -> Result<Written, kube::Error> {
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let applied = self
+            .api
+            .patch(&self.name, &params, &Patch::Apply(desired))
+            .await?;
+        Ok(Written {
+            resource_version: applied.metadata.resource_version.unwrap_or_default(),
+            generation: applied.metadata.generation,
+        })
     }
 
     /// Deletes the live object and waits until it is gone.

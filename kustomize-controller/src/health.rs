@@ -349,11 +349,19 @@ impl HealthReport {
     }
 }
 
-/// Checks every object in `objects` once.
-pub async fn check_all(cluster: &Cluster, objects: &[Value]) -> HealthReport {
+/// Checks every object in `objects` once, reading live state only where `cached` has no answer.
+pub async fn check_all(
+    cluster: &Cluster,
+    objects: &[Value],
+    cached: impl Fn(&Value) -> Option<Health>,
+) -> HealthReport {
     let mut report = HealthReport::default();
     for object in objects {
-        match check_object(cluster, object).await {
+        let health = match cached(object) {
+            Some(health) => health,
+            None => check_object(cluster, object).await,
+        };
+        match health {
             Health::Current => {}
             failed @ Health::Failed(_) => report.failed.push((subject(object), failed)),
             other => report.pending.push((subject(object), other)),

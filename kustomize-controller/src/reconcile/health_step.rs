@@ -1,6 +1,8 @@
 //! Step 6: the health verdict of what was applied (`wait`, or `healthChecks`). A wait never
-//! holds a worker: pending checks are re-evaluated every `--health-check-interval` until the
-//! timeout, measured from when this build of this generation was first checked.
+//! holds a worker: on the local cluster, health is read from the drift watches and an object
+//! settling triggers the Kustomization at once; pending checks are also re-evaluated every
+//! `--health-check-interval` until the timeout, measured from when this build of this
+//! generation was first checked.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -17,6 +19,7 @@ use super::Context;
 use crate::apply::{Action, Change};
 use crate::cluster::Cluster;
 use crate::health::{HealthReport, check_all};
+use crate::objects::object_id;
 
 /// What the health checks concluded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,12 +123,38 @@ pub async fn assess(
     let started = context
         .health_waits
         .start(&key, ks.metadata.generation, digest);
-    let report = check_all(cluster, &targets).await;
+    let watched = context.flags.watch_drift && ks.spec.kube_config.is_none();
+    let (namespace, name) = (ks.namespace().unwrap_or_default(), ks.name_any());
+    if watched {
+        // Before reading health, so an object settling meanwhile still triggers a reconcile.
+        context.drift.await_health(&namespace, &name, true);
+    }
+    let report = check_all(cluster, &targets, |object| {
+        watched
+            .then(|| {
+                context
+                    .drift
+                    .cached_health(&object_id(object), written_generation(changes, object))
+            })
+            .flatten()
+    })
+    .await;
     let verdict = judge(&report, started.elapsed(), timeout);
     if !matches!(verdict, HealthVerdict::Pending { .. }) {
         context.health_waits.forget(&key);
+        context.drift.await_health(&namespace, &name, false);
     }
     Ok(verdict)
+}
+
+/// The generation this reconcile wrote for `object`, which a cached health must have seen.
+fn written_generation(changes: &[Change], object: &Value) -> Option<i64> {
+    let id = object_id(object);
+    changes
+        .iter()
+        .find(|change| change.id == id)
+        .and_then(|change| change.written.as_ref())
+        .and_then(|written| written.generation)
 }
 
 /// The verdict on one round of checks, `waited` into a wait of at most `timeout`.

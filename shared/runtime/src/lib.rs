@@ -19,6 +19,7 @@ pub mod probes;
 pub mod server;
 pub mod shutdown;
 pub mod status;
+pub mod throttle;
 
 pub use client::{ClientError, describe_kube_error, kube_client, throttled_client};
 pub use conditions::{ConditionStatus, Summary, SummaryPolicy};
@@ -36,3 +37,4 @@ pub use placeholder::placeholder_main;
 pub use probes::{Readiness, ReadinessGate, probes_router};
 pub use shutdown::{Shutdown, termination_signal};
 pub use status::{apply_status, apply_status_of};
+pub use throttle::ClientMetrics;

@@ -129,6 +129,7 @@ impl Metrics {
         let suspend_status = Family::<ObjectLabels, Gauge>::default();
         let reconcile_total = Family::<ResultLabels, Counter>::default();
         let reconcile_errors = Family::<ControllerLabels, Counter>::default();
+        crate::throttle::ClientMetrics::global().register(&mut registry);
         registry.register(
             "gotk_reconcile_duration_seconds",
             "The duration in seconds of a GitOps Toolkit resource reconciliation",

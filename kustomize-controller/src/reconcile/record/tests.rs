@@ -42,7 +42,7 @@ fn change(name: &str) -> Change {
         version: "v1".into(),
         action: Action::Created,
         desired,
-        written_version: Some("1".into()),
+        written: None,
     }
 }
 

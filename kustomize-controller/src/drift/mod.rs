@@ -1,8 +1,9 @@
-//! Watching applied objects so an out-of-band change triggers its Kustomization within seconds.
+//! Watching applied objects: a change to fields we own triggers its Kustomization within
+//! seconds, and a Kustomization waiting for health is triggered when its objects settle.
 
-use std::collections::hash_map::DefaultHasher;
+mod owned;
+
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::{Stream, StreamExt};
@@ -10,11 +11,14 @@ use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
-use sluice_api::kustomize::{Kustomization, labels};
+use serde_json::Value;
+use sluice_api::kustomize::{Kustomization, ObjectId, labels};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::Change;
+use crate::apply::{Change, FIELD_MANAGER};
+use crate::health::{self, Health};
+use owned::owned_fingerprint;
 
 /// Identity of a watched object.
 type ObjectKey = (String, String, String, String);
@@ -48,10 +52,30 @@ impl DriftMode {
     }
 }
 
+/// What the watcher last saw of one applied object.
+struct Observed {
+    /// [`owned_fingerprint`] of the fields our field manager owns.
+    fingerprint: u64,
+    generation: Option<i64>,
+    health: Health,
+}
+
+#[derive(Default)]
 struct State {
-    fingerprints: HashMap<ObjectKey, u64>,
+    objects: HashMap<ObjectKey, Observed>,
     own_writes: HashMap<ObjectKey, String>,
     watched: HashSet<String>,
+    /// Kustomizations (`namespace`, `name`) waiting for their objects' health.
+    awaiting_health: HashSet<(String, String)>,
+}
+
+/// Why an object change triggers its Kustomization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// A field we own changed, or the object was deleted.
+    Drift,
+    /// The object became Current or Failed while its Kustomization waits for health.
+    Health,
 }
 
 /// Watches every kind the controller applied and sends owner Kustomizations to reconcile.
@@ -73,22 +97,6 @@ fn key_of(group: &str, kind: &str, namespace: &str, name: &str) -> ObjectKey {
     )
 }
 
-/// Hash of everything a user can change: labels, annotations and all but metadata and status.
-fn fingerprint(object: &DynamicObject) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    let mut data = object.data.clone();
-    if let Some(map) = data.as_object_mut() {
-        map.remove("status");
-    }
-    data.to_string().hash(&mut hasher);
-    format!(
-        "{:?}{:?}",
-        object.metadata.labels, object.metadata.annotations
-    )
-    .hash(&mut hasher);
-    hasher.finish()
-}
-
 impl DriftWatcher {
     /// A watcher on `client`; with `namespace`, only Kustomizations there are triggered.
     pub fn new(client: Client, namespace: Option<String>, stop: CancellationToken) -> Self {
@@ -97,11 +105,7 @@ impl DriftWatcher {
             client,
             namespace,
             triggers,
-            state: Arc::new(Mutex::new(State {
-                fingerprints: HashMap::new(),
-                own_writes: HashMap::new(),
-                watched: HashSet::new(),
-            })),
+            state: Arc::default(),
             stop,
         }
     }
@@ -125,14 +129,16 @@ impl DriftWatcher {
         {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             for change in changes {
-                if let Some(version) = &change.written_version {
+                if let Some(written) = &change.written {
                     let key = key_of(
                         &change.id.group,
                         &change.id.kind,
                         &change.id.namespace,
                         &change.id.name,
                     );
-                    state.own_writes.insert(key, version.clone());
+                    state
+                        .own_writes
+                        .insert(key, written.resource_version.clone());
                 }
             }
         }
@@ -183,26 +189,7 @@ impl DriftWatcher {
             watcher::Event::Delete(object) => (object, true, false),
             watcher::Event::Init | watcher::Event::InitDone => return,
         };
-        let namespace = object.metadata.namespace.clone().unwrap_or_default();
-        let name = object.metadata.name.clone().unwrap_or_default();
-        let key = key_of(&resource.group, &resource.kind, &namespace, &name);
-        let changed = {
-            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            if deleted {
-                state.fingerprints.remove(&key);
-                state.own_writes.remove(&key);
-                true
-            } else {
-                let print = fingerprint(&object);
-                let previous = state.fingerprints.insert(key.clone(), print);
-                let own = state.own_writes.get(&key) == object.metadata.resource_version.as_ref();
-                !initial && !own && previous.is_some_and(|previous| previous != print)
-            }
-        };
-        if !changed {
-            return;
-        }
-        let labels = object.metadata.labels.unwrap_or_default();
+        let labels = object.metadata.labels.clone().unwrap_or_default();
         let (Some(owner), Some(owner_namespace)) =
             (labels.get(labels::NAME), labels.get(labels::NAMESPACE))
         else {
@@ -215,18 +202,94 @@ impl DriftWatcher {
         {
             return;
         }
+        let namespace = object.metadata.namespace.clone().unwrap_or_default();
+        let name = object.metadata.name.clone().unwrap_or_default();
+        let key = key_of(&resource.group, &resource.kind, &namespace, &name);
+        let owner_key = (owner_namespace.clone(), owner.clone());
+        let trigger = {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if deleted {
+                state.objects.remove(&key);
+                state.own_writes.remove(&key);
+                Some(Trigger::Drift)
+            } else {
+                state.update(key, &object, initial, &owner_key)
+            }
+        };
+        let Some(trigger) = trigger else {
+            return;
+        };
         tracing::info!(
             kind = %resource.kind, namespace = %namespace, name = %name,
-            kustomization = %format!("{owner_namespace}/{owner}"), deleted,
-            "applied object changed out of band"
+            kustomization = %format!("{owner_namespace}/{owner}"), deleted, ?trigger,
+            "applied object changed"
         );
         let _ = self
             .triggers
             .send(ObjectRef::new(owner).within(owner_namespace));
     }
 
+    /// The health of an applied object as last watched, if its watch has seen it at
+    /// `min_generation` or later; `None` means read it from the API.
+    pub fn cached_health(&self, id: &ObjectId, min_generation: Option<i64>) -> Option<Health> {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let observed = state
+            .objects
+            .get(&key_of(&id.group, &id.kind, &id.namespace, &id.name))?;
+        let fresh = match (min_generation, observed.generation) {
+            (Some(wanted), Some(seen)) => seen >= wanted,
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        fresh.then(|| observed.health.clone())
+    }
+
+    /// Marks a Kustomization as waiting for health: its objects becoming Current or Failed
+    /// trigger it at once.
+    pub fn await_health(&self, namespace: &str, name: &str, waiting: bool) {
+        let key = (namespace.to_owned(), name.to_owned());
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if waiting {
+            state.awaiting_health.insert(key);
+        } else {
+            state.awaiting_health.remove(&key);
+        }
+    }
+
     /// Stops every watch.
     pub fn stop(&self) {
         self.stop.cancel();
+    }
+}
+
+impl State {
+    /// Records a watched object; says whether its owner must reconcile.
+    fn update(
+        &mut self,
+        key: ObjectKey,
+        object: &DynamicObject,
+        initial: bool,
+        owner: &(String, String),
+    ) -> Option<Trigger> {
+        let value = serde_json::to_value(object).unwrap_or(Value::Null);
+        let observed = Observed {
+            fingerprint: owned_fingerprint(&value, FIELD_MANAGER),
+            generation: object.metadata.generation,
+            health: health::assess(&value),
+        };
+        let own = self.own_writes.get(&key) == object.metadata.resource_version.as_ref();
+        let fingerprint = observed.fingerprint;
+        let settled = matches!(observed.health, Health::Current | Health::Failed(_));
+        let health_changed = self
+            .objects
+            .get(&key)
+            .is_none_or(|previous| previous.health != observed.health);
+        let previous = self.objects.insert(key, observed);
+        if !initial && !own && previous.is_some_and(|previous| previous.fingerprint != fingerprint)
+        {
+            return Some(Trigger::Drift);
+        }
+        (settled && health_changed && self.awaiting_health.contains(owner))
+            .then_some(Trigger::Health)
     }
 }
