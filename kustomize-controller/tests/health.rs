@@ -3,6 +3,8 @@
 mod common;
 
 use common::{Harness, condition};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::Api;
 use serde_json::json;
 use sluice_e2e::ControlPlane;
 
@@ -98,5 +100,39 @@ async fn health_check_times_out_with_the_pending_object() {
     assert!(
         message.contains(&format!("Deployment/{}/pending", h.ns)),
         "{message}"
+    );
+}
+
+/// With polling effectively off, Ready must come from the Deployment's own status change; and
+/// kube-controller-manager's later writes (its revision annotation, status) are not drift.
+#[tokio::test]
+async fn ready_follows_the_deployment_settling_without_false_drift() {
+    let plane = ControlPlane::shared_with_nodes().await.unwrap();
+    let h = Harness::start_on(plane, "health-event", &["--health-check-interval=1h"]).await;
+    h.publish(
+        "repo",
+        "v1",
+        &[("deploy.yaml", &deployment("web", "", 600))],
+    )
+    .await;
+    h.kustomization("app", "repo", json!({"wait": true, "timeout": "2m"}))
+        .await;
+    h.wait_ready("app", "repo").await;
+    let deployments: Api<Deployment> = h.api();
+    let annotations = deployments.get("web").await.unwrap().metadata.annotations;
+    assert!(
+        annotations.is_some_and(|a| a.contains_key("deployment.kubernetes.io/revision")),
+        "kube-controller-manager wrote the Deployment after our apply"
+    );
+    let reconciles = h.reconciles("app");
+    assert!(
+        reconciles <= 2,
+        "one apply, then one re-check when the Deployment settled; got {reconciles}"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(
+        h.reconciles("app"),
+        reconciles,
+        "writes by other controllers to fields we do not own trigger nothing"
     );
 }

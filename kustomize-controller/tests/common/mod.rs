@@ -22,7 +22,7 @@ use sluice_api::source::GitRepository;
 use sluice_e2e::ControlPlane;
 use sluice_e2e::poll::eventually;
 use sluice_e2e::tarball::tar_gz;
-use sluice_runtime::{RuntimeContext, Shutdown};
+use sluice_runtime::{Metrics, RuntimeContext, Shutdown};
 
 type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
 
@@ -81,6 +81,7 @@ pub struct Harness {
     pub client: Client,
     pub ns: String,
     pub server: ArtifactServer,
+    pub metrics: Metrics,
     shutdown: Shutdown,
     _cache: tempfile::TempDir,
 }
@@ -119,6 +120,9 @@ impl Harness {
             "--http-retry=0".to_owned(),
             format!("--artifact-cache-dir={}", cache.path().display()),
         ];
+        // A flag in `extra` replaces the default above.
+        let flag = |arg: &str| arg.split('=').next().unwrap_or(arg).to_owned();
+        args.retain(|arg| !extra.iter().any(|extra| flag(extra) == flag(arg)));
         args.extend(extra.iter().map(|arg| (*arg).to_owned()));
         let cli = Cli::parse_from(args);
         let shutdown = Shutdown::new();
@@ -129,6 +133,7 @@ impl Harness {
             shutdown.clone(),
         )
         .unwrap();
+        let metrics = runtime.metrics.clone();
         let context = Context::new(runtime, cli.controller, admin_config(plane).await).unwrap();
         tokio::spawn(run(Arc::new(context)));
         Self {
@@ -136,6 +141,7 @@ impl Harness {
             client,
             ns,
             server: ArtifactServer::start().await,
+            metrics,
             shutdown,
             _cache: cache,
         }
@@ -293,6 +299,17 @@ impl Harness {
         })
         .await
         .unwrap_or_else(|timeout| panic!("{timeout}"));
+    }
+
+    /// How many reconciles of Kustomization `name` finished, from `gotk_reconcile_duration_seconds`.
+    pub fn reconciles(&self, name: &str) -> u64 {
+        let text = self.metrics.encode().unwrap();
+        let (name, namespace) = (format!("name=\"{name}\""), format!("namespace=\"{}\"", self.ns));
+        text.lines()
+            .filter(|line| line.starts_with("gotk_reconcile_duration_seconds_count{"))
+            .filter(|line| line.contains(&name) && line.contains(&namespace))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
     }
 
     pub async fn delete_ks(&self, name: &str) {
