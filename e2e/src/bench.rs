@@ -1,8 +1,11 @@
 //! Measurement helpers for the benchmark examples: controller binaries as guarded child
 //! processes, `/proc` CPU and memory readers, Prometheus scraping, percentiles and ready timings.
 
+pub mod controller;
 pub mod procfs;
 pub mod prometheus;
+
+pub use controller::{ControllerProcess, PassthroughArgs};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -218,6 +221,32 @@ where
         }
     }
     Ok(seen)
+}
+
+/// A block of `key: value` figures, printed together.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    lines: Vec<(String, String)>,
+}
+
+impl Report {
+    /// Adds one figure.
+    pub fn add(&mut self, key: impl Into<String>, value: impl fmt::Display) {
+        self.lines.push((key.into(), value.to_string()));
+    }
+
+    /// Adds several figures.
+    pub fn extend(&mut self, lines: impl IntoIterator<Item = (String, String)>) {
+        self.lines.extend(lines);
+    }
+
+    /// Prints the figures under a `== title ==` header.
+    pub fn print(&self, title: &str) {
+        println!("== {title} ==");
+        for (key, value) in &self.lines {
+            println!("{key}: {value}");
+        }
+    }
 }
 
 /// Seconds with two decimals, for `key: value` lines.

@@ -108,6 +108,15 @@ pub fn lines_with_name_containing<'a>(text: &'a str, needles: &[&str]) -> Vec<&'
         .collect()
 }
 
+/// Sums samples named `name` per value of `label` (e.g. reconciles per object name).
+pub fn sum_by_label(text: &str, name: &str, label: &str) -> BTreeMap<String, f64> {
+    let mut sums = BTreeMap::new();
+    for sample in samples_named(text, name) {
+        *sums.entry(sample.label(label).to_owned()).or_insert(0.0) += sample.value;
+    }
+    sums
+}
+
 /// GETs a `/metrics` page over plain HTTP (a controller's metrics endpoint).
 pub async fn scrape(url: &str) -> Result<String> {
     let failed = |e: reqwest::Error| Error::Setup(format!("scraping {url} failed: {e}"));
@@ -200,6 +209,29 @@ impl ApiRequests {
         self.sum_where(is_watch)
     }
 
+    /// `key: value` lines: totals, per-`apps` averages, verbs and the `top` resources.
+    pub fn report(&self, prefix: &str, apps: usize, top: usize) -> Vec<(String, String)> {
+        let per_app = self.total_requests() / apps.max(1) as f64;
+        let mut lines = vec![
+            (
+                format!("{prefix}requests"),
+                format!("{}", self.total_requests()),
+            ),
+            (format!("{prefix}requests per app"), format!("{per_app:.1}")),
+            (
+                format!("{prefix}watches ended (counted when a watch closes)"),
+                format!("{}", self.total_watches()),
+            ),
+        ];
+        for (verb, count) in self.by_verb() {
+            lines.push((format!("{prefix}verb {verb}"), format!("{count}")));
+        }
+        for (resource, count) in self.top_resources(top) {
+            lines.push((format!("{prefix}top {resource}"), format!("{count}")));
+        }
+        lines
+    }
+
     fn sum_where(&self, keep: impl Fn(&str) -> bool) -> f64 {
         self.counts
             .iter()
@@ -270,6 +302,10 @@ apiserver_request_duration_seconds_count{verb="GET"} 99
         assert_eq!(delta.total_requests(), 8.0);
         assert_eq!(delta.by_verb().len(), 1);
         assert_eq!(delta.since(&delta), ApiRequests::default());
+        let report = delta.report("api ", 4, 1);
+        assert_eq!(report[0], ("api requests".to_owned(), "8".to_owned()));
+        assert_eq!(report[1].1, "2.0");
+        assert_eq!(report.last().unwrap().0, "api top GET deployments");
     }
 
     #[test]
@@ -279,5 +315,7 @@ apiserver_request_duration_seconds_count{verb="GET"} 99
         assert_eq!(lines.len(), 2);
         assert_eq!(sum(APISERVER, APISERVER_REQUESTS), 28.0);
         assert_eq!(sum(APISERVER, "missing"), 0.0);
+        let by_verb = sum_by_label(APISERVER, APISERVER_REQUESTS, "verb");
+        assert_eq!((by_verb["GET"], by_verb["PATCH"]), (15.0, 7.0));
     }
 }
