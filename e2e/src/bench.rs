@@ -249,6 +249,26 @@ impl Report {
     }
 }
 
+/// `debug` or `release`: the name of the directory `binary` was taken from.
+pub fn profile_of(binary: &Path) -> String {
+    binary
+        .parent()
+        .and_then(Path::file_name)
+        .map_or_else(|| "?".into(), |name| name.to_string_lossy().into_owned())
+}
+
+/// Prints the samples of a controller's `/metrics` whose names mention its API client or
+/// throttling; prints nothing when there are none.
+pub fn print_client_metrics(metrics: &str) {
+    let lines = prometheus::lines_with_name_containing(metrics, &["kube_client", "throttle"]);
+    if !lines.is_empty() {
+        println!("== controller client metrics at the end ==");
+        for line in lines {
+            println!("{line}");
+        }
+    }
+}
+
 /// Seconds with two decimals, for `key: value` lines.
 pub fn secs(duration: Duration) -> String {
     format!("{:.2}", duration.as_secs_f64())

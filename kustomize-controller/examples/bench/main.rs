@@ -9,7 +9,6 @@
 mod drift;
 mod workload;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
@@ -20,7 +19,8 @@ use sluice_e2e::ControlPlane;
 use sluice_e2e::bench::procfs::{CpuTimes, mib};
 use sluice_e2e::bench::prometheus::{self, ApiRequests};
 use sluice_e2e::bench::{
-    ControllerProcess, PassthroughArgs, Percentiles, Report, first_seen, secs, sibling_binary,
+    ControllerProcess, PassthroughArgs, Percentiles, Report, first_seen, print_client_metrics,
+    profile_of, secs, sibling_binary,
 };
 
 /// The whole run, control plane start-up included, must finish within this.
@@ -141,19 +141,11 @@ async fn run(args: &Args, slot: &mut Option<ControllerProcess>) -> Result<()> {
     let final_metrics = controller.metrics().await?;
     controller.stop();
 
-    let profile = profile_name(&binary);
+    let profile = profile_of(&binary);
     print_figures(args, &profile, &all_ready, idle_rss_kib, drift.as_ref());
     print_client_metrics(&final_metrics);
     print_result_line(args, &profile, &all_ready, idle_rss_kib, drift.as_ref());
     Ok(())
-}
-
-/// `debug` or `release`: the directory the controller binary was taken from.
-fn profile_name(binary: &Path) -> String {
-    binary
-        .parent()
-        .and_then(Path::file_name)
-        .map_or_else(|| "?".into(), |name| name.to_string_lossy().into_owned())
 }
 
 fn reconciles(metrics: &str) -> (f64, f64, f64) {
@@ -211,16 +203,6 @@ fn print_figures(
         report.add("drift correction", drift);
     }
     report.print("kustomize-controller bench (apiserver counts include kube-controller-manager, scheduler and kwok)");
-}
-
-fn print_client_metrics(metrics: &str) {
-    let lines = prometheus::lines_with_name_containing(metrics, &["kube_client", "throttle"]);
-    if !lines.is_empty() {
-        println!("== controller client metrics at the end ==");
-        for line in lines {
-            println!("{line}");
-        }
-    }
 }
 
 fn print_result_line(
