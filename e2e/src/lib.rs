@@ -2,6 +2,7 @@
 //! kube-controller-manager, kube-scheduler and kwok), git servers, an OCI registry and kustomize,
 //! all built from pinned Go modules or Debian packages and run as local processes on 127.0.0.1.
 
+pub mod bench;
 pub mod cluster;
 pub mod demo;
 pub mod git;
