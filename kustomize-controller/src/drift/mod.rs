@@ -213,7 +213,7 @@ impl DriftWatcher {
                 state.own_writes.remove(&key);
                 Some(Trigger::Drift)
             } else {
-                state.update(key, &object, initial, &owner_key)
+                state.update(key, resource, &object, initial, &owner_key)
             }
         };
         let Some(trigger) = trigger else {
@@ -267,11 +267,15 @@ impl State {
     fn update(
         &mut self,
         key: ObjectKey,
+        resource: &ApiResource,
         object: &DynamicObject,
         initial: bool,
         owner: &(String, String),
     ) -> Option<Trigger> {
-        let value = serde_json::to_value(object).unwrap_or(Value::Null);
+        let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
+        // Objects from the initial list carry no apiVersion and kind; health rules need them.
+        value["apiVersion"] = Value::from(resource.api_version.clone());
+        value["kind"] = Value::from(resource.kind.clone());
         let observed = Observed {
             fingerprint: owned_fingerprint(&value, FIELD_MANAGER),
             generation: object.metadata.generation,
@@ -291,5 +295,77 @@ impl State {
         }
         (settled && health_changed && self.awaiting_health.contains(owner))
             .then_some(Trigger::Health)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::api::GroupVersionKind;
+    use serde_json::json;
+
+    fn listed_deployment(status: Value) -> DynamicObject {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "apps", "generation": 1, "resourceVersion": "7"},
+            "spec": {"replicas": 1},
+            "status": status,
+        }))
+        .expect("valid object")
+    }
+
+    #[tokio::test]
+    async fn health_of_a_listed_object_follows_its_kind_and_triggers_only_when_settled() {
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment"));
+        let key = key_of("apps", "Deployment", "apps", "web");
+        let owner = ("apps".to_owned(), "app".to_owned());
+        let id = ObjectId {
+            namespace: "apps".into(),
+            name: "web".into(),
+            group: "apps".into(),
+            kind: "Deployment".into(),
+        };
+        let mut state = State::default();
+        state.awaiting_health.insert(owner.clone());
+        let unobserved = listed_deployment(json!({}));
+        assert_eq!(
+            state.update(key.clone(), &resource, &unobserved, true, &owner),
+            None
+        );
+        let watcher = DriftWatcher {
+            client: kube::Client::try_from(kube::Config::new(
+                "http://127.0.0.1:1".parse().expect("uri"),
+            ))
+            .expect("client"),
+            namespace: None,
+            triggers: broadcast::channel(1).0,
+            state: Arc::new(Mutex::new(state)),
+            stop: CancellationToken::new(),
+        };
+        assert!(
+            matches!(
+                watcher.cached_health(&id, None),
+                Some(Health::InProgress(_))
+            ),
+            "a Deployment without observedGeneration is not Current, even without a kind in the list"
+        );
+        assert_eq!(
+            watcher.cached_health(&id, Some(2)),
+            None,
+            "an older generation is not read"
+        );
+        let available = listed_deployment(json!({
+            "observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1,
+            "availableReplicas": 1, "conditions": [{"type": "Available", "status": "True"}],
+        }));
+        let mut state = watcher.state.lock().expect("lock");
+        assert_eq!(
+            state.update(key.clone(), &resource, &available, false, &owner),
+            Some(Trigger::Health)
+        );
+        assert_eq!(
+            state.update(key, &resource, &available, false, &owner),
+            None,
+            "no trigger while the health stays the same"
+        );
     }
 }

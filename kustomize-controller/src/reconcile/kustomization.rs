@@ -19,6 +19,10 @@ use super::{
     source_step, validate_step,
 };
 
+/// How long fetch, build and apply may run before `Reconciling` progress is written; a quicker
+/// reconcile writes its status once, at the end.
+const ANNOUNCE_AFTER: Duration = Duration::from_secs(1);
+
 /// Reconciles Kustomizations: [`Self::steps`] inside the shared lifecycle.
 pub struct KustomizationReconciler {
     context: Arc<Context>,
@@ -39,6 +43,7 @@ impl KustomizationReconciler {
 
     /// Source → dependencies → fetch → build → apply → prune → health; each step returns its
     /// product (kept in `attempt` for the record) or ends the reconcile with an outcome.
+    /// `Reconciling` progress is written only when fetch, build and apply take a while.
     async fn steps(
         &self,
         ks: &mut Kustomization,
@@ -52,15 +57,29 @@ impl KustomizationReconciler {
             .insert(source_step::artifact(context, ks).await?);
         let revision = artifact.revision.clone();
         source_step::dependencies(context, ks, &revision).await?;
-        announce(lifecycle, ks, &revision, timeout).await;
-        let root = source_step::fetch(context, artifact).await?;
-        attempt.fetched = true;
-        let built = build_step::build_manifests(context, ks, root, &revision).await?;
-        attempt.digest = Some(built.digest.clone());
-        let cluster = apply_step::target_cluster(context, ks).await?;
-        let change_set = attempt.change_set.insert(
-            apply_step::apply(context, ks, &cluster, built.objects, &revision, timeout).await?,
-        );
+        let (cluster, change_set) = {
+            let work = async {
+                let root = source_step::fetch(context, artifact).await?;
+                attempt.fetched = true;
+                let built = build_step::build_manifests(context, ks, root, &revision).await?;
+                attempt.digest = Some(built.digest);
+                let cluster = apply_step::target_cluster(context, ks).await?;
+                let change_set =
+                    apply_step::apply(context, ks, &cluster, built.objects, &revision, timeout)
+                        .await?;
+                Ok::<_, Outcome>((cluster, change_set))
+            };
+            tokio::pin!(work);
+            match tokio::time::timeout(ANNOUNCE_AFTER, &mut work).await {
+                Ok(done) => done?,
+                Err(_) => {
+                    announce(lifecycle, &mut ks.clone(), &revision, timeout).await;
+                    work.await?
+                }
+            }
+        };
+        let built_digest = attempt.digest.clone().unwrap_or_default();
+        let change_set = attempt.change_set.insert(change_set);
         apply_step::check(change_set)?;
         apply_step::report_drift(context, ks, &change_set.changes, &revision).await;
         let pruned = attempt
@@ -73,14 +92,15 @@ impl KustomizationReconciler {
             ks,
             &cluster,
             &change_set.changes,
-            &built.digest,
+            &built_digest,
             timeout,
         )
         .await
     }
 }
 
-/// Marks the Kustomization `Reconciling` while a revision or generation is new to it.
+/// Marks the Kustomization `Reconciling` while a revision or generation is new to it (on a
+/// copy: the conclusion is written from the reconciled object).
 async fn announce(
     lifecycle: &Lifecycle<'_, Kustomization>,
     ks: &mut Kustomization,

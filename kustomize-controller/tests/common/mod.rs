@@ -304,7 +304,10 @@ impl Harness {
     /// How many reconciles of Kustomization `name` finished, from `gotk_reconcile_duration_seconds`.
     pub fn reconciles(&self, name: &str) -> u64 {
         let text = self.metrics.encode().unwrap();
-        let (name, namespace) = (format!("name=\"{name}\""), format!("namespace=\"{}\"", self.ns));
+        let (name, namespace) = (
+            format!("name=\"{name}\""),
+            format!("namespace=\"{}\"", self.ns),
+        );
         text.lines()
             .filter(|line| line.starts_with("gotk_reconcile_duration_seconds_count{"))
             .filter(|line| line.contains(&name) && line.contains(&namespace))
