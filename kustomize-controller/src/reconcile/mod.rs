@@ -30,6 +30,7 @@ use sluice_runtime::{ControllerRunner, RuntimeContext};
 use crate::cli::{ARTIFACT_FETCH_HINTS, ControllerFlags};
 use crate::cluster::Cluster;
 use crate::drift::DriftWatcher;
+use crate::source::SourceCache;
 use crate::tenancy::{KubeconfigPolicy, Tenancy};
 use health_step::HealthWaits;
 use kustomization::KustomizationReconciler;
@@ -57,6 +58,7 @@ pub struct Context {
     pub local: Cluster,
     pub drift: DriftWatcher,
     pub health_waits: HealthWaits,
+    pub sources: SourceCache,
 }
 
 impl Context {
@@ -105,6 +107,7 @@ impl Context {
             local,
             drift,
             health_waits: HealthWaits::default(),
+            sources: SourceCache::default(),
         })
     }
 }
@@ -118,24 +121,26 @@ pub async fn run(context: Arc<Context>) {
     let buckets: Api<Bucket> = runtime.watched_api();
     let drift = context.drift.clone();
     let watch_drift = context.flags.watch_drift;
+    let term_context = context.clone();
     ControllerRunner::new(CONTROLLER_NAME, kustomizations.clone(), &runtime)
         .customize(move |controller| {
+            let (git_sources, oci_sources, bucket_sources) =
+                term_context
+                    .sources
+                    .watch(git.clone(), oci.clone(), buckets.clone());
             let store = controller.store();
             let dependency_store = store.clone();
             let controller = controller
-                .watches(
-                    git.clone(),
-                    watcher::Config::default(),
+                .watches_stream(
+                    git_sources,
                     source_trigger::<GitRepository>(store.clone(), SourceKind::GitRepository),
                 )
-                .watches(
-                    oci.clone(),
-                    watcher::Config::default(),
+                .watches_stream(
+                    oci_sources,
                     source_trigger::<OCIRepository>(store.clone(), SourceKind::OciRepository),
                 )
-                .watches(
-                    buckets.clone(),
-                    watcher::Config::default(),
+                .watches_stream(
+                    bucket_sources,
                     source_trigger::<Bucket>(store, SourceKind::Bucket),
                 )
                 .watches(

@@ -21,7 +21,7 @@ const ARTIFACT_NOT_FOUND: &str = "Source is not ready, artifact not found";
 
 /// The artifact of the Kustomization's source.
 pub async fn artifact(context: &Context, ks: &Kustomization) -> Result<Artifact, Outcome> {
-    match source_artifact(&context.runtime.client, ks).await {
+    match source_artifact(&context.runtime.client, &context.sources, ks).await {
         Ok(Some(artifact)) => Ok(artifact),
         Ok(None) => Err(Outcome::waiting(
             reason::ARTIFACT_FAILED,
