@@ -269,6 +269,27 @@ pub fn print_client_metrics(metrics: &str) {
     }
 }
 
+/// Prints where reconciles spent their time, from `sluice_reconcile_step_duration_seconds`:
+/// per step, how often it ran, its total and its mean.
+pub fn print_step_summary(metrics: &str) {
+    let name = "sluice_reconcile_step_duration_seconds";
+    let totals = prometheus::sum_by_label(metrics, &format!("{name}_sum"), "step");
+    let counts = prometheus::sum_by_label(metrics, &format!("{name}_count"), "step");
+    if totals.is_empty() {
+        return;
+    }
+    println!("== time per reconcile step (controller /metrics) ==");
+    for (step, total) in &totals {
+        let count = counts.get(step).copied().unwrap_or(0.0);
+        let mean_ms = if count > 0.0 {
+            total / count * 1000.0
+        } else {
+            0.0
+        };
+        println!("step {step}: {count:.0} runs, total {total:.2}s, mean {mean_ms:.0}ms");
+    }
+}
+
 /// Seconds with two decimals, for `key: value` lines.
 pub fn secs(duration: Duration) -> String {
     format!("{:.2}", duration.as_secs_f64())

@@ -23,7 +23,7 @@ use sluice_e2e::bench::procfs::{CpuTimes, Proc, mib, reset_peak_rss};
 use sluice_e2e::bench::prometheus::ApiRequests;
 use sluice_e2e::bench::{
     ControllerProcess, PassthroughArgs, Percentiles, Report, first_seen, print_client_metrics,
-    profile_of, secs, sibling_binary,
+    print_step_summary, profile_of, secs, sibling_binary,
 };
 use sluice_e2e::git::GitServer;
 use sluice_e2e::net::free_port;
@@ -162,6 +162,7 @@ async fn run(args: &Args, slot: &mut Option<ControllerProcess>) -> Result<()> {
         print_round(args, &profile, round, peak_reset);
     }
     print_client_metrics(&metrics);
+    print_step_summary(&metrics);
     for round in [&first, &unchanged] {
         print_result_line(args, &profile, round);
     }

@@ -20,7 +20,7 @@ use sluice_e2e::bench::procfs::{CpuTimes, mib};
 use sluice_e2e::bench::prometheus::{self, ApiRequests};
 use sluice_e2e::bench::{
     ControllerProcess, PassthroughArgs, Percentiles, Report, first_seen, print_client_metrics,
-    profile_of, secs, sibling_binary,
+    print_step_summary, profile_of, secs, sibling_binary,
 };
 
 /// The whole run, control plane start-up included, must finish within this.
@@ -144,6 +144,7 @@ async fn run(args: &Args, slot: &mut Option<ControllerProcess>) -> Result<()> {
     let profile = profile_of(&binary);
     print_figures(args, &profile, &all_ready, idle_rss_kib, drift.as_ref());
     print_client_metrics(&final_metrics);
+    print_step_summary(&final_metrics);
     print_result_line(args, &profile, &all_ready, idle_rss_kib, drift.as_ref());
     Ok(())
 }

@@ -52,21 +52,26 @@ impl KustomizationReconciler {
     ) -> Result<HealthVerdict, Outcome> {
         let context = self.context.as_ref();
         let timeout = validate_step::validate(ks, &context.flags)?;
-        let artifact = attempt
-            .artifact
-            .insert(source_step::artifact(context, ks).await?);
+        let artifact = attempt.artifact.insert(
+            lifecycle
+                .step("source", source_step::artifact(context, ks))
+                .await?,
+        );
         let revision = artifact.revision.clone();
         source_step::dependencies(context, ks, &revision).await?;
         let (cluster, change_set) = {
             let work = async {
-                let root = source_step::fetch(context, artifact).await?;
+                let root = lifecycle
+                    .step("fetch", source_step::fetch(context, artifact))
+                    .await?;
                 attempt.fetched = true;
-                let built = build_step::build_manifests(context, ks, root, &revision).await?;
+                let building = build_step::build_manifests(context, ks, root, &revision);
+                let built = lifecycle.step("build", building).await?;
                 attempt.digest = Some(built.digest);
                 let cluster = apply_step::target_cluster(context, ks).await?;
-                let change_set =
-                    apply_step::apply(context, ks, &cluster, built.objects, &revision, timeout)
-                        .await?;
+                let applying =
+                    apply_step::apply(context, ks, &cluster, built.objects, &revision, timeout);
+                let change_set = lifecycle.step("apply", applying).await?;
                 Ok::<_, Outcome>((cluster, change_set))
             };
             tokio::pin!(work);
@@ -82,20 +87,22 @@ impl KustomizationReconciler {
         let change_set = attempt.change_set.insert(change_set);
         apply_step::check(change_set)?;
         apply_step::report_drift(context, ks, &change_set.changes, &revision).await;
-        let pruned = attempt
-            .pruned
-            .insert(prune_step::prune(ks, &cluster, change_set).await);
+        let pruned = attempt.pruned.insert(
+            lifecycle
+                .step("prune", prune_step::prune(ks, &cluster, change_set))
+                .await,
+        );
         prune_step::check(pruned)?;
         apply_step::publish_change_set(context, ks, change_set, pruned, &revision).await;
-        health_step::assess(
+        let assessing = health_step::assess(
             context,
             ks,
             &cluster,
             &change_set.changes,
             &built_digest,
             timeout,
-        )
-        .await
+        );
+        lifecycle.step("health", assessing).await
     }
 }
 

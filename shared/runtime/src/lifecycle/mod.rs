@@ -239,6 +239,12 @@ impl<K: LifecycleObject> Lifecycle<'_, K> {
         self.write_status(object).await
     }
 
+    /// Runs one named step of the reconcile, recording its duration in
+    /// `sluice_reconcile_step_duration_seconds` and a debug log line.
+    pub async fn step<T>(&self, step: &'static str, work: impl Future<Output = T>) -> T {
+        timed::<K, T>(self.runtime, step, work).await
+    }
+
     /// Publishes `event` after the status write that concludes this reconcile (and after its
     /// failure event), as Flux emits a Kustomization's success notice after patching it.
     pub fn publish_after_status(&self, event: ObjectEvent) {
@@ -298,7 +304,8 @@ where
     }
     let mut object = K::clone(&object);
     if !object.finalizers().iter().any(|f| f == FINALIZER) {
-        finalizer::add(&lifecycle.api, &mut object, &runtime.controller_name).await?;
+        let adding = finalizer::add(&lifecycle.api, &mut object, &runtime.controller_name);
+        lifecycle.step("finalizer", adding).await?;
     }
     runtime.metrics.record_suspend(&labels, object.suspended());
     if object.suspended() {
@@ -310,6 +317,20 @@ where
     }
     let outcome = reconciler.reconcile(&mut object, &lifecycle).await;
     finish(&lifecycle, &mut object, &outcome, &labels).await
+}
+
+async fn timed<K: LifecycleObject, T>(
+    runtime: &RuntimeContext,
+    step: &'static str,
+    work: impl Future<Output = T>,
+) -> T {
+    let started = std::time::Instant::now();
+    let output = work.await;
+    let elapsed = started.elapsed();
+    let kind = K::kind(&());
+    runtime.metrics.record_step(&kind, step, elapsed);
+    tracing::debug!(%kind, step, elapsed_ms = elapsed.as_millis(), "reconcile step done");
+    output
 }
 
 /// Writes `Reconciling` when the generation is new or a reconcile was requested.
@@ -348,20 +369,25 @@ async fn finish<K: LifecycleObject>(
     labels: &ObjectLabels,
 ) -> Result<Requeue, LifecycleError> {
     let conclusion = conclude(object, &lifecycle.policy.ready, outcome);
-    lifecycle.write_status(object).await?;
+    lifecycle
+        .step("status", lifecycle.write_status(object))
+        .await?;
     let metrics = &lifecycle.runtime.metrics;
     for type_ in std::iter::once(READY).chain(lifecycle.policy.metric_conditions.iter().copied()) {
         let status =
             conditions::status_of(object.conditions(), type_).unwrap_or(ConditionStatus::Unknown);
         metrics.record_condition(labels, type_, status);
     }
-    for event in conclusion
+    let events = conclusion
         .event
         .into_iter()
-        .chain(lifecycle.after_status.take())
-    {
-        lifecycle.runtime.events.publish(&*object, event).await;
-    }
+        .chain(lifecycle.after_status.take());
+    let publishing = async {
+        for event in events {
+            lifecycle.runtime.events.publish(&*object, event).await;
+        }
+    };
+    lifecycle.step("events", publishing).await;
     requeue(lifecycle.runtime, object, conclusion.next, outcome)
 }
 
