@@ -21,7 +21,7 @@ use super::{
 
 /// How long fetch, build and apply may run before `Reconciling` progress is written; a quicker
 /// reconcile writes its status once, at the end.
-const ANNOUNCE_AFTER: Duration = Duration::from_secs(1);
+const ANNOUNCE_AFTER: Duration = Duration::from_secs(3);
 
 /// Reconciles Kustomizations: [`Self::steps`] inside the shared lifecycle.
 pub struct KustomizationReconciler {
