@@ -383,7 +383,8 @@ mod tests {
         metrics.record_step("Kustomization", "apply", Duration::from_millis(250));
         metrics.record_step("Kustomization", "apply", Duration::from_millis(750));
         let text = metrics.encode().expect("encodes");
-        let series = "sluice_reconcile_step_duration_seconds_sum{kind=\"Kustomization\",step=\"apply\"} 1.0";
+        let series =
+            "sluice_reconcile_step_duration_seconds_sum{kind=\"Kustomization\",step=\"apply\"} 1.0";
         assert!(text.contains(series), "{text}");
     }
 
