@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use kube::ResourceExt;
 use sluice_api::kustomize::{DeletionPolicy, Kustomization, ResourceRef};
 use sluice_api::meta::reason;
 use sluice_runtime::{Failure, ObjectEvent};
@@ -28,7 +29,7 @@ fn deletes_inventory(ks: &Kustomization) -> bool {
 }
 
 /// Deletes the inventory of a deleted Kustomization (unless orphaned or suspended) and
-/// forgets its pending health check.
+/// forgets its pending health check and health wait.
 pub async fn cleanup(context: &Context, ks: &Kustomization) -> Result<(), Failure> {
     let entries = ks
         .status
@@ -40,6 +41,8 @@ pub async fn cleanup(context: &Context, ks: &Kustomization) -> Result<(), Failur
         delete_inventory(context, ks, &entries).await?;
     }
     context.health_waits.forget(&wait_key(ks));
+    let namespace = ks.metadata.namespace.as_deref().unwrap_or_default();
+    context.drift.await_health(namespace, &ks.name_any(), false);
     Ok(())
 }
 
