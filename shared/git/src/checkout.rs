@@ -35,14 +35,23 @@ impl GitRemote {
     ) -> Result<CheckedOut, GitError> {
         let session = self.session().await?;
         let cwd = Some(dir);
-        let fetched = self.fetch_resolved(&session, dir, resolved).await?;
-        if !sparse.is_empty() {
-            let mut args = vec!["sparse-checkout", "set", "--cone", "--"];
-            args.extend(sparse.iter().map(String::as_str));
-            self.run(&session, cwd, &args).await?;
+        let fetched = match resolved.fetch.strip_prefix("refs/heads/") {
+            // One process instead of init, fetch and checkout, with `origin` for submodules.
+            Some(branch) if sparse.is_empty() => {
+                self.clone_branch(&session, dir, branch).await?;
+                None
+            }
+            _ => Some(self.fetch_resolved(&session, dir, resolved).await?),
+        };
+        if let Some(fetched) = &fetched {
+            if !sparse.is_empty() {
+                let mut args = vec!["sparse-checkout", "set", "--cone", "--"];
+                args.extend(sparse.iter().map(String::as_str));
+                self.run(&session, cwd, &args).await?;
+            }
+            self.run(&session, cwd, &["checkout", "-q", "--detach", fetched])
+                .await?;
         }
-        self.run(&session, cwd, &["checkout", "-q", "--detach", &fetched])
-            .await?;
         let head = self
             .run(&session, cwd, &["log", "-1", "--format=%H%n%s", "HEAD"])
             .await?;
@@ -56,8 +65,10 @@ impl GitRemote {
             }
         }
         if submodules {
-            self.run(&session, cwd, &["remote", "add", "origin", &self.url])
-                .await?;
+            if fetched.is_some() {
+                self.run(&session, cwd, &["remote", "add", "origin", &self.url])
+                    .await?;
+            }
             self.run(
                 &session,
                 cwd,
@@ -65,7 +76,10 @@ impl GitRemote {
             )
             .await?;
         }
-        let tag = fetched_tag(dir, resolved, &fetched, &commit)?;
+        let tag = match &fetched {
+            Some(fetched) => fetched_tag(dir, resolved, fetched, &commit)?,
+            None => None,
+        };
         Ok(CheckedOut {
             revision: resolved.revision(&commit),
             commit,
@@ -94,6 +108,30 @@ impl GitRemote {
             }
             outcome => outcome,
         }
+    }
+
+    /// Clones the tip of `branch` shallowly into `dir` and checks it out.
+    async fn clone_branch(
+        &self,
+        session: &Session,
+        dir: &Path,
+        branch: &str,
+    ) -> Result<(), GitError> {
+        let dir = dir.display().to_string();
+        let args = [
+            "clone",
+            "-q",
+            "--template=",
+            "--depth=1",
+            "--no-tags",
+            "--single-branch",
+            "--branch",
+            branch,
+            "--",
+            &self.url,
+            &dir,
+        ];
+        self.run(session, None, &args).await.map(drop)
     }
 
     /// Initialises `dir` and fetches `resolved` shallowly, in full when a shallow fetch of a bare
