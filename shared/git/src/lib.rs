@@ -11,6 +11,7 @@
 //! - [`push`]: commits as an author and pushes to branches or refspecs with push options;
 //! - [`tags`]: SemVer selection among tags.
 
+mod advertisement;
 pub mod checkout;
 pub mod credentials;
 pub mod error;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use sluice_api::source::GitRepositoryRef;
 
+use crate::advertisement::tail_matches;
 use crate::remote::Session;
 use crate::tags::highest_matching_tag;
 use crate::{GitError, GitRemote};
@@ -115,25 +116,25 @@ impl GitRemote {
         tags_only: bool,
         patterns: &[&str],
     ) -> Result<BTreeMap<String, String>, GitError> {
-        let mut args = vec!["-c", self.list_protocol(), "ls-remote"];
-        if tags_only {
-            args.push("--tags");
-        }
-        args.extend(["--", self.url.as_str()]);
-        args.extend_from_slice(patterns);
-        let output = self.run(session, None, &args).await?;
+        let listed = match self.advertised_refs().await {
+            Some(advertised) => advertised
+                .into_iter()
+                .filter(|(_, name)| !tags_only || name.starts_with("refs/tags/"))
+                .filter(|(_, name)| {
+                    patterns.is_empty() || patterns.iter().any(|p| tail_matches(name, p))
+                })
+                .collect(),
+            None => self.ls_remote_cli(session, tags_only, patterns).await?,
+        };
         let mut refs = BTreeMap::new();
         let mut peeled = BTreeMap::new();
-        for line in output.lines() {
-            let Some((sha, name)) = line.split_once('\t') else {
-                continue;
-            };
+        for (sha, name) in listed {
             match name.strip_suffix("^{}") {
                 Some(base) => {
-                    peeled.insert(base.to_owned(), sha.to_owned());
+                    peeled.insert(base.to_owned(), sha);
                 }
                 None => {
-                    refs.insert(name.to_owned(), sha.to_owned());
+                    refs.insert(name, sha);
                 }
             }
         }
@@ -141,6 +142,27 @@ impl GitRemote {
             refs.insert(name, sha);
         }
         Ok(refs)
+    }
+
+    /// `git ls-remote` as `(sha, ref)` pairs.
+    async fn ls_remote_cli(
+        &self,
+        session: &Session,
+        tags_only: bool,
+        patterns: &[&str],
+    ) -> Result<Vec<(String, String)>, GitError> {
+        let mut args = vec!["-c", self.list_protocol(), "ls-remote"];
+        if tags_only {
+            args.push("--tags");
+        }
+        args.extend(["--", self.url.as_str()]);
+        args.extend_from_slice(patterns);
+        let output = self.run(session, None, &args).await?;
+        Ok(output
+            .lines()
+            .filter_map(|line| line.split_once('\t'))
+            .map(|(sha, name)| (sha.to_owned(), name.to_owned()))
+            .collect())
     }
 
     /// Resolves `selector` with at most one `ls-remote` (none for a commit).
