@@ -39,6 +39,10 @@ async fn branch_artifact_status_events_no_change_gc_and_delete() -> Result<()> {
         )
         .await?;
     let ready = harness.wait_git("app", "Ready", git_ready).await?;
+    // No artifact yet: the ref is fetched without listing refs first (advertisement, ls-refs,
+    // one shallow pack).
+    assert_eq!(server.fetches(), 1, "{:#?}", server.requests());
+    assert_eq!(server.requests().len(), 3, "{:#?}", server.requests());
 
     let artifact = git_artifact(&ready)?;
     let revision = format!("main@sha1:{first}");
@@ -92,13 +96,14 @@ async fn branch_artifact_status_events_no_change_gc_and_delete() -> Result<()> {
     let reasons = harness.event_reasons("app").await?;
     assert!(reasons.iter().any(|r| r == "NewArtifact"), "{reasons:?}");
 
-    // Unchanged upstream: one ls-remote (ls-refs), no pack.
+    // Unchanged upstream: one ls-remote, a single protocol-v0 advertisement GET; no pack.
     server.clear_requests();
     let unchanged = harness.request_git_reconcile("app", "t1").await?;
     assert_eq!(git_artifact(&unchanged)?, artifact);
     assert!(git_ready(&unchanged));
     assert_eq!(server.fetches(), 0, "{:#?}", server.requests());
-    assert_eq!(server.upload_pack_posts(), 1, "{:#?}", server.requests());
+    assert_eq!(server.upload_pack_posts(), 0, "{:#?}", server.requests());
+    assert_eq!(server.requests().len(), 1, "{:#?}", server.requests());
 
     // New commits: new artifacts; GC keeps the two newest.
     let mut paths = vec![artifact.path.clone()];
@@ -121,6 +126,8 @@ async fn branch_artifact_status_events_no_change_gc_and_delete() -> Result<()> {
             "one shallow fetch: {:#?}",
             server.requests()
         );
+        // The listing GET, then the listed commit fetched without a second listing.
+        assert_eq!(server.requests().len(), 3, "{:#?}", server.requests());
         let files = harness
             .fetch_artifact(&new_artifact.url, &new_artifact.digest)
             .await?;

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::remote::Session;
-use crate::{GitError, GitRemote, ResolvedRef};
+use crate::{GitError, GitRemote, RefSelector, ResolvedRef};
 
 /// A checked-out commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,14 +35,28 @@ impl GitRemote {
     ) -> Result<CheckedOut, GitError> {
         let session = self.session().await?;
         let cwd = Some(dir);
-        let (commit, fetched_tag) = self.fetch_resolved(&session, dir, resolved).await?;
-        if !sparse.is_empty() {
-            let mut args = vec!["sparse-checkout", "set", "--cone", "--"];
-            args.extend(sparse.iter().map(String::as_str));
-            self.run(&session, cwd, &args).await?;
+        let fetched = match resolved.fetch.strip_prefix("refs/heads/") {
+            // One process instead of init, fetch and checkout, with `origin` for submodules.
+            Some(branch) if sparse.is_empty() => {
+                self.clone_branch(&session, dir, branch).await?;
+                None
+            }
+            _ => Some(self.fetch_resolved(&session, dir, resolved).await?),
+        };
+        if let Some(fetched) = &fetched {
+            if !sparse.is_empty() {
+                let mut args = vec!["sparse-checkout", "set", "--cone", "--"];
+                args.extend(sparse.iter().map(String::as_str));
+                self.run(&session, cwd, &args).await?;
+            }
+            self.run(&session, cwd, &["checkout", "-q", "--detach", fetched])
+                .await?;
         }
-        self.run(&session, cwd, &["checkout", "-q", "--detach", &commit])
+        let head = self
+            .run(&session, cwd, &["log", "-1", "--format=%H%n%s", "HEAD"])
             .await?;
+        let (commit, subject) = head.split_once('\n').unwrap_or((head.as_str(), ""));
+        let (commit, subject) = (commit.trim().to_owned(), subject.trim().to_owned());
         for directory in sparse {
             if !dir.join(directory.trim_matches('/')).is_dir() {
                 return Err(GitError::Operation(format!(
@@ -51,6 +65,10 @@ impl GitRemote {
             }
         }
         if submodules {
+            if fetched.is_some() {
+                self.run(&session, cwd, &["remote", "add", "origin", &self.url])
+                    .await?;
+            }
             self.run(
                 &session,
                 cwd,
@@ -58,22 +76,9 @@ impl GitRemote {
             )
             .await?;
         }
-        let subject = self
-            .run(&session, cwd, &["log", "-1", "--format=%s", &commit])
-            .await?
-            .trim()
-            .to_owned();
-        let tag = if fetched_tag {
-            let object = self.rev_parse(&session, dir, "FETCH_HEAD").await?;
-            Some(CheckedOutTag {
-                name: resolved
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| resolved.fetch.clone()),
-                object: (object != commit).then_some(object),
-            })
-        } else {
-            None
+        let tag = match &fetched {
+            Some(fetched) => fetched_tag(dir, resolved, fetched, &commit)?,
+            None => None,
         };
         Ok(CheckedOut {
             revision: resolved.revision(&commit),
@@ -83,46 +88,93 @@ impl GitRemote {
         })
     }
 
-    /// Initialises `dir` with `origin` and fetches `resolved` shallowly, in full when a shallow
-    /// fetch of a bare commit is refused. Returns the commit and whether a tag was fetched.
+    /// Checks out `selector` without resolving it first, one round trip less; a failed fetch is
+    /// explained by resolving, so a missing ref or an empty repository reads as after `resolve`.
+    pub async fn checkout_unresolved(
+        &self,
+        selector: &RefSelector,
+        dir: &Path,
+        sparse: &[String],
+        submodules: bool,
+    ) -> Result<CheckedOut, GitError> {
+        let Some(unresolved) = selector.unresolved() else {
+            let resolved = self.resolve(selector).await?;
+            return self.checkout(&resolved, dir, sparse, submodules).await;
+        };
+        match self.checkout(&unresolved, dir, sparse, submodules).await {
+            Err(error @ GitError::Operation(_)) if unresolved.commit.is_none() => {
+                self.resolve(selector).await?;
+                Err(error)
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// Clones the tip of `branch` shallowly into `dir` and checks it out.
+    async fn clone_branch(
+        &self,
+        session: &Session,
+        dir: &Path,
+        branch: &str,
+    ) -> Result<(), GitError> {
+        let dir = dir.display().to_string();
+        let args = [
+            "clone",
+            "-q",
+            "--template=",
+            "--depth=1",
+            "--no-tags",
+            "--single-branch",
+            "--branch",
+            branch,
+            "--",
+            &self.url,
+            &dir,
+        ];
+        self.run(session, None, &args).await.map(drop)
+    }
+
+    /// Initialises `dir` and fetches `resolved` shallowly, in full when a shallow fetch of a bare
+    /// commit is refused. Returns what to check out: `FETCH_HEAD` or the commit.
     async fn fetch_resolved(
         &self,
         session: &Session,
         dir: &Path,
         resolved: &ResolvedRef,
-    ) -> Result<(String, bool), GitError> {
-        let cwd = Some(dir);
-        self.run(session, None, &["init", "-q", &dir.display().to_string()])
-            .await?;
-        self.run(session, cwd, &["remote", "add", "origin", &self.url])
-            .await?;
+    ) -> Result<String, GitError> {
+        // No templates: the sample hooks and info files are never used in a checkout.
+        self.run(
+            session,
+            None,
+            &["init", "-q", "--template=", &dir.display().to_string()],
+        )
+        .await?;
         let shallow = self
             .run(
                 session,
-                cwd,
+                Some(dir),
                 &[
                     "fetch",
                     "-q",
                     "--depth=1",
                     "--no-tags",
-                    "origin",
+                    "--",
+                    &self.url,
                     &resolved.fetch,
                 ],
             )
             .await;
-        let fetched_tag = shallow.is_ok() && resolved.fetch.starts_with("refs/tags/");
-        let commit = match (shallow, &resolved.commit) {
-            (Ok(_), _) => self.rev_parse(session, dir, "FETCH_HEAD^{commit}").await?,
+        match (shallow, &resolved.commit) {
+            (Ok(_), _) => Ok("FETCH_HEAD".to_owned()),
             (Err(error), Some(sha)) if resolved.fetch == *sha => {
                 if matches!(error, GitError::Authentication(_) | GitError::Timeout(_)) {
                     return Err(error);
                 }
                 self.fetch_commit_in_full(session, dir, sha, resolved.fallback_branch.as_deref())
-                    .await?
+                    .await
             }
-            (Err(error), _) => return Err(error),
-        };
-        Ok((commit, fetched_tag))
+            (Err(error), _) => Err(error),
+        }
     }
 
     async fn fetch_commit_in_full(
@@ -139,7 +191,7 @@ impl GitRemote {
         self.run(
             session,
             Some(dir),
-            &["fetch", "-q", "--no-tags", "origin", &refspec],
+            &["fetch", "-q", "--no-tags", "--", &self.url, &refspec],
         )
         .await?;
         self.rev_parse(session, dir, &format!("{sha}^{{commit}}"))
@@ -167,4 +219,31 @@ impl GitRemote {
             .trim()
             .to_owned())
     }
+}
+
+/// The tag checked out through `resolved`, when a tag ref was fetched: its annotated tag object
+/// is the first field of `FETCH_HEAD` (the commit itself for a lightweight tag).
+fn fetched_tag(
+    dir: &Path,
+    resolved: &ResolvedRef,
+    fetched: &str,
+    commit: &str,
+) -> Result<Option<CheckedOutTag>, GitError> {
+    if fetched != "FETCH_HEAD" || !resolved.fetch.starts_with("refs/tags/") {
+        return Ok(None);
+    }
+    let fetch_head = std::fs::read_to_string(dir.join(".git").join("FETCH_HEAD"))
+        .map_err(|e| GitError::Operation(format!("reading FETCH_HEAD failed: {e}")))?;
+    let object = fetch_head
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    Ok(Some(CheckedOutTag {
+        name: resolved
+            .name
+            .clone()
+            .unwrap_or_else(|| resolved.fetch.clone()),
+        object: (object != commit).then_some(object),
+    }))
 }

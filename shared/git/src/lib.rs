@@ -6,11 +6,13 @@
 //!
 //! - [`credentials`]: [`GitCredentials`] from a Secret;
 //! - [`remote`]: [`GitRemote`], the sandboxed `git` runner;
-//! - [`refs`]: [`RefSelector`] (Flux's `spec.ref` precedence) and [`ResolvedRef`];
+//! - [`refs`]: [`RefSelector`] (Flux's `spec.ref` precedence) and [`ResolvedRef`]; plain
+//!   HTTP(S) refs are listed in process (`advertisement`), anything else by `git ls-remote`;
 //! - [`checkout`]: shallow, sparse and submodule checkouts;
 //! - [`push`]: commits as an author and pushes to branches or refspecs with push options;
 //! - [`tags`]: SemVer selection among tags.
 
+mod advertisement;
 pub mod checkout;
 pub mod credentials;
 pub mod error;

@@ -104,7 +104,7 @@ impl GitRemote {
         for option in &options {
             args.extend(["-o", option.as_str()]);
         }
-        args.extend(["origin", "--"]);
+        args.extend(["--", self.url.as_str()]);
         args.extend(refspecs.iter().map(String::as_str));
         match self.run(&session, Some(dir), &args).await {
             Err(GitError::Operation(message)) if message.contains("[rejected]") => {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use sluice_api::source::GitRepositoryRef;
 
+use crate::advertisement::tail_matches;
 use crate::remote::Session;
 use crate::tags::highest_matching_tag;
 use crate::{GitError, GitRemote};
@@ -48,6 +49,22 @@ impl RefSelector {
     }
 }
 
+impl RefSelector {
+    /// What to fetch without asking the remote first (the commit is then read from the fetch);
+    /// `None` for a SemVer range, which needs the remote's tags.
+    pub fn unresolved(&self) -> Option<ResolvedRef> {
+        match self {
+            Self::Commit { sha, branch } => Some(ResolvedRef::commit(sha, branch.as_deref())),
+            Self::Semver(_) => None,
+            Self::Branch(branch) => {
+                Some(ResolvedRef::named(format!("refs/heads/{branch}"), branch))
+            }
+            Self::Tag(tag) => Some(ResolvedRef::named(format!("refs/tags/{tag}"), tag)),
+            Self::Name(name) => Some(ResolvedRef::named(name.clone(), name)),
+        }
+    }
+}
+
 /// A reference resolved against the remote: what to fetch and the revision it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedRef {
@@ -62,6 +79,26 @@ pub struct ResolvedRef {
 }
 
 impl ResolvedRef {
+    /// The ref `fetch`, shown as `name` in the revision, with its commit not yet known.
+    fn named(fetch: String, name: &str) -> Self {
+        Self {
+            fetch,
+            name: Some(name.to_owned()),
+            commit: None,
+            fallback_branch: None,
+        }
+    }
+
+    /// A pinned commit, fetched alone or, when refused, with `branch` (all branches when unset).
+    fn commit(sha: &str, branch: Option<&str>) -> Self {
+        Self {
+            fetch: sha.to_owned(),
+            name: branch.map(str::to_owned),
+            commit: Some(sha.to_owned()),
+            fallback_branch: branch.map(str::to_owned),
+        }
+    }
+
     /// The Flux revision for `commit`: `<name>@sha1:<commit>` or `sha1:<commit>`.
     pub fn revision(&self, commit: &str) -> String {
         match &self.name {
@@ -79,25 +116,25 @@ impl GitRemote {
         tags_only: bool,
         patterns: &[&str],
     ) -> Result<BTreeMap<String, String>, GitError> {
-        let mut args = vec!["ls-remote"];
-        if tags_only {
-            args.push("--tags");
-        }
-        args.extend(["--", self.url.as_str()]);
-        args.extend_from_slice(patterns);
-        let output = self.run(session, None, &args).await?;
+        let listed = match self.advertised_refs().await {
+            Some(advertised) => advertised
+                .into_iter()
+                .filter(|(_, name)| !tags_only || name.starts_with("refs/tags/"))
+                .filter(|(_, name)| {
+                    patterns.is_empty() || patterns.iter().any(|p| tail_matches(name, p))
+                })
+                .collect(),
+            None => self.ls_remote_cli(session, tags_only, patterns).await?,
+        };
         let mut refs = BTreeMap::new();
         let mut peeled = BTreeMap::new();
-        for line in output.lines() {
-            let Some((sha, name)) = line.split_once('\t') else {
-                continue;
-            };
+        for (sha, name) in listed {
             match name.strip_suffix("^{}") {
                 Some(base) => {
-                    peeled.insert(base.to_owned(), sha.to_owned());
+                    peeled.insert(base.to_owned(), sha);
                 }
                 None => {
-                    refs.insert(name.to_owned(), sha.to_owned());
+                    refs.insert(name, sha);
                 }
             }
         }
@@ -107,41 +144,58 @@ impl GitRemote {
         Ok(refs)
     }
 
+    /// `git ls-remote` as `(sha, ref)` pairs.
+    async fn ls_remote_cli(
+        &self,
+        session: &Session,
+        tags_only: bool,
+        patterns: &[&str],
+    ) -> Result<Vec<(String, String)>, GitError> {
+        let mut args = vec!["-c", self.list_protocol(), "ls-remote"];
+        if tags_only {
+            args.push("--tags");
+        }
+        args.extend(["--", self.url.as_str()]);
+        args.extend_from_slice(patterns);
+        let output = self.run(session, None, &args).await?;
+        Ok(output
+            .lines()
+            .filter_map(|line| line.split_once('\t'))
+            .map(|(sha, name)| (sha.to_owned(), name.to_owned()))
+            .collect())
+    }
+
     /// Resolves `selector` with at most one `ls-remote` (none for a commit).
     pub async fn resolve(&self, selector: &RefSelector) -> Result<ResolvedRef, GitError> {
-        let (full_name, revision_name) = match selector {
+        let mut resolved = match selector {
             RefSelector::Commit { sha, branch } => {
-                return Ok(ResolvedRef {
-                    fetch: sha.clone(),
-                    name: branch.clone(),
-                    commit: Some(sha.clone()),
-                    fallback_branch: branch.clone(),
-                });
+                return Ok(ResolvedRef::commit(sha, branch.as_deref()));
             }
             RefSelector::Semver(range) => return self.resolve_semver(range).await,
-            RefSelector::Branch(branch) => (format!("refs/heads/{branch}"), branch.clone()),
-            RefSelector::Tag(tag) => (format!("refs/tags/{tag}"), tag.clone()),
-            RefSelector::Name(name) => (name.clone(), name.clone()),
+            RefSelector::Branch(branch) => {
+                ResolvedRef::named(format!("refs/heads/{branch}"), branch)
+            }
+            RefSelector::Tag(tag) => ResolvedRef::named(format!("refs/tags/{tag}"), tag),
+            RefSelector::Name(name) => ResolvedRef::named(name.clone(), name),
         };
         let session = self.session().await?;
         let refs = self
-            .ls_remote(&session, false, &[full_name.as_str()])
+            .ls_remote(&session, false, &[resolved.fetch.as_str()])
             .await?;
-        match refs.get(&full_name) {
-            Some(sha) => Ok(ResolvedRef {
-                fetch: full_name,
-                name: Some(revision_name),
-                commit: Some(sha.clone()),
-                fallback_branch: None,
-            }),
-            None => {
-                self.ensure_not_empty(&session).await?;
-                Err(GitError::Operation(format!(
-                    "reference '{full_name}' not found in '{}'; check spec.ref",
-                    self.url
-                )))
-            }
+        let Some(sha) = refs.get(&resolved.fetch) else {
+            self.ensure_not_empty(&session).await?;
+            return Err(GitError::Operation(format!(
+                "reference '{}' not found in '{}'; check spec.ref",
+                resolved.fetch, self.url
+            )));
+        };
+        if let RefSelector::Branch(branch) = selector {
+            // Fetching the listed commit spares the server a second ref listing (`ls-refs`).
+            resolved.fetch = sha.clone();
+            resolved.fallback_branch = Some(branch.clone());
         }
+        resolved.commit = Some(sha.clone());
+        Ok(resolved)
     }
 
     async fn resolve_semver(&self, range: &str) -> Result<ResolvedRef, GitError> {

@@ -33,6 +33,19 @@ impl GitRemote {
         self.url.starts_with("ssh://")
     }
 
+    /// `-c protocol.version=…` for listing refs. Over HTTP(S), v0 costs the server one
+    /// upload-pack run (the GET advertisement lists every ref) where v2 costs two (a GET for
+    /// capabilities, a POST for `ls-refs`); v2 filters refs by prefix on the server, so it sends
+    /// less for repositories with very many refs, but Flux (go-git) lists them all with v0 too.
+    /// Over SSH both take one connection, so v2 (filtered) is kept there.
+    pub(crate) fn list_protocol(&self) -> &'static str {
+        if self.is_ssh() {
+            "protocol.version=2"
+        } else {
+            "protocol.version=0"
+        }
+    }
+
     /// `scheme://host[:port]`, the scope of the authorization header.
     fn origin(&self) -> String {
         let (scheme, rest) = self.url.split_once("://").unwrap_or(("", &self.url));
@@ -54,6 +67,12 @@ impl GitRemote {
             ("core.askPass".into(), String::new()),
             ("advice.detachedHead".into(), "false".into()),
             ("init.defaultBranch".into(), "main".into()),
+            // Checkouts are short-lived temporary directories: no background maintenance (an
+            // extra process per fetch), no fsync, and one pack per fetch instead of loose objects.
+            ("maintenance.auto".into(), "false".into()),
+            ("gc.auto".into(), "0".into()),
+            ("core.fsync".into(), "none".into()),
+            ("fetch.unpackLimit".into(), "1".into()),
         ];
         let credentials = &self.credentials;
         if let Some(header) = credentials.authorization_header() {

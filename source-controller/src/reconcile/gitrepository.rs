@@ -227,29 +227,35 @@ async fn fetch(
     object: &mut GitRepository,
     included: &[Artifact],
 ) -> Result<Option<Checkout>, Outcome> {
-    let generation = object.meta().generation;
     let remote = remote_for(context, object).await?;
     let selector = RefSelector::from_spec(object.spec.reference.as_ref());
-    let resolved = remote
-        .resolve(&selector)
-        .await
-        .map_err(|e| fetch_failure(&e))?;
     let config_changed = content_config_changed(object, included);
     let current = object.artifact().cloned();
-    if let (Some(commit), Some(artifact)) = (&resolved.commit, &current)
-        && artifact.has_revision(&resolved.revision(commit))
-        && !config_changed
-    {
-        conditions::remove(object.conditions_mut(), FETCH_FAILED);
-        conditions::remove(object.conditions_mut(), ARTIFACT_OUTDATED);
-        tracing::debug!(
-            namespace = %object.namespace().unwrap_or_default(),
-            name = %object.name_any(),
-            revision = %artifact.revision,
-            "no changes since last reconciliation"
-        );
-        return Ok(None);
-    }
+    // Without an artifact to compare with, or with new content settings, the commit is built
+    // whatever it is: fetch the ref straight away, without listing the remote's refs first.
+    let resolved = match &current {
+        Some(artifact) if !config_changed => {
+            let resolved = remote
+                .resolve(&selector)
+                .await
+                .map_err(|e| fetch_failure(&e))?;
+            if let Some(commit) = &resolved.commit
+                && artifact.has_revision(&resolved.revision(commit))
+            {
+                conditions::remove(object.conditions_mut(), FETCH_FAILED);
+                conditions::remove(object.conditions_mut(), ARTIFACT_OUTDATED);
+                tracing::debug!(
+                    namespace = %object.namespace().unwrap_or_default(),
+                    name = %object.name_any(),
+                    revision = %artifact.revision,
+                    "no changes since last reconciliation"
+                );
+                return Ok(None);
+            }
+            Some(resolved)
+        }
+        _ => None,
+    };
     let workdir = tempfile::Builder::new()
         .prefix("gitrepository-")
         .tempdir()
@@ -261,21 +267,42 @@ async fn fetch(
             )
         })?;
     let dir = workdir.path().join("checkout");
-    let checked_out = remote
-        .checkout(
-            &resolved,
-            &dir,
-            &object.spec.sparse_checkout,
-            object.spec.recurse_submodules,
-        )
-        .await
-        .map_err(|e| fetch_failure(&e))?;
+    let (sparse, submodules) = (&object.spec.sparse_checkout, object.spec.recurse_submodules);
+    let checked_out = match &resolved {
+        Some(resolved) => remote.checkout(resolved, &dir, sparse, submodules).await,
+        None => {
+            remote
+                .checkout_unresolved(&selector, &dir, sparse, submodules)
+                .await
+        }
+    }
+    .map_err(|e| fetch_failure(&e))?;
     conditions::remove(object.conditions_mut(), FETCH_FAILED);
     if let Some(verification) = object.spec.verification.clone() {
         verify_signature(context, object, &verification, &dir, &checked_out).await?;
     }
-    let revision = &checked_out.revision;
-    if current.as_ref().is_none_or(|a| !a.has_revision(revision)) {
+    mark_building(
+        object,
+        current.as_ref(),
+        &checked_out.revision,
+        config_changed,
+    );
+    Ok(Some(Checkout {
+        _workdir: workdir,
+        dir,
+        checked_out,
+    }))
+}
+
+/// Marks the artifact outdated (new revision) or the content settings changed, as building.
+fn mark_building(
+    object: &mut GitRepository,
+    current: Option<&Artifact>,
+    revision: &str,
+    config_changed: bool,
+) {
+    let generation = object.meta().generation;
+    if current.is_none_or(|a| !a.has_revision(revision)) {
         let message = format!("new upstream revision '{revision}'");
         status::mark_true(
             object.conditions_mut(),
@@ -296,11 +323,6 @@ async fn fetch(
             generation,
         );
     }
-    Ok(Some(Checkout {
-        _workdir: workdir,
-        dir,
-        checked_out,
-    }))
 }
 
 /// Copies each included artifact (or its `fromPath`) to its `toPath` in the checkout, never
