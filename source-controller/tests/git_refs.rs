@@ -98,6 +98,16 @@ async fn every_ref_kind_resolves_to_flux_revisions() -> Result<()> {
             .await?;
         assert_eq!(files.get("v").map(String::as_str), Some(*content), "{name}");
     }
+    // An unchanged annotated tag is recognised by its peeled commit: no new fetch.
+    server.clear_requests();
+    let unchanged = harness
+        .request_git_reconcile("annotated-tag", "again")
+        .await?;
+    assert_eq!(
+        git_artifact(&unchanged)?.revision,
+        format!("v1.2.0@sha1:{second}")
+    );
+    assert_eq!(server.fetches(), 0, "{:#?}", server.requests());
     harness
         .create_git(
             "no-match",

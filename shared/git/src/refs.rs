@@ -116,6 +116,14 @@ impl GitRemote {
         tags_only: bool,
         patterns: &[&str],
     ) -> Result<BTreeMap<String, String>, GitError> {
+        // An annotated tag's commit is on its peeled `<ref>^{}` line, which a pattern without
+        // the suffix does not match.
+        let peeled_patterns: Vec<String> = patterns.iter().map(|p| format!("{p}^{{}}")).collect();
+        let patterns: Vec<&str> = patterns
+            .iter()
+            .copied()
+            .chain(peeled_patterns.iter().map(String::as_str))
+            .collect();
         let listed = match self.advertised_refs().await {
             Some(advertised) => advertised
                 .into_iter()
@@ -124,7 +132,7 @@ impl GitRemote {
                     patterns.is_empty() || patterns.iter().any(|p| tail_matches(name, p))
                 })
                 .collect(),
-            None => self.ls_remote_cli(session, tags_only, patterns).await?,
+            None => self.ls_remote_cli(session, tags_only, &patterns).await?,
         };
         let mut refs = BTreeMap::new();
         let mut peeled = BTreeMap::new();
