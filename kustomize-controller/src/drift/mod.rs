@@ -206,14 +206,19 @@ impl DriftWatcher {
         let name = object.metadata.name.clone().unwrap_or_default();
         let key = key_of(&resource.group, &resource.kind, &namespace, &name);
         let owner_key = (owner_namespace.clone(), owner.clone());
+        let observed = (!deleted).then(|| Observed::of(resource, &object));
         let trigger = {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            if deleted {
-                state.objects.remove(&key);
-                state.own_writes.remove(&key);
-                Some(Trigger::Drift)
-            } else {
-                state.update(key, resource, &object, initial, &owner_key)
+            match observed {
+                None => {
+                    state.objects.remove(&key);
+                    state.own_writes.remove(&key);
+                    Some(Trigger::Drift)
+                }
+                Some(observed) => {
+                    let version = object.metadata.resource_version.as_ref();
+                    state.update(key, observed, version, initial, &owner_key)
+                }
             }
         };
         let Some(trigger) = trigger else {
@@ -262,26 +267,32 @@ impl DriftWatcher {
     }
 }
 
-impl State {
-    /// Records a watched object; says whether its owner must reconcile.
-    fn update(
-        &mut self,
-        key: ObjectKey,
-        resource: &ApiResource,
-        object: &DynamicObject,
-        initial: bool,
-        owner: &(String, String),
-    ) -> Option<Trigger> {
+impl Observed {
+    /// Fingerprint, generation and health of a watched object of kind `resource`.
+    fn of(resource: &ApiResource, object: &DynamicObject) -> Self {
         let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
         // Objects from the initial list carry no apiVersion and kind; health rules need them.
         value["apiVersion"] = Value::from(resource.api_version.clone());
         value["kind"] = Value::from(resource.kind.clone());
-        let observed = Observed {
+        Self {
             fingerprint: owned_fingerprint(&value, FIELD_MANAGER),
             generation: object.metadata.generation,
             health: health::assess(&value),
-        };
-        let own = self.own_writes.get(&key) == object.metadata.resource_version.as_ref();
+        }
+    }
+}
+
+impl State {
+    /// Records a watched object at `version`; says whether its owner must reconcile.
+    fn update(
+        &mut self,
+        key: ObjectKey,
+        observed: Observed,
+        version: Option<&String>,
+        initial: bool,
+        owner: &(String, String),
+    ) -> Option<Trigger> {
+        let own = self.own_writes.get(&key) == version;
         let fingerprint = observed.fingerprint;
         let settled = matches!(observed.health, Health::Current | Health::Failed(_));
         let health_changed = self
@@ -327,8 +338,16 @@ mod tests {
         let mut state = State::default();
         state.awaiting_health.insert(owner.clone());
         let unobserved = listed_deployment(json!({}));
+        let version = Some("7".to_owned());
+        let observe = |object: &DynamicObject| Observed::of(&resource, object);
         assert_eq!(
-            state.update(key.clone(), &resource, &unobserved, true, &owner),
+            state.update(
+                key.clone(),
+                observe(&unobserved),
+                version.as_ref(),
+                true,
+                &owner
+            ),
             None
         );
         let watcher = DriftWatcher {
@@ -359,11 +378,17 @@ mod tests {
         }));
         let mut state = watcher.state.lock().expect("lock");
         assert_eq!(
-            state.update(key.clone(), &resource, &available, false, &owner),
+            state.update(
+                key.clone(),
+                observe(&available),
+                version.as_ref(),
+                false,
+                &owner
+            ),
             Some(Trigger::Health)
         );
         assert_eq!(
-            state.update(key, &resource, &available, false, &owner),
+            state.update(key, observe(&available), version.as_ref(), false, &owner),
             None,
             "no trigger while the health stays the same"
         );
