@@ -43,13 +43,15 @@ impl ImageName {
             host => host,
         };
         check_registry(registry).map_err(invalid)?;
+        if let Some((_, digest)) = repository.split_once('@') {
+            return Err(invalid(format!(
+                "it must not contain a digest; remove '@{digest}'"
+            )));
+        }
         if let Some((_, tag)) = repository.rsplit_once(':') {
             return Err(invalid(format!(
                 "it must not contain a tag; remove ':{tag}' (tags are listed, not named)"
             )));
-        }
-        if repository.contains('@') {
-            return Err(invalid("it must not contain a digest; remove '@…'".into()));
         }
         check_repository(repository).map_err(invalid)?;
         let repository = if registry == DOCKER_HUB && !repository.contains('/') {

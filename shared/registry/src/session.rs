@@ -338,12 +338,14 @@ fn http_client(
         .connect_timeout(timeout)
         .user_agent(concat!("sluice-registry/", env!("CARGO_PKG_VERSION")));
     if let Some(ca) = &access.ca {
-        let certs = reqwest::Certificate::from_pem_bundle(ca).map_err(|e| {
-            RegistryError::Config(format!(
-                "the CA bundle (ca.crt) is not valid PEM: {}",
-                chain(&e)
-            ))
-        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(ca)
+            .ok()
+            .filter(|certs| !certs.is_empty())
+            .ok_or_else(|| {
+                RegistryError::Config(
+                    "the CA bundle (ca.crt) holds no valid PEM certificate".into(),
+                )
+            })?;
         builder = builder.tls_certs_merge(certs);
     }
     if let Some(identity) = &access.client_identity {

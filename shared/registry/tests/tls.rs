@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{push_tags, semver_tags, sorted};
+use common::{plain_access, push_tags, semver_tags, sorted};
 use sluice_e2e::registry::Registry;
 use sluice_e2e::tls::TestCa;
 use sluice_registry::{RegistryAccess, RegistryError};
@@ -14,8 +12,8 @@ fn tls_access(ca: Option<&str>, identity: Option<String>) -> RegistryAccess {
     RegistryAccess {
         ca: ca.map(|pem| pem.as_bytes().to_vec()),
         client_identity: identity.map(String::into_bytes),
-        timeout: Duration::from_secs(10),
-        ..RegistryAccess::default()
+        insecure: false,
+        ..plain_access()
     }
 }
 
