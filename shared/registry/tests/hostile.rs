@@ -31,10 +31,8 @@ fn access() -> RegistryAccess {
 
 fn page(tags: &[&str], next: Option<String>) -> Response {
     let mut headers = HeaderMap::new();
-    if let Some(next) = next {
-        if let Ok(value) = format!("<{next}>; rel=\"next\"").parse() {
-            headers.insert(header::LINK, value);
-        }
+    if let Some(Ok(value)) = next.map(|next| format!("<{next}>; rel=\"next\"").parse()) {
+        headers.insert(header::LINK, value);
     }
     (headers, axum::Json(json!({"name": "app", "tags": tags}))).into_response()
 }
