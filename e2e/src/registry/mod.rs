@@ -80,7 +80,7 @@ impl RegistryBuilder {
         Ok(self)
     }
 
-    /// Require a client certificate issued by the same CA (`http.tls.clientcas`); needs [`Self::https`].
+    /// Require a client certificate from the same CA (`http.tls.clientcas`); needs [`Self::https`].
     pub fn require_client_cert(mut self, ca: &TestCa) -> Result<Self> {
         let https = self.https.as_mut().ok_or_else(|| {
             Error::Setup("RegistryBuilder::require_client_cert() needs .https(&ca) first".into())
@@ -215,7 +215,7 @@ impl Registry {
         self.tls.as_ref()
     }
 
-    /// A client with push rights: this registry's credentials or minted tokens, and its TLS settings.
+    /// A client with push rights (credentials or minted tokens) and this registry's TLS settings.
     pub fn client(&self) -> Result<OciClient> {
         let auth = match &self.auth {
             Auth::Anonymous => ClientAuth::Anonymous,

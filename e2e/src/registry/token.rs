@@ -42,7 +42,7 @@ pub struct TokenIssuer {
 }
 
 impl TokenIssuer {
-    /// Starts a token service that accepts `username`/`password` and signs with a key `ca` certifies.
+    /// Starts a token service accepting `username`/`password`, signing with a key `ca` certifies.
     pub fn start(ca: &TestCa, username: &str, password: &str) -> Result<Self> {
         let (key, cert_der) = ca.token_signer(TOKEN_ISSUER)?;
         let signer = Arc::new(Signer {
@@ -95,7 +95,7 @@ impl TokenIssuer {
 }
 
 impl Signer {
-    /// A JWT granting `(repository, comma-separated actions)` pairs, with the signer's certificate in `x5c`.
+    /// A JWT granting `(repository, actions)` pairs, with the signer's certificate in `x5c`.
     fn token(&self, grants: &[(String, String)]) -> Result<String> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -104,7 +104,8 @@ impl Signer {
         let access: Vec<_> = grants
             .iter()
             .map(|(name, actions)| {
-                json!({"type": "repository", "name": name, "actions": actions.split(',').collect::<Vec<_>>()})
+                let actions: Vec<&str> = actions.split(',').collect();
+                json!({"type": "repository", "name": name, "actions": actions})
             })
             .collect();
         let header =
@@ -139,14 +140,15 @@ impl Signer {
     }
 }
 
-/// `GET /token?service=…&scope=repository:<name>:<actions>`: pull grants for every scope asked for.
+/// `GET /token?service=…&scope=repository:<name>:<actions>`: pull grants for every scope.
 async fn issue(
     State(signer): State<Arc<Signer>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
     if !signer.authorized(&headers) {
-        let body = json!({"errors": [{"code": "UNAUTHORIZED", "message": "invalid username or password"}]});
+        let error = json!({"code": "UNAUTHORIZED", "message": "invalid username or password"});
+        let body = json!({ "errors": [error] });
         return (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
     }
     let url = Url::parse(&format!("http://token/?{}", query.unwrap_or_default()));

@@ -40,9 +40,7 @@ pub enum RegistryError {
     )]
     Timeout { registry: String, timeout: Duration },
     /// The registry answered with an unexpected status, e.g. 429 or 5xx.
-    #[error(
-        "{what} on {registry} returned HTTP {status}: {detail}; retry later or check the registry"
-    )]
+    #[error("{what} on {registry} failed: {detail}; retry later or check the registry")]
     Status {
         registry: String,
         what: String,

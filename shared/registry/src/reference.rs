@@ -1,5 +1,5 @@
 //! Image references as Flux's image-reflector-controller reads `spec.image` (go-containerregistry's
-//! `name.ParseReference` without a tag): the registry host, the repository path and the canonical name.
+//! `name.ParseReference`, no tag): the registry host, the repository path and the canonical name.
 
 use std::fmt;
 

@@ -124,7 +124,12 @@ impl<'a> Session<'a> {
         url: Url,
         accept: &str,
     ) -> Result<Response, RegistryError> {
-        tracing::debug!(registry = %self.name.registry, %method, path = url.path(), "registry request");
+        tracing::debug!(
+            registry = %self.name.registry,
+            %method,
+            path = url.path(),
+            "registry request"
+        );
         let mut request = self.http.request(method, url).header(ACCEPT, accept);
         if let Some(authorization) = &self.authorization {
             request = request.header(AUTHORIZATION, authorization.clone());
@@ -202,7 +207,9 @@ impl<'a> Session<'a> {
         if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
             return Err(self.auth_failed(&format!("the token service {realm} answered {status}")));
         }
-        let response = self.check(response, "token request").await?;
+        let response = self
+            .check(response, &format!("the token service {realm}"))
+            .await?;
         let body = self.body(response, SMALL_BODY).await?;
         let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
             self.invalid(format!("the token service {realm} sent invalid JSON: {e}"))
@@ -216,7 +223,12 @@ impl<'a> Session<'a> {
         let expires_in = parsed.expires_in.map(Duration::from_secs);
         self.lock_tokens()
             .insert(self.key.clone(), token.clone(), expires_in, Instant::now());
-        tracing::debug!(registry = %self.name.registry, %scope, ?expires_in, "obtained a registry token");
+        tracing::debug!(
+            registry = %self.name.registry,
+            %scope,
+            ?expires_in,
+            "obtained a registry token"
+        );
         Ok(token)
     }
 
