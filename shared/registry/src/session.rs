@@ -59,6 +59,11 @@ impl<'a> Session<'a> {
         })?;
         let scope = format!("repository:{}:pull", name.repository);
         let mut secrets: Vec<String> = access.proxy.iter().cloned().collect();
+        let proxy_password = access.proxy.as_deref().and_then(|proxy| {
+            let url = Url::parse(proxy).ok()?;
+            url.password().map(str::to_owned)
+        });
+        secrets.extend(proxy_password);
         if let Some((_, password)) = &access.auth {
             secrets.push(password.clone());
         }
