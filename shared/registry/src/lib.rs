@@ -11,6 +11,7 @@
 //! - [`RegistryError`]: what failed and what to do, never a password, token or header.
 
 mod challenge;
+mod clients;
 mod digest;
 mod error;
 mod reference;
@@ -18,16 +19,17 @@ mod session;
 mod tags;
 mod tokens;
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 pub use challenge::{Challenge, next_link};
+pub use clients::DEFAULT_TIMEOUT;
 pub use digest::MANIFEST_ACCEPT;
 pub use error::RegistryError;
 pub use reference::{DOCKER_HUB, ImageName, canonical_name};
-pub use session::DEFAULT_TIMEOUT;
 pub use sluice_secrets::RegistryAccess;
 
+use clients::ClientCache;
 use session::Session;
 use tokens::TokenCache;
 
@@ -44,6 +46,8 @@ pub struct Limits {
     pub max_page_bytes: usize,
     /// Bearer tokens kept in the cache.
     pub max_cached_tokens: usize,
+    /// HTTP clients kept, one per distinct CA, client certificate, proxy and timeout.
+    pub max_cached_clients: usize,
 }
 
 impl Default for Limits {
@@ -54,14 +58,16 @@ impl Default for Limits {
             max_tags: 100_000,
             max_page_bytes: 8 * 1024 * 1024,
             max_cached_tokens: 1_024,
+            max_cached_clients: 64,
         }
     }
 }
 
-/// A registry client; cheap to share, it holds only the token cache and the limits.
+/// A registry client: the limits, the token cache and the HTTP clients; share one per process.
 pub struct RegistryClient {
     limits: Limits,
     tokens: Mutex<TokenCache>,
+    clients: Mutex<ClientCache>,
 }
 
 impl Default for RegistryClient {
@@ -73,8 +79,24 @@ impl Default for RegistryClient {
 impl RegistryClient {
     /// A client with the given limits.
     pub fn new(limits: Limits) -> Self {
-        let tokens = Mutex::new(TokenCache::new(limits.max_cached_tokens));
-        Self { limits, tokens }
+        Self {
+            tokens: Mutex::new(TokenCache::new(limits.max_cached_tokens)),
+            clients: Mutex::new(ClientCache::new(limits.max_cached_clients)),
+            limits,
+        }
+    }
+
+    fn session<'a>(
+        &'a self,
+        name: &'a ImageName,
+        access: &'a RegistryAccess,
+    ) -> Result<Session<'a>, RegistryError> {
+        let http = self
+            .clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .client(access)?;
+        Session::new(name, access, http, &self.tokens)
     }
 
     /// Every tag of `image` (no tag or digest in it), in the registry's order.
@@ -85,7 +107,7 @@ impl RegistryClient {
     ) -> Result<Vec<String>, RegistryError> {
         let name = ImageName::parse(image)?;
         let started = Instant::now();
-        let mut session = Session::new(&name, access, &self.tokens)?;
+        let mut session = self.session(&name, access)?;
         let tags = tags::list(&mut session, &name.repository, &self.limits).await?;
         tracing::debug!(
             image = %name,
@@ -104,7 +126,7 @@ impl RegistryClient {
         access: &RegistryAccess,
     ) -> Result<String, RegistryError> {
         let name = ImageName::parse(image)?;
-        let mut session = Session::new(&name, access, &self.tokens)?;
+        let mut session = self.session(&name, access)?;
         let digest = digest::manifest_digest(&mut session, &name.repository, tag).await?;
         tracing::debug!(image = %name, tag, %digest, "resolved digest");
         Ok(digest)

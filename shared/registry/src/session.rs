@@ -11,12 +11,11 @@ use serde::Deserialize;
 use sluice_secrets::{RegistryAccess, redact};
 
 use crate::challenge::Challenge;
+use crate::clients::effective_timeout;
 use crate::error::chain;
 use crate::tokens::{TokenCache, TokenKey};
 use crate::{ImageName, RegistryError};
 
-/// Used when [`RegistryAccess::timeout`] is zero.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bound on a token or error body.
 const SMALL_BODY: usize = 64 * 1024;
 
@@ -48,6 +47,7 @@ impl<'a> Session<'a> {
     pub(crate) fn new(
         name: &'a ImageName,
         access: &'a RegistryAccess,
+        http: reqwest::Client,
         tokens: &'a Mutex<TokenCache>,
     ) -> Result<Self, RegistryError> {
         let scheme = if access.insecure { "http" } else { "https" };
@@ -69,7 +69,7 @@ impl<'a> Session<'a> {
         }
         let timeout = effective_timeout(access);
         Ok(Self {
-            http: http_client(access, timeout)?,
+            http,
             name,
             access,
             base,
@@ -335,55 +335,6 @@ impl<'a> Session<'a> {
     fn lock_tokens(&self) -> std::sync::MutexGuard<'_, TokenCache> {
         self.tokens.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// The access's timeout, or [`DEFAULT_TIMEOUT`] when it is zero.
-fn effective_timeout(access: &RegistryAccess) -> Duration {
-    if access.timeout.is_zero() {
-        DEFAULT_TIMEOUT
-    } else {
-        access.timeout
-    }
-}
-
-fn http_client(
-    access: &RegistryAccess,
-    timeout: Duration,
-) -> Result<reqwest::Client, RegistryError> {
-    let mut builder = reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .user_agent(concat!("sluice-registry/", env!("CARGO_PKG_VERSION")));
-    if let Some(ca) = &access.ca {
-        let certs = reqwest::Certificate::from_pem_bundle(ca)
-            .ok()
-            .filter(|certs| !certs.is_empty())
-            .ok_or_else(|| {
-                RegistryError::Config(
-                    "the CA bundle (ca.crt) holds no valid PEM certificate".into(),
-                )
-            })?;
-        builder = builder.tls_certs_merge(certs);
-    }
-    if let Some(identity) = &access.client_identity {
-        let identity = reqwest::Identity::from_pem(identity).map_err(|_| {
-            RegistryError::Config(
-                "the client certificate and key (tls.crt, tls.key) are not a valid PEM pair".into(),
-            )
-        })?;
-        builder = builder.identity(identity);
-    }
-    if let Some(proxy) = &access.proxy {
-        let proxy = reqwest::Proxy::all(proxy).map_err(|_| {
-            RegistryError::Config(
-                "the proxy address from spec.proxySecretRef is not a valid URL".into(),
-            )
-        })?;
-        builder = builder.proxy(proxy);
-    }
-    builder
-        .build()
-        .map_err(|e| RegistryError::Config(format!("cannot build the HTTP client: {}", chain(&e))))
 }
 
 fn sensitive(value: &str) -> Result<HeaderValue, RegistryError> {
