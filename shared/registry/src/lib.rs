@@ -9,6 +9,9 @@
 //!   scope and credentials) or Basic challenge; CA bundle, client certificate, proxy, `insecure`
 //!   (plain HTTP) and a timeout on every request, all from [`RegistryAccess`];
 //! - [`RegistryError`]: what failed and what to do, never a password, token or header.
+//!
+//! Unlike go-containerregistry, `insecure` alone selects plain HTTP: loopback and private
+//! addresses are not retried over HTTP after HTTPS fails.
 
 mod challenge;
 mod clients;
