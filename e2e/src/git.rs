@@ -22,9 +22,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::runtime::{Handle, Runtime};
 use tokio_rustls::TlsAcceptor;
 
+use crate::net::{BackgroundRuntime, bind_loopback};
 use crate::process::Supervised;
 use crate::tarball::file_map;
 use crate::tls::{CertPair, TestCa};
@@ -475,34 +475,6 @@ impl GitServer {
             .trim()
             .to_string())
     }
-}
-
-/// A runtime that shuts down without blocking when dropped, so it may be dropped in async code.
-struct BackgroundRuntime(Option<Runtime>);
-
-impl BackgroundRuntime {
-    fn handle(&self) -> Result<&Handle> {
-        self.0
-            .as_ref()
-            .map(Runtime::handle)
-            .ok_or_else(|| Error::Setup("the git server's runtime is gone".into()))
-    }
-}
-
-impl Drop for BackgroundRuntime {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.0.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
-fn bind_loopback(runtime: &Handle) -> Result<(tokio::net::TcpListener, SocketAddr)> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
-    let _guard = runtime.enter();
-    Ok((tokio::net::TcpListener::from_std(listener)?, addr))
 }
 
 fn tls_error(what: &str, e: impl std::fmt::Display) -> Error {

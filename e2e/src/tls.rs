@@ -86,6 +86,18 @@ impl TestCa {
         self.sign(params)
     }
 
+    /// An Ed25519 key and its certificate (DER), for signing tokens that trust this CA.
+    pub fn token_signer(&self, common_name: &str) -> Result<(KeyPair, Vec<u8>)> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(pki)?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let key = KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(pki)?;
+        let cert = params.signed_by(&key, &self.issuer).map_err(pki)?;
+        Ok((key, cert.der().to_vec()))
+    }
+
     fn sign(&self, mut params: CertificateParams) -> Result<CertPair> {
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,

@@ -14,12 +14,38 @@ pub struct RegistryAccess {
     pub auth: Option<(String, String)>,
     /// PEM CA bundle trusted in addition to the system roots.
     pub ca: Option<Vec<u8>>,
+    /// PEM client certificate (chain) followed by its private key, for registries requiring mTLS.
+    pub client_identity: Option<Vec<u8>>,
     /// Plain HTTP instead of HTTPS.
     pub insecure: bool,
     /// Proxy URL, credentials embedded (see [`crate::ProxySettings`]).
     pub proxy: Option<String>,
     /// Bound on each registry request.
     pub timeout: Duration,
+}
+
+impl RegistryAccess {
+    /// Applies a `certSecretRef` Secret: `ca.crt` as CA bundle, `tls.crt` + `tls.key` as client identity.
+    pub fn apply_cert_secret(&mut self, secret: &SecretData) -> Result<(), SecretError> {
+        self.ca = secret.bytes("ca.crt").map(<[u8]>::to_vec);
+        self.client_identity = match (secret.bytes("tls.crt"), secret.bytes("tls.key")) {
+            (Some(cert), Some(key)) => {
+                let mut pem = cert.to_vec();
+                if !pem.ends_with(b"\n") {
+                    pem.push(b'\n');
+                }
+                pem.extend_from_slice(key);
+                Some(pem)
+            }
+            (None, None) => None,
+            _ => {
+                return Err(secret.invalid(
+                    "'tls.crt' and 'tls.key' must be set together for a client certificate",
+                ));
+            }
+        };
+        Ok(())
+    }
 }
 
 /// Reads credentials for `registry` from a `kubernetes.io/dockerconfigjson` Secret.
@@ -105,5 +131,33 @@ mod tests {
             Some(("u".into(), "p".into()))
         );
         assert_eq!(docker_credentials(&secret, "none.io").unwrap(), None);
+    }
+
+    #[test]
+    fn cert_secret_sets_ca_and_client_identity() {
+        let secret = |entries: &[(&str, &str)]| {
+            SecretData::from_entries(
+                "ns",
+                "certs",
+                entries
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec())),
+            )
+        };
+        let mut access = RegistryAccess::default();
+        access
+            .apply_cert_secret(&secret(&[
+                ("ca.crt", "CA"),
+                ("tls.crt", "CRT"),
+                ("tls.key", "KEY"),
+            ]))
+            .unwrap();
+        assert_eq!(access.ca.as_deref(), Some(&b"CA"[..]));
+        assert_eq!(access.client_identity.as_deref(), Some(&b"CRT\nKEY"[..]));
+        let message = access
+            .apply_cert_secret(&secret(&[("tls.crt", "CRT")]))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("must be set together"), "{message}");
     }
 }

@@ -1,19 +1,18 @@
-//! The CNCF distribution registry on 127.0.0.1 (plain HTTP, optional htpasswd basic auth) and a
-//! small OCI distribution API client that pushes and pulls Flux-style artifacts with reqwest.
+//! A small OCI distribution API client that pushes and pulls Flux-style artifacts with reqwest,
+//! over HTTP or HTTPS (test CA, optional client certificate), anonymous, basic or bearer auth.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 use serde::{Deserialize, Serialize};
-use tempfile::TempDir;
 
-use crate::process::Supervised;
+use super::token::TokenIssuer;
 use crate::tarball::tar_gz;
-use crate::{Error, Result, net, tools};
+use crate::tls::CertPair;
+use crate::{Error, Result};
 
 /// OCI image manifest media type.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -26,200 +25,7 @@ pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
 pub const ANNOTATION_SOURCE: &str = "org.opencontainers.image.source";
 pub const ANNOTATION_REVISION: &str = "org.opencontainers.image.revision";
 
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Where the registry keeps blobs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Storage {
-    /// In memory; gone when the registry stops.
-    #[default]
-    InMemory,
-    /// A per-run directory on disk.
-    Filesystem,
-}
-
-/// Configures a [`Registry`].
-#[derive(Default)]
-pub struct RegistryBuilder {
-    credentials: Option<(String, String)>,
-    storage: Storage,
-}
-
-impl RegistryBuilder {
-    /// Require htpasswd basic auth (bcrypt) for every request.
-    pub fn basic_auth(mut self, username: &str, password: &str) -> Self {
-        self.credentials = Some((username.to_string(), password.to_string()));
-        self
-    }
-
-    /// Choose the storage driver.
-    pub fn storage(mut self, storage: Storage) -> Self {
-        self.storage = storage;
-        self
-    }
-
-    /// Builds the registry binary if needed, starts it and waits until `GET /v2/` answers.
-    pub fn start(self) -> Result<Registry> {
-        Registry::launch(self)
-    }
-}
-
-/// A running distribution registry on `127.0.0.1:PORT`; stopped on drop.
-pub struct Registry {
-    process: Supervised,
-    port: u16,
-    credentials: Option<(String, String)>,
-    _dir: TempDir,
-}
-
-impl Registry {
-    /// A builder; `Registry::builder().start()` gives an anonymous in-memory registry.
-    pub fn builder() -> RegistryBuilder {
-        RegistryBuilder::default()
-    }
-
-    fn launch(options: RegistryBuilder) -> Result<Self> {
-        let binary = tools::binary("registry")?;
-        let dir = tempfile::Builder::new()
-            .prefix("sluice-registry-")
-            .tempdir()?;
-        let port = net::free_port()?;
-        let storage = match options.storage {
-            Storage::InMemory => "  inmemory: {}\n".to_string(),
-            Storage::Filesystem => {
-                let root = dir.path().join("storage");
-                std::fs::create_dir_all(&root)?;
-                format!(
-                    "  filesystem:\n    rootdirectory: {}\n",
-                    yaml_string(&root.display().to_string())
-                )
-            }
-        };
-        let auth = match &options.credentials {
-            None => String::new(),
-            Some((username, password)) => {
-                let file = dir.path().join("htpasswd");
-                std::fs::write(&file, htpasswd_line(username, password)?)?;
-                format!(
-                    "auth:\n  htpasswd:\n    realm: sluice-e2e\n    path: {}\n",
-                    yaml_string(&file.display().to_string())
-                )
-            }
-        };
-        let config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n{storage}  delete:\n    enabled: true\n\
-             http:\n  addr: 127.0.0.1:{port}\n  secret: sluice-e2e-secret\n\
-             health:\n  storagedriver:\n    enabled: false\n{auth}"
-        );
-        let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, config)?;
-        let args = vec!["serve".to_string(), config_path.display().to_string()];
-        let envs = vec![("OTEL_TRACES_EXPORTER".to_string(), "none".to_string())];
-        let mut process = Supervised::spawn(
-            "registry",
-            &binary,
-            &args,
-            &envs,
-            &dir.path().join("registry.log"),
-            None,
-        )?;
-        let expected = if options.credentials.is_some() {
-            401
-        } else {
-            200
-        };
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if probe_v2(port) == Some(expected) {
-                break;
-            }
-            if Instant::now() > deadline || !process.is_running() {
-                return Err(Error::NotReady {
-                    what: format!("registry ({})", binary.display()),
-                    seconds: READY_TIMEOUT.as_secs(),
-                    log: process.log_tail(4000),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(Self {
-            process,
-            port,
-            credentials: options.credentials,
-            _dir: dir,
-        })
-    }
-
-    /// `127.0.0.1:PORT`, the registry host in image references.
-    pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// `oci://127.0.0.1:PORT/<repo>`, as a Flux `OCIRepository` URL (needs `insecure: true`).
-    pub fn oci_url(&self, repo: &str) -> String {
-        format!("oci://127.0.0.1:{}/{repo}", self.port)
-    }
-
-    /// The username and password when started with basic auth.
-    pub fn credentials(&self) -> Option<(&str, &str)> {
-        self.credentials
-            .as_ref()
-            .map(|(u, p)| (u.as_str(), p.as_str()))
-    }
-
-    /// A client using this registry's credentials, if any.
-    pub fn client(&self) -> Result<OciClient> {
-        OciClient::new(&self.url(), self.credentials())
-    }
-
-    /// A client sending no credentials.
-    pub fn anonymous_client(&self) -> Result<OciClient> {
-        OciClient::new(&self.url(), None)
-    }
-
-    /// The last `max_bytes` of the registry's log.
-    pub fn log_tail(&self, max_bytes: u64) -> String {
-        self.process.log_tail(max_bytes)
-    }
-}
-
-/// The HTTP status of `GET /v2/`, or `None` when nothing answers yet.
-fn probe_v2(port: u16) -> Option<u16> {
-    let mut stream =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500))
-            .ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    let request =
-        format!("GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut head = [0u8; 64];
-    let n = stream.read(&mut head).ok()?;
-    let line = String::from_utf8_lossy(&head[..n]).into_owned();
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn yaml_string(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-/// One htpasswd line with a bcrypt (`$2y$`) hash, as the registry's htpasswd auth expects.
-pub fn htpasswd_line(username: &str, password: &str) -> Result<String> {
-    let hash = bcrypt::hash_with_result(password, 5).map_err(|e| {
-        Error::Setup(format!(
-            "bcrypt hashing of the registry password failed: {e}"
-        ))
-    })?;
-    Ok(format!(
-        "{username}:{}\n",
-        hash.format_for_version(bcrypt::Version::TwoY)
-    ))
-}
 
 /// `sha256:<hex>` of `data`.
 pub use sluice_artifact::digest::sha256_bytes as sha256_digest;
@@ -322,12 +128,28 @@ struct TagList {
     tags: Option<Vec<String>>,
 }
 
-/// A minimal OCI distribution API client over plain HTTP with optional basic auth.
+/// How an [`OciClient`] authenticates.
+#[derive(Clone)]
+pub enum ClientAuth {
+    Anonymous,
+    Basic(String, String),
+    /// Push-and-pull tokens minted by the registry's [`TokenIssuer`] for each repository.
+    Token(Arc<TokenIssuer>),
+}
+
+/// What a client needs for an HTTPS registry: the test CA and, for mTLS, a client certificate.
+#[derive(Clone, Debug)]
+pub struct ClientTls {
+    pub ca_pem: String,
+    pub identity: Option<CertPair>,
+}
+
+/// A minimal OCI distribution API client over HTTP or HTTPS.
 #[derive(Clone)]
 pub struct OciClient {
     http: reqwest::Client,
     base: Url,
-    credentials: Option<(String, String)>,
+    auth: ClientAuth,
 }
 
 fn client_error(what: &str, e: impl std::fmt::Display) -> Error {
@@ -335,19 +157,35 @@ fn client_error(what: &str, e: impl std::fmt::Display) -> Error {
 }
 
 impl OciClient {
-    /// A client for the registry at `base_url` (e.g. `http://127.0.0.1:5000`).
+    /// A client for the plain-HTTP registry at `base_url` (e.g. `http://127.0.0.1:5000`).
     pub fn new(base_url: &str, credentials: Option<(&str, &str)>) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
+        let auth = match credentials {
+            Some((username, password)) => ClientAuth::Basic(username.into(), password.into()),
+            None => ClientAuth::Anonymous,
+        };
+        Self::configured(base_url, auth, None)
+    }
+
+    /// A client for `base_url` with `auth` and, for HTTPS, `tls`.
+    pub fn configured(base_url: &str, auth: ClientAuth, tls: Option<&ClientTls>) -> Result<Self> {
+        let mut builder = reqwest::Client::builder().timeout(REQUEST_TIMEOUT);
+        if let Some(tls) = tls {
+            let ca = reqwest::Certificate::from_pem(tls.ca_pem.as_bytes())
+                .map_err(|e| client_error("reading the test CA", e))?;
+            builder = builder.tls_certs_merge([ca]);
+            if let Some(pair) = &tls.identity {
+                let pem = format!("{}{}", pair.cert_pem, pair.key_pem);
+                let identity = reqwest::Identity::from_pem(pem.as_bytes())
+                    .map_err(|e| client_error("reading the client certificate", e))?;
+                builder = builder.identity(identity);
+            }
+        }
+        let http = builder
             .build()
             .map_err(|e| client_error("building the HTTP client", e))?;
         let base =
             Url::parse(base_url).map_err(|e| client_error(&format!("parsing {base_url}"), e))?;
-        Ok(Self {
-            http,
-            base,
-            credentials: credentials.map(|(u, p)| (u.to_string(), p.to_string())),
-        })
+        Ok(Self { http, base, auth })
     }
 
     fn url(&self, path: &str) -> Result<Url> {
@@ -363,9 +201,16 @@ impl OciClient {
         build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response> {
         let what = format!("{method} {url}");
+        let repository = repository_of(url.path()).to_owned();
         let mut request = self.http.request(method, url);
-        if let Some((username, password)) = &self.credentials {
-            request = request.basic_auth(username, Some(password));
+        match &self.auth {
+            ClientAuth::Anonymous => {}
+            ClientAuth::Basic(username, password) => {
+                request = request.basic_auth(username, Some(password));
+            }
+            ClientAuth::Token(issuer) => {
+                request = request.bearer_auth(issuer.mint(&repository, &["pull", "push"])?);
+            }
         }
         build(request)
             .send()
@@ -617,4 +462,14 @@ fn docker_digest(response: &reqwest::Response) -> Option<String> {
         .get("docker-content-digest")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
+}
+
+/// The repository in a `/v2/<repository>/(blobs|manifests|tags)/…` path.
+fn repository_of(path: &str) -> &str {
+    let rest = path.strip_prefix("/v2/").unwrap_or(path);
+    ["/blobs/", "/manifests/", "/tags/"]
+        .iter()
+        .filter_map(|marker| rest.rfind(marker))
+        .min()
+        .map_or(rest, |end| &rest[..end])
 }
