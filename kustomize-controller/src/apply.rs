@@ -13,6 +13,7 @@ use sluice_api::kustomize::annotations::{
 };
 
 use crate::cluster::Cluster;
+use crate::drift::owned_fingerprint;
 use crate::health::{self, Health};
 use crate::objects::{Owner, has_flag, kind_rank, object_id, split_api_version, subject};
 
@@ -74,11 +75,13 @@ pub struct Change {
     pub written: Option<Written>,
 }
 
-/// The version an apply wrote: its resourceVersion and generation.
+/// The version an apply wrote: its resourceVersion, generation and the fingerprint of the
+/// fields our field manager owns in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
     pub resource_version: String,
     pub generation: Option<i64>,
+    pub owned_fingerprint: u64,
 }
 
 /// Applying one object failed.
@@ -108,7 +111,7 @@ pub enum ApplyError {
 }
 
 /// All changes made, and the errors that stopped the apply.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ApplyReport {
     pub changes: Vec<Change>,
     pub errors: Vec<ApplyError>,
@@ -415,9 +418,14 @@ impl Target {
             .api
             .patch(&self.name, &params, &Patch::Apply(desired))
             .await?;
+        let owned_fingerprint = owned_fingerprint(
+            &serde_json::to_value(&applied).unwrap_or_default(),
+            FIELD_MANAGER,
+        );
         Ok(Written {
             resource_version: applied.metadata.resource_version.unwrap_or_default(),
             generation: applied.metadata.generation,
+            owned_fingerprint,
         })
     }
 

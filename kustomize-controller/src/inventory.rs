@@ -64,7 +64,7 @@ pub fn merge(base: &ResourceInventory, extra: &[ResourceRef]) -> ResourceInvento
 }
 
 /// Outcome of deleting inventory entries.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PruneReport {
     /// `Kind/ns/name` of deleted objects.
     pub deleted: Vec<String>,

@@ -4,7 +4,7 @@ mod common;
 
 use common::{Harness, condition};
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::Api;
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use sluice_e2e::ControlPlane;
 
@@ -129,10 +129,55 @@ async fn ready_follows_the_deployment_settling_without_false_drift() {
         reconciles <= 2,
         "one apply, then one re-check when the Deployment settled; got {reconciles}"
     );
+    eprintln!("reconciles until Ready: {reconciles}");
+    assert_eq!(
+        h.step_runs("apply"),
+        1,
+        "the re-check of pending health applies nothing"
+    );
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     assert_eq!(
         h.reconciles("app"),
         reconciles,
         "writes by other controllers to fields we do not own trigger nothing"
     );
+}
+
+/// A re-check of pending health applies nothing, but an out-of-band change to the object it
+/// waits for is still put back at once.
+#[tokio::test]
+async fn drift_during_a_pending_health_wait_is_corrected() {
+    let plane = ControlPlane::shared_with_nodes().await.unwrap();
+    let h = Harness::start_on(plane, "health-drift", &["--health-check-interval=1s"]).await;
+    let unschedulable = "      nodeSelector: {sluice.test/none: \"true\"}\n";
+    h.publish(
+        "repo",
+        "v1",
+        &[("deploy.yaml", &deployment("pending", unschedulable, 600))],
+    )
+    .await;
+    h.kustomization("app", "repo", json!({"wait": true, "timeout": "5m"}))
+        .await;
+    h.eventually("health is re-checked without a second apply", || async {
+        h.reconciles("app") >= 3
+    })
+    .await;
+    assert_eq!(h.step_runs("apply"), 1, "re-checks applied again");
+    let deployments: Api<Deployment> = h.api();
+    let intruder = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "pending"}, "spec": {"replicas": 3}});
+    deployments
+        .patch(
+            "pending",
+            &PatchParams::apply("intruder").force(),
+            &Patch::Apply(&intruder),
+        )
+        .await
+        .unwrap();
+    h.eventually("the drifted replicas are put back", || async {
+        let live = deployments.get("pending").await.unwrap();
+        live.spec.and_then(|spec| spec.replicas) == Some(1)
+    })
+    .await;
+    assert_eq!(h.step_runs("apply"), 2, "the drift was applied over once");
 }

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::apply::{Change, FIELD_MANAGER};
 use crate::health::{self, Health};
-use owned::owned_fingerprint;
+pub use owned::owned_fingerprint;
 
 /// Identity of a watched object.
 type ObjectKey = (String, String, String, String);
@@ -63,10 +63,13 @@ struct Observed {
 #[derive(Default)]
 struct State {
     objects: HashMap<ObjectKey, Observed>,
-    own_writes: HashMap<ObjectKey, String>,
+    /// The resourceVersion and owned-fields fingerprint of our last write of each object.
+    own_writes: HashMap<ObjectKey, (String, u64)>,
     watched: HashSet<String>,
     /// Kustomizations (`namespace`, `name`) waiting for their objects' health.
     awaiting_health: HashSet<(String, String)>,
+    /// Kustomizations whose objects drifted since their last reconcile took note.
+    drifted: HashSet<(String, String)>,
 }
 
 /// Why an object change triggers its Kustomization.
@@ -136,9 +139,8 @@ impl DriftWatcher {
                         &change.id.namespace,
                         &change.id.name,
                     );
-                    state
-                        .own_writes
-                        .insert(key, written.resource_version.clone());
+                    let own = (written.resource_version.clone(), written.owned_fingerprint);
+                    state.own_writes.insert(key, own);
                 }
             }
         }
@@ -209,7 +211,7 @@ impl DriftWatcher {
         let observed = (!deleted).then(|| Observed::of(resource, &object));
         let trigger = {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            match observed {
+            let trigger = match observed {
                 None => {
                     state.objects.remove(&key);
                     state.own_writes.remove(&key);
@@ -219,7 +221,11 @@ impl DriftWatcher {
                     let version = object.metadata.resource_version.as_ref();
                     state.update(key, observed, version, initial, &owner_key)
                 }
+            };
+            if trigger == Some(Trigger::Drift) {
+                state.drifted.insert(owner_key);
             }
+            trigger
         };
         let Some(trigger) = trigger else {
             return;
@@ -261,6 +267,13 @@ impl DriftWatcher {
         }
     }
 
+    /// Whether an object of this Kustomization drifted since the last call; clears the mark.
+    pub fn take_drift(&self, namespace: &str, name: &str) -> bool {
+        let key = (namespace.to_owned(), name.to_owned());
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.drifted.remove(&key)
+    }
+
     /// Stops every watch.
     pub fn stop(&self) {
         self.stop.cancel();
@@ -292,8 +305,14 @@ impl State {
         initial: bool,
         owner: &(String, String),
     ) -> Option<Trigger> {
-        let own = self.own_writes.get(&key) == version;
         let fingerprint = observed.fingerprint;
+        // Our own write, whether or not `track` has recorded its version yet.
+        let own = self
+            .own_writes
+            .get(&key)
+            .is_some_and(|(own_version, own_fingerprint)| {
+                Some(own_version) == version || *own_fingerprint == fingerprint
+            });
         let settled = matches!(observed.health, Health::Current | Health::Failed(_));
         let health_changed = self
             .objects
@@ -391,6 +410,48 @@ mod tests {
             state.update(key, observe(&available), version.as_ref(), false, &owner),
             None,
             "no trigger while the health stays the same"
+        );
+    }
+
+    fn owned_config_map(value: &str, version: &str, manager: &str) -> DynamicObject {
+        serde_json::from_value(json!({
+            "metadata": {"name": "cm", "namespace": "apps", "resourceVersion": version,
+                "managedFields": [{"manager": manager, "operation": "Apply",
+                    "fieldsV1": {"f:data": {"f:value": {}}}}]},
+            "data": {"value": value},
+        }))
+        .expect("valid object")
+    }
+
+    #[test]
+    fn our_write_is_not_drift_even_before_it_is_tracked() {
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "ConfigMap"));
+        let key = key_of("", "ConfigMap", "apps", "cm");
+        let owner = ("apps".to_owned(), "app".to_owned());
+        let observe = |object: &DynamicObject| Observed::of(&resource, object);
+        let ours = observe(&owned_config_map("desired", "1", FIELD_MANAGER));
+        let mut state = State::default();
+        state
+            .own_writes
+            .insert(key.clone(), ("1".to_owned(), ours.fingerprint));
+        let first = Some("1".to_owned());
+        assert_eq!(
+            state.update(key.clone(), ours, first.as_ref(), false, &owner),
+            None
+        );
+        let intruded = observe(&owned_config_map("changed", "2", FIELD_MANAGER));
+        let second = Some("2".to_owned());
+        assert_eq!(
+            state.update(key.clone(), intruded, second.as_ref(), false, &owner),
+            Some(Trigger::Drift),
+            "a change to a field we own is drift"
+        );
+        let put_back = observe(&owned_config_map("desired", "3", FIELD_MANAGER));
+        let third = Some("3".to_owned());
+        assert_eq!(
+            state.update(key, put_back, third.as_ref(), false, &owner),
+            None,
+            "our correction, seen before its version is recorded, matches what we wrote"
         );
     }
 }

@@ -43,6 +43,7 @@ pub async fn cleanup(context: &Context, ks: &Kustomization) -> Result<(), Failur
     context.health_waits.forget(&wait_key(ks));
     let namespace = ks.metadata.namespace.as_deref().unwrap_or_default();
     context.drift.await_health(namespace, &ks.name_any(), false);
+    context.drift.take_drift(namespace, &ks.name_any());
     Ok(())
 }
 

@@ -10,15 +10,17 @@ use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
 use serde_json::{Value, json};
+use sluice_api::FluxObject;
 use sluice_api::duration::format_duration;
 use sluice_api::kustomize::Kustomization;
 use sluice_api::meta::reason;
 use sluice_runtime::Outcome;
 
 use super::Context;
-use crate::apply::{Action, Change};
+use crate::apply::{Action, ApplyReport, Change};
 use crate::cluster::Cluster;
 use crate::health::{HealthReport, check_all};
+use crate::inventory::PruneReport;
 use crate::objects::object_id;
 
 /// What the health checks concluded.
@@ -48,12 +50,21 @@ impl HealthVerdict {
     }
 }
 
-/// A health check that has not passed yet: what was applied and when the wait began.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a reconcile applied and pruned, kept while its health is pending.
+#[derive(Debug, Clone)]
+pub struct AppliedSet {
+    pub change_set: ApplyReport,
+    pub pruned: PruneReport,
+}
+
+/// A health check that has not passed yet: the build it waits for, when the wait began, and
+/// what that build's reconcile applied.
+#[derive(Debug, Clone)]
 struct HealthWait {
     generation: Option<i64>,
     digest: String,
     started: Instant,
+    applied: Option<AppliedSet>,
 }
 
 /// The pending health checks, keyed by `namespace/name` of the Kustomization.
@@ -64,19 +75,39 @@ impl HealthWaits {
     /// When the wait for this generation and build began (now, if it is new).
     fn start(&self, key: &str, generation: Option<i64>, digest: &str) -> Instant {
         let mut waits = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let wait = waits.entry(key.to_owned()).or_insert_with(|| HealthWait {
+        let fresh = || HealthWait {
             generation,
             digest: digest.to_owned(),
             started: Instant::now(),
-        });
+            applied: None,
+        };
+        let wait = waits.entry(key.to_owned()).or_insert_with(fresh);
         if wait.generation != generation || wait.digest != digest {
-            *wait = HealthWait {
-                generation,
-                digest: digest.to_owned(),
-                started: Instant::now(),
-            };
+            *wait = fresh();
         }
         wait.started
+    }
+
+    /// Keeps what the reconcile of the current wait of `key` applied, unless already kept.
+    fn keep_applied(&self, key: &str, change_set: &ApplyReport, pruned: &PruneReport) {
+        let mut waits = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(wait) = waits.get_mut(key)
+            && wait.applied.is_none()
+        {
+            wait.applied = Some(AppliedSet {
+                change_set: change_set.clone(),
+                pruned: pruned.clone(),
+            });
+        }
+    }
+
+    /// What was applied for the wait of `key`, if it waits for this generation and build.
+    fn applied(&self, key: &str, generation: Option<i64>, digest: &str) -> Option<AppliedSet> {
+        let waits = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let wait = waits.get(key)?;
+        (wait.generation == generation && wait.digest == digest)
+            .then(|| wait.applied.clone())
+            .flatten()
     }
 
     /// Forgets the wait of `key`.
@@ -104,16 +135,39 @@ pub fn wait_key(ks: &Kustomization) -> String {
     format!("{}/{}", ks.namespace().unwrap_or_default(), ks.name_any())
 }
 
+/// Whether health is read from the drift watches: they watch the local cluster only.
+fn watched(context: &Context, ks: &Kustomization) -> bool {
+    context.flags.watch_drift && ks.spec.kube_config.is_none()
+}
+
+/// What the pending health wait of this generation and build applied, when nothing calls for a
+/// new apply: no object drifted since and no `reconcile.fluxcd.io/requestedAt` request. The
+/// health re-check then applies nothing, as Flux's in-reconcile wait does not.
+pub fn pending_apply(context: &Context, ks: &Kustomization, digest: &str) -> Option<AppliedSet> {
+    if !watched(context, ks) || ks.reconcile_request().requested {
+        return None;
+    }
+    let applied = context
+        .health_waits
+        .applied(&wait_key(ks), ks.metadata.generation, digest)?;
+    let drifted = context
+        .drift
+        .take_drift(&ks.namespace().unwrap_or_default(), &ks.name_any());
+    (!drifted).then_some(applied)
+}
+
 /// Checks the health of the applied objects once; a health check naming an object of unknown
-/// apiVersion stalls.
+/// apiVersion stalls. While pending, the wait keeps what was applied.
 pub async fn assess(
     context: &Context,
     ks: &Kustomization,
     cluster: &Cluster,
-    changes: &[Change],
+    change_set: &ApplyReport,
+    pruned: &PruneReport,
     digest: &str,
     timeout: Duration,
 ) -> Result<HealthVerdict, Outcome> {
+    let changes = &change_set.changes;
     let targets = targets(ks, changes)
         .map_err(|error| Outcome::stalled(reason::HEALTH_CHECK_FAILED, error.to_string()))?;
     if targets.is_empty() {
@@ -123,7 +177,7 @@ pub async fn assess(
     let started = context
         .health_waits
         .start(&key, ks.metadata.generation, digest);
-    let watched = context.flags.watch_drift && ks.spec.kube_config.is_none();
+    let watched = watched(context, ks);
     let (namespace, name) = (ks.namespace().unwrap_or_default(), ks.name_any());
     if watched {
         // Before reading health, so an object settling meanwhile still triggers a reconcile.
@@ -140,7 +194,9 @@ pub async fn assess(
     })
     .await;
     let verdict = judge(&report, started.elapsed(), timeout);
-    if !matches!(verdict, HealthVerdict::Pending { .. }) {
+    if matches!(verdict, HealthVerdict::Pending { .. }) {
+        context.health_waits.keep_applied(&key, change_set, pruned);
+    } else {
         context.health_waits.forget(&key);
         context.drift.await_health(&namespace, &name, false);
     }

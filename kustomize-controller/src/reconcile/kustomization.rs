@@ -12,12 +12,14 @@ use sluice_api::meta::condition_type::{HEALTHY, READY};
 use sluice_runtime::conditions::is_true;
 use sluice_runtime::{Failure, Lifecycle, Outcome, Policy, Reconciler, RuntimeContext};
 
-use super::health_step::HealthVerdict;
+use super::health_step::{AppliedSet, HealthVerdict};
 use super::record::{Attempt, READY_RULE, record};
 use super::{
     Context, STATUS_MANAGER, apply_step, build_step, finalize, health_step, prune_step,
     source_step, validate_step,
 };
+use crate::apply::ApplyReport;
+use crate::cluster::Cluster;
 
 /// How long fetch, build and apply may run before `Reconciling` progress is written; a quicker
 /// reconcile writes its status once, at the end.
@@ -43,7 +45,8 @@ impl KustomizationReconciler {
 
     /// Source → dependencies → fetch → build → apply → prune → health; each step returns its
     /// product (kept in `attempt` for the record) or ends the reconcile with an outcome.
-    /// `Reconciling` progress is written only when fetch, build and apply take a while.
+    /// `Reconciling` progress is written only when fetch, build and apply take a while; a
+    /// re-check of pending health re-applies nothing (see [`health_step::pending_apply`]).
     async fn steps(
         &self,
         ks: &mut Kustomization,
@@ -59,7 +62,7 @@ impl KustomizationReconciler {
         );
         let revision = artifact.revision.clone();
         source_step::dependencies(context, ks, &revision).await?;
-        let (cluster, change_set) = {
+        let (cluster, applying) = {
             let work = async {
                 let root = lifecycle
                     .step("fetch", source_step::fetch(context, artifact))
@@ -69,10 +72,14 @@ impl KustomizationReconciler {
                 let built = lifecycle.step("build", building).await?;
                 attempt.digest = Some(built.digest);
                 let cluster = apply_step::target_cluster(context, ks).await?;
+                let digest = attempt.digest.as_deref().unwrap_or_default();
+                if let Some(pending) = health_step::pending_apply(context, ks, digest) {
+                    return Ok((cluster, Applying::Pending(pending)));
+                }
                 let applying =
                     apply_step::apply(context, ks, &cluster, built.objects, &revision, timeout);
                 let change_set = lifecycle.step("apply", applying).await?;
-                Ok::<_, Outcome>((cluster, change_set))
+                Ok::<_, Outcome>((cluster, Applying::Fresh(change_set)))
             };
             tokio::pin!(work);
             match tokio::time::timeout(ANNOUNCE_AFTER, &mut work).await {
@@ -83,27 +90,55 @@ impl KustomizationReconciler {
                 }
             }
         };
-        let built_digest = attempt.digest.clone().unwrap_or_default();
+        match applying {
+            Applying::Pending(pending) => {
+                attempt.change_set = Some(pending.change_set);
+                attempt.pruned = Some(pending.pruned);
+            }
+            Applying::Fresh(change_set) => {
+                self.conclude_apply(ks, lifecycle, attempt, &cluster, change_set, &revision)
+                    .await?;
+            }
+        }
+        let (Some(change_set), Some(pruned)) = (&attempt.change_set, &attempt.pruned) else {
+            return Ok(HealthVerdict::NotChecked);
+        };
+        let digest = attempt.digest.as_deref().unwrap_or_default();
+        let assessing =
+            health_step::assess(context, ks, &cluster, change_set, pruned, digest, timeout);
+        lifecycle.step("health", assessing).await
+    }
+
+    /// After a fresh apply: fail on apply errors, report drift, prune, fail on prune errors, and
+    /// publish the change set.
+    async fn conclude_apply(
+        &self,
+        ks: &mut Kustomization,
+        lifecycle: &Lifecycle<'_, Kustomization>,
+        attempt: &mut Attempt,
+        cluster: &Cluster,
+        change_set: ApplyReport,
+        revision: &str,
+    ) -> Result<(), Outcome> {
+        let context = self.context.as_ref();
         let change_set = attempt.change_set.insert(change_set);
         apply_step::check(change_set)?;
-        apply_step::report_drift(context, ks, &change_set.changes, &revision).await;
+        apply_step::report_drift(context, ks, &change_set.changes, revision).await;
         let pruned = attempt.pruned.insert(
             lifecycle
-                .step("prune", prune_step::prune(ks, &cluster, change_set))
+                .step("prune", prune_step::prune(ks, cluster, change_set))
                 .await,
         );
         prune_step::check(pruned)?;
-        apply_step::publish_change_set(context, ks, change_set, pruned, &revision).await;
-        let assessing = health_step::assess(
-            context,
-            ks,
-            &cluster,
-            &change_set.changes,
-            &built_digest,
-            timeout,
-        );
-        lifecycle.step("health", assessing).await
+        apply_step::publish_change_set(context, ks, change_set, pruned, revision).await;
+        Ok(())
     }
+}
+
+/// What the apply stage produced: a fresh apply, or the apply of a pending health wait.
+enum Applying {
+    Fresh(ApplyReport),
+    Pending(AppliedSet),
 }
 
 /// Marks the Kustomization `Reconciling` while a revision or generation is new to it (on a

@@ -315,6 +315,17 @@ impl Harness {
             .sum()
     }
 
+    /// Runs of one reconcile step (`apply`, `health`, …) by this harness's controller.
+    pub fn step_runs(&self, step: &str) -> u64 {
+        let text = self.metrics.encode().unwrap();
+        let step = format!("step=\"{step}\"");
+        text.lines()
+            .filter(|line| line.starts_with("sluice_reconcile_step_duration_seconds_count{"))
+            .filter(|line| line.contains(&step))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
     pub async fn delete_ks(&self, name: &str) {
         let api: Api<Kustomization> = self.api();
         api.delete(name, &DeleteParams::default()).await.unwrap();
