@@ -25,6 +25,8 @@ fn resource(kind: &str) -> ApiResource {
         "OCIRepository" => ("source.toolkit.fluxcd.io", "ocirepositories"),
         "Bucket" => ("source.toolkit.fluxcd.io", "buckets"),
         "Kustomization" => ("kustomize.toolkit.fluxcd.io", "kustomizations"),
+        "ImageRepository" => ("image.toolkit.fluxcd.io", "imagerepositories"),
+        "ImagePolicy" => ("image.toolkit.fluxcd.io", "imagepolicies"),
         other => panic!("unexpected kind {other}"),
     };
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", kind), plural)
@@ -38,6 +40,8 @@ async fn crds_are_installed_with_flux_names_and_short_names() {
         ("ocirepositories.source.toolkit.fluxcd.io", "ocirepo"),
         ("buckets.source.toolkit.fluxcd.io", ""),
         ("kustomizations.kustomize.toolkit.fluxcd.io", "ks"),
+        ("imagerepositories.image.toolkit.fluxcd.io", "imgrepo"),
+        ("imagepolicies.image.toolkit.fluxcd.io", "imgpol"),
     ] {
         let crd = crds
             .get(name)
@@ -124,8 +128,8 @@ async fn flux_objects_with_every_field_round_trip_through_the_apiserver() {
         }
     }
     assert!(
-        checked >= 4,
-        "expected fixtures for the four kinds in {}, found {checked}",
+        checked >= 6,
+        "expected fixtures for the six kinds in {}, found {checked}",
         fixtures.display()
     );
 }
