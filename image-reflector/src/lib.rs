@@ -2,6 +2,7 @@
 //! it will scan container registries for the tags of each ImageRepository and select the latest
 //! allowed tag per ImagePolicy. Not implemented yet; the binary exits with status 2.
 
+pub mod policy;
 pub mod reconcile;
 
 /// The controller's name: field manager, event reporter and Lease prefix.
