@@ -73,7 +73,7 @@ struct Comparator {
 impl Range {
     /// Parses a range such as `>=1.0.0 <2.0.0`, `^1.2 || ~2.0.1` or `1.0.0 - 1.4.x`.
     pub fn parse(range: &str) -> Result<Self, RangeError> {
-        let alternatives = range
+        let alternatives = rewrite_hyphen_ranges(range)
             .split("||")
             .map(parse_alternative)
             .collect::<Result<_, _>>()?;
@@ -90,7 +90,47 @@ impl Range {
     }
 }
 
-/// Parses comparators separated by whitespace or a comma; `A - B` becomes `>=A, <=B`.
+/// Rewrites every `A - B` into `>= A, <= B ` before anything else, as Flux's library does,
+/// quirks included: the whitespace around the range is consumed (so `1 2 - 3` is invalid while
+/// `1, 2 - 3` is not) and a version may absorb `|` characters.
+fn rewrite_hyphen_ranges(range: &str) -> String {
+    let mut matches = Vec::new();
+    let mut start = 0;
+    while start < range.len() {
+        match match_hyphen_range(range, start) {
+            Some((end, lower, upper)) => {
+                matches.push((&range[start..end], format!(">= {lower}, <= {upper} ")));
+                start = end;
+            }
+            None => start += range[start..].chars().next().map_or(1, char::len_utf8),
+        }
+    }
+    let mut rewritten = range.to_owned();
+    for (text, replacement) in matches {
+        if let Some(position) = rewritten.find(text) {
+            rewritten.replace_range(position..position + text.len(), &replacement);
+        }
+    }
+    rewritten
+}
+
+/// Matches `\s*VERSION\s+-\s+VERSION\s*` at `start`: its end and the two versions.
+fn match_hyphen_range(range: &str, start: usize) -> Option<(usize, &str, &str)> {
+    let text = &range[start..];
+    let (lower, rest) = split_version(text.trim_start_matches(is_space));
+    let after_space = rest.trim_start_matches(is_space);
+    let after_hyphen = after_space.strip_prefix('-')?;
+    let upper_start = after_hyphen.trim_start_matches(is_space);
+    let spaced = after_space.len() < rest.len() && upper_start.len() < after_hyphen.len();
+    let (upper, rest) = split_version(upper_start);
+    if lower.is_empty() || upper.is_empty() || !spaced {
+        return None;
+    }
+    let end = range.len() - rest.trim_start_matches(is_space).len();
+    Some((end, lower, upper))
+}
+
+/// Parses comparators separated by whitespace or a comma.
 fn parse_alternative(text: &str) -> Result<Vec<Comparator>, RangeError> {
     let mut rest = text.trim_start_matches(is_space);
     if rest.trim_end_matches(is_space).is_empty() {
@@ -103,25 +143,16 @@ fn parse_alternative(text: &str) -> Result<Vec<Comparator>, RangeError> {
         if version.is_empty() {
             return Err(RangeError::Unexpected(rest.to_owned()));
         }
-        rest = after_version;
-        if let (None, Some((upper, after_upper))) = (operator, split_hyphen_upper(rest)) {
-            comparators.push(Comparator::parse(Operator::GreaterOrEqual, version)?);
-            comparators.push(Comparator::parse(Operator::LessOrEqual, upper)?);
-            rest = after_upper;
-        } else {
-            comparators.push(Comparator::parse(
-                operator.unwrap_or(Operator::Equal),
-                version,
-            )?);
-        }
-        let after_space = rest.trim_start_matches(is_space);
+        let operator = operator.unwrap_or(Operator::Equal);
+        comparators.push(Comparator::parse(operator, version)?);
+        let after_space = after_version.trim_start_matches(is_space);
         if after_space.is_empty() {
             return Ok(comparators);
         }
         rest = match after_space.strip_prefix(',') {
             Some(after_comma) => after_comma.trim_start_matches(is_space),
-            None if after_space.len() < rest.len() => after_space,
-            None => return Err(RangeError::Unexpected(rest.to_owned())),
+            None if after_space.len() < after_version.len() => after_space,
+            None => return Err(RangeError::Unexpected(after_version.to_owned())),
         };
     }
 }
@@ -141,26 +172,58 @@ fn split_operator(text: &str) -> (Option<Operator>, &str) {
         .unwrap_or((None, text))
 }
 
-/// Splits off a version token: `v`, then characters a version may contain.
+/// Splits off the longest version token, `[v]PART[.PART[.PART]][-IDS][+IDS]`, where a PART is
+/// made of `0-9 x X * |` and IDS are dot-separated runs of `0-9 A-Z a-z -`.
 fn split_version(text: &str) -> (&str, &str) {
-    let body = text.strip_prefix('v').unwrap_or(text);
-    if !body.starts_with(|c: char| c.is_ascii_digit() || matches!(c, 'x' | 'X' | '*' | '|')) {
+    let bytes = text.as_bytes();
+    let is_part = |byte: u8| byte.is_ascii_digit() || matches!(byte, b'x' | b'X' | b'*' | b'|');
+    let run = |from: usize, accept: &dyn Fn(u8) -> bool| {
+        from + bytes[from..]
+            .iter()
+            .take_while(|&&byte| accept(byte))
+            .count()
+    };
+    let body_start = usize::from(text.starts_with('v'));
+    let mut end = run(body_start, &is_part);
+    if end == body_start {
         return ("", text);
     }
-    let end = text
-        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '*' | '|')))
-        .unwrap_or(text.len());
+    for _ in 0..2 {
+        let part_end = match bytes.get(end) {
+            Some(b'.') => run(end + 1, &is_part),
+            _ => break,
+        };
+        if part_end == end + 1 {
+            break;
+        }
+        end = part_end;
+    }
+    for marker in [b'-', b'+'] {
+        if bytes.get(end) == Some(&marker) {
+            end = end_of_identifiers(bytes, end + 1).unwrap_or(end);
+        }
+    }
     text.split_at(end)
 }
 
-/// After a version without operator: ` - UPPER`, with whitespace on both sides of the hyphen.
-fn split_hyphen_upper(text: &str) -> Option<(&str, &str)> {
-    let after_space = text.trim_start_matches(is_space);
-    let after_hyphen = after_space.strip_prefix('-')?;
-    let upper_start = after_hyphen.trim_start_matches(is_space);
-    let spaced = after_space.len() < text.len() && upper_start.len() < after_hyphen.len();
-    let (upper, rest) = split_version(upper_start);
-    (spaced && !upper.is_empty()).then_some((upper, rest))
+/// End of dot-separated `[0-9A-Za-z-]+` identifiers starting at `start`; `None` if there are none.
+fn end_of_identifiers(bytes: &[u8], start: usize) -> Option<usize> {
+    let is_identifier = |byte: &u8| byte.is_ascii_alphanumeric() || *byte == b'-';
+    let mut end = start;
+    loop {
+        let length = bytes[end..]
+            .iter()
+            .take_while(|byte| is_identifier(byte))
+            .count();
+        if length == 0 {
+            return (end > start).then_some(end - 1);
+        }
+        end += length;
+        if bytes.get(end) != Some(&b'.') {
+            return Some(end);
+        }
+        end += 1;
+    }
 }
 
 impl Comparator {
