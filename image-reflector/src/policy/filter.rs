@@ -6,6 +6,8 @@
 //! (rejected by Go); `\d`, `\w`, `\s`, `\b` are Unicode-aware here and ASCII in Go, which is the
 //! same on tags (OCI tags are ASCII).
 
+use std::borrow::Cow;
+
 use regex::{Captures, Regex};
 
 /// A compiled `filterTags`.
@@ -26,19 +28,19 @@ impl TagFilter {
 
     /// The value compared for `tag`: `None` when the pattern does not match, otherwise the
     /// expanded `extract` template, or the tag itself when `extract` is empty.
-    pub fn apply(&self, tag: &str) -> Option<String> {
-        let captures = self.pattern.captures(tag)?;
+    pub fn apply<'t>(&self, tag: &'t str) -> Option<Cow<'t, str>> {
         if self.extract.is_empty() {
-            return Some(tag.to_owned());
+            return self.pattern.is_match(tag).then_some(Cow::Borrowed(tag));
         }
-        Some(expand(&self.pattern, &captures, &self.extract))
+        let captures = self.pattern.captures(tag)?;
+        Some(Cow::Owned(expand(&self.pattern, &captures, &self.extract)))
     }
 }
 
 /// Expands `template` like Go: `$$` is `$`; `$name` takes the longest run of letters, digits
 /// and `_`; `${name}` is braced; a name of digits without leading zero is a group number;
 /// unknown or unmatched groups expand to nothing; a malformed `$` stays literal.
-pub fn expand(pattern: &Regex, captures: &Captures<'_>, template: &str) -> String {
+pub(super) fn expand(pattern: &Regex, captures: &Captures<'_>, template: &str) -> String {
     let mut expanded = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(dollar) = rest.find('$') {

@@ -5,6 +5,8 @@
 //! Where Flux's choice among equals depends on map iteration or input order (two tags with the
 //! same version such as `1.2.3` and `v1.2.3`, the same number, or the same extracted value), the
 //! lexicographically greatest original tag wins, so results never depend on the order of tags.
+//! For the same reason numbers are ordered with `f64::total_cmp` (a `NaN` tag sorts above
+//! infinity), where Flux's result with `NaN` depends on where it appears.
 
 mod error;
 mod filter;
@@ -18,6 +20,8 @@ mod go_conformance;
 mod properties;
 #[cfg(test)]
 mod tests;
+
+use std::borrow::Cow;
 
 use sluice_api::image::{ImagePolicyChoice, ImagePolicySpec, SortOrder};
 
@@ -69,7 +73,7 @@ impl Policy {
 
 /// A tag taking part in the selection: what is compared, and the tag it came from.
 struct Candidate<'t> {
-    value: String,
+    value: Cow<'t, str>,
     tag: &'t str,
 }
 
@@ -127,7 +131,7 @@ impl TagSelector {
             .filter_map(|tag| {
                 let value = match &self.filter {
                     Some(filter) => filter.apply(tag)?,
-                    None => tag.to_owned(),
+                    None => Cow::Borrowed(tag),
                 };
                 Some(Candidate { value, tag })
             })
@@ -180,10 +184,10 @@ fn latest_number<'c, 't>(
     let least_not_number = not_numbers
         .iter()
         .map(|(_, candidate)| candidate)
-        .min_by_key(|candidate| (candidate.value.as_str(), candidate.tag));
+        .min_by_key(|candidate| (candidate.value.as_ref(), candidate.tag));
     if let Some(candidate) = least_not_number {
         return Err(PolicyError::NotANumber {
-            value: candidate.value.clone(),
+            value: candidate.value.clone().into_owned(),
             tag: candidate.tag.to_owned(),
             count: not_numbers.len(),
         });
