@@ -199,7 +199,10 @@ fn image_repository_schema_has_flux_defaults_and_validation() {
         properties["exclusionList"]["default"],
         json!([r"^.*\.sig$"])
     );
-    assert_eq!(properties["exclusionList"]["maxItems"], 25);
+    assert_eq!(
+        properties["exclusionList"]["maxItems"],
+        MAX_EXCLUSION_LIST_LENGTH
+    );
     assert_eq!(properties["provider"]["default"], "generic");
     assert_eq!(
         properties["provider"]["enum"],
