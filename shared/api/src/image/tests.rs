@@ -197,7 +197,7 @@ fn image_repository_schema_has_flux_defaults_and_validation() {
     let properties = &spec["properties"];
     assert_eq!(
         properties["exclusionList"]["default"],
-        json!([r"^.*\.sig$"])
+        json!(DEFAULT_EXCLUSION_LIST)
     );
     assert_eq!(
         properties["exclusionList"]["maxItems"],
