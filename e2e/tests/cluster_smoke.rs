@@ -25,6 +25,8 @@ fn resource(kind: &str) -> ApiResource {
         "OCIRepository" => ("source.toolkit.fluxcd.io", "ocirepositories"),
         "Bucket" => ("source.toolkit.fluxcd.io", "buckets"),
         "Kustomization" => ("kustomize.toolkit.fluxcd.io", "kustomizations"),
+        "ImageRepository" => ("image.toolkit.fluxcd.io", "imagerepositories"),
+        "ImagePolicy" => ("image.toolkit.fluxcd.io", "imagepolicies"),
         other => panic!("unexpected kind {other}"),
     };
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", kind), plural)
@@ -38,6 +40,8 @@ async fn crds_are_installed_with_flux_names_and_short_names() {
         ("ocirepositories.source.toolkit.fluxcd.io", "ocirepo"),
         ("buckets.source.toolkit.fluxcd.io", ""),
         ("kustomizations.kustomize.toolkit.fluxcd.io", "ks"),
+        ("imagerepositories.image.toolkit.fluxcd.io", "imgrepo"),
+        ("imagepolicies.image.toolkit.fluxcd.io", "imgpol"),
     ] {
         let crd = crds
             .get(name)
@@ -124,8 +128,8 @@ async fn flux_objects_with_every_field_round_trip_through_the_apiserver() {
         }
     }
     assert!(
-        checked >= 4,
-        "expected fixtures for the four kinds in {}, found {checked}",
+        checked >= 6,
+        "expected fixtures for the six kinds in {}, found {checked}",
         fixtures.display()
     );
 }
@@ -257,4 +261,96 @@ async fn a_dropped_control_plane_stops_its_processes() {
     )
     .await
     .unwrap_or_else(|timeout| panic!("{timeout}"));
+}
+
+/// Flux's image validation: the CEL rules tying `interval` to `digestReflectionPolicy: Always`,
+/// the provider enum and the exclusion list limit; defaults are filled in on create.
+#[tokio::test]
+async fn image_objects_are_validated_and_defaulted_like_flux() {
+    let plane = plane().await;
+    let client = plane.client().await.unwrap();
+    let ns = plane.namespace("image").await.unwrap();
+    let policies: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &ns, &resource("ImagePolicy"));
+    let policy = |name: &str, extra: Value| -> DynamicObject {
+        let mut spec =
+            json!({"imageRepositoryRef": {"name": "app"}, "policy": {"alphabetical": {}}});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(json!({
+            "apiVersion": "image.toolkit.fluxcd.io/v1",
+            "kind": "ImagePolicy",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": spec
+        }))
+        .unwrap()
+    };
+    for (name, extra, message) in [
+        (
+            "interval-without-always",
+            json!({"interval": "5m"}),
+            "only accepted",
+        ),
+        (
+            "always-without-interval",
+            json!({"digestReflectionPolicy": "Always"}),
+            "must be set",
+        ),
+    ] {
+        let err = policies
+            .create(&PostParams::default(), &policy(name, extra))
+            .await
+            .expect_err(name);
+        assert!(err.to_string().contains(message), "{name}: {err}");
+    }
+    let created = policies
+        .create(&PostParams::default(), &policy("defaults", json!({})))
+        .await
+        .unwrap();
+    let spec = &created.data["spec"];
+    assert_eq!(spec["digestReflectionPolicy"], "Never");
+    assert_eq!(spec["policy"]["alphabetical"]["order"], "asc");
+
+    let repositories: Api<DynamicObject> =
+        Api::namespaced_with(client, &ns, &resource("ImageRepository"));
+    let repository = |name: &str, extra: Value| -> DynamicObject {
+        let mut spec = json!({"image": "ghcr.io/org/app", "interval": "5m"});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(json!({
+            "apiVersion": "image.toolkit.fluxcd.io/v1",
+            "kind": "ImageRepository",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": spec
+        }))
+        .unwrap()
+    };
+    let too_many: Vec<String> = (0..26).map(|index| format!("^x{index}$")).collect();
+    for (name, extra, field) in [
+        ("bad-provider", json!({"provider": "quay"}), "spec.provider"),
+        (
+            "long-exclusions",
+            json!({"exclusionList": too_many}),
+            "spec.exclusionList",
+        ),
+        (
+            "bad-interval",
+            json!({"interval": "5 minutes"}),
+            "spec.interval",
+        ),
+    ] {
+        let err = repositories
+            .create(&PostParams::default(), &repository(name, extra))
+            .await
+            .expect_err(name);
+        assert!(err.to_string().contains(field), "{name}: {err}");
+    }
+    let created = repositories
+        .create(&PostParams::default(), &repository("defaults", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(created.data["spec"]["provider"], "generic");
+    assert_eq!(created.data["spec"]["exclusionList"], json!([r"^.*\.sig$"]));
 }

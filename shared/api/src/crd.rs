@@ -1,4 +1,4 @@
-//! CustomResourceDefinitions for the four kinds, shaped like Flux's published CRDs.
+//! CustomResourceDefinitions for every kind, shaped like Flux's published CRDs.
 //!
 //! Use [`all`] rather than `Kind::crd()`: it drops kube-derive's `nullable` markers (and `null` enum
 //! values) and adds the root `apiVersion`/`kind`/`metadata` properties.
@@ -10,16 +10,19 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube_core::CustomResourceExt;
 
+use crate::image::{ImagePolicy, ImageRepository};
 use crate::kustomize::Kustomization;
 use crate::source::{Bucket, GitRepository, OCIRepository};
 
-/// The CRDs of GitRepository, OCIRepository, Bucket and Kustomization.
+/// The CRDs of GitRepository, OCIRepository, Bucket, Kustomization, ImageRepository and ImagePolicy.
 pub fn all() -> Vec<CustomResourceDefinition> {
     let mut crds = vec![
         GitRepository::crd(),
         OCIRepository::crd(),
         Bucket::crd(),
         Kustomization::crd(),
+        ImageRepository::crd(),
+        ImagePolicy::crd(),
     ];
     for crd in &mut crds {
         for version in &mut crd.spec.versions {
@@ -236,6 +239,11 @@ mod tests {
             "fluxcd".to_owned(),
             "fluxcd-sources".to_owned(),
         ];
+        let images = vec![
+            "all".to_owned(),
+            "fluxcd".to_owned(),
+            "fluxcd-images".to_owned(),
+        ];
         assert_eq!(
             names,
             vec![
@@ -263,6 +271,18 @@ mod tests {
                     vec!["ks".to_owned()],
                     vec![],
                 ),
+                (
+                    "image.toolkit.fluxcd.io_imagerepositories.yaml".to_owned(),
+                    "imagerepositories.image.toolkit.fluxcd.io".to_owned(),
+                    vec!["imgrepo".to_owned(), "imagerepo".to_owned()],
+                    images.clone(),
+                ),
+                (
+                    "image.toolkit.fluxcd.io_imagepolicies.yaml".to_owned(),
+                    "imagepolicies.image.toolkit.fluxcd.io".to_owned(),
+                    vec!["imgpol".to_owned(), "imagepol".to_owned()],
+                    images,
+                ),
             ]
         );
     }
@@ -286,6 +306,8 @@ mod tests {
             match crd.spec.names.kind.as_str() {
                 "GitRepository" | "OCIRepository" => expected.push("URL"),
                 "Bucket" => expected.push("Endpoint"),
+                "ImageRepository" => expected.extend(["Image", "Tags", "Last scan"]),
+                "ImagePolicy" => expected.extend(["Image", "Tag"]),
                 _ => {}
             }
             expected.sort_unstable();

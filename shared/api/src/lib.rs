@@ -2,10 +2,11 @@
 //!
 //! The kinds mirror Flux's v1 APIs field for field, so existing Flux manifests and CRDs work
 //! unchanged: [`source::GitRepository`], [`source::OCIRepository`], [`source::Bucket`] and
-//! [`kustomize::Kustomization`].
+//! [`kustomize::Kustomization`], [`image::ImageRepository`] and [`image::ImagePolicy`].
 
 pub mod crd;
 pub mod duration;
+pub mod image;
 pub mod kustomize;
 pub mod meta;
 pub mod object;

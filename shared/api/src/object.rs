@@ -7,12 +7,16 @@ pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube_core::Resource;
 
 use crate::duration::{DurationError, parse_duration};
+use crate::image::ImageRepository;
 use crate::kustomize::Kustomization;
-use crate::meta::condition_type::{KUSTOMIZATION_NEGATIVE_POLARITY, SOURCE_NEGATIVE_POLARITY};
+use crate::meta::condition_type::{
+    IMAGE_NEGATIVE_POLARITY, KUSTOMIZATION_NEGATIVE_POLARITY, SOURCE_NEGATIVE_POLARITY,
+};
 use crate::meta::{Artifact, ReconcileRequest};
 use crate::source::{Bucket, GitRepository, OCIRepository};
 
-/// Status and spec fields shared machinery needs, implemented by all four kinds; implement it for
+/// Status and spec fields shared machinery needs, implemented by the source kinds, Kustomization
+/// and ImageRepository; implement it for
 /// a kind of your own with [`impl_flux_object!`](crate::impl_flux_object).
 pub trait FluxObject: Resource<DynamicType = ()> {
     /// Condition types this kind only sets while `True`.
@@ -178,6 +182,7 @@ impl_source_object!(GitRepository);
 impl_source_object!(OCIRepository);
 impl_source_object!(Bucket);
 impl_flux_object!(Kustomization, KUSTOMIZATION_NEGATIVE_POLARITY);
+impl_flux_object!(ImageRepository, IMAGE_NEGATIVE_POLARITY);
 
 #[cfg(test)]
 mod tests {
@@ -266,6 +271,14 @@ mod tests {
     fn every_kind_exposes_the_shared_fields() {
         exercise(git_repository(), Duration::from_secs(90), true);
         exercise(kustomization(), Duration::from_secs(600), false);
+        let repository: ImageRepository = serde_json::from_value(serde_json::json!({
+            "apiVersion": "image.toolkit.fluxcd.io/v1",
+            "kind": "ImageRepository",
+            "metadata": {"name": "podinfo"},
+            "spec": {"image": "ghcr.io/stefanprodan/podinfo", "interval": "5m"},
+        }))
+        .unwrap();
+        exercise(repository, Duration::from_secs(300), false);
         assert!(GitRepository::NEGATIVE_POLARITY_CONDITIONS.contains(&"FetchFailed"));
         assert!(!Kustomization::NEGATIVE_POLARITY_CONDITIONS.contains(&"FetchFailed"));
     }

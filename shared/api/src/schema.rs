@@ -54,3 +54,18 @@ pub(crate) fn conditions(_: &mut SchemaGenerator) -> Schema {
 pub(crate) fn is_false(value: &bool) -> bool {
     !*value
 }
+
+/// Removes the `default` of every property, for Go fields serialized without `omitempty`
+/// whose Rust counterpart needs `#[serde(default)]` (Flux's CRDs give them no default).
+pub(crate) fn drop_property_defaults(schema: &mut Schema) {
+    if let Some(properties) = schema
+        .get_mut("properties")
+        .and_then(|properties| properties.as_object_mut())
+    {
+        for property in properties.values_mut() {
+            if let Some(property) = property.as_object_mut() {
+                property.remove("default");
+            }
+        }
+    }
+}

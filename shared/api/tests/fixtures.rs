@@ -9,6 +9,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use sluice_api::image::{ImagePolicy, ImageRepository};
 use sluice_api::kustomize::Kustomization;
 use sluice_api::source::{Bucket, GitRepository, OCIRepository};
 
@@ -109,12 +110,24 @@ fn kustomization_round_trips() {
 }
 
 #[test]
+fn imagerepository_round_trips() {
+    assert_round_trip::<ImageRepository>("imagerepository-full.yaml");
+}
+
+#[test]
+fn imagepolicy_round_trips() {
+    assert_round_trip::<ImagePolicy>("imagepolicy-full.yaml");
+}
+
+#[test]
 fn fixtures_set_every_spec_and_status_field() {
     for (kind, file_name) in [
         ("GitRepository", "gitrepository-full.yaml"),
         ("OCIRepository", "ocirepository-full.yaml"),
         ("Bucket", "bucket-full.yaml"),
         ("Kustomization", "kustomization-full.yaml"),
+        ("ImageRepository", "imagerepository-full.yaml"),
+        ("ImagePolicy", "imagepolicy-full.yaml"),
     ] {
         assert_eq!(
             uncovered_fields(kind, file_name),

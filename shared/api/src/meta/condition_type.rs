@@ -39,6 +39,9 @@ pub const SOURCE_NEGATIVE_POLARITY: &[&str] = &[
 /// Negative-polarity conditions of Kustomization.
 pub const KUSTOMIZATION_NEGATIVE_POLARITY: &[&str] = &[STALLED, RECONCILING];
 
+/// Negative-polarity conditions of ImageRepository and ImagePolicy.
+pub const IMAGE_NEGATIVE_POLARITY: &[&str] = &[STALLED, RECONCILING];
+
 /// Whether source-controller or kustomize-controller treats `condition_type` as negative polarity.
 pub fn is_negative_polarity(condition_type: &str) -> bool {
     SOURCE_NEGATIVE_POLARITY.contains(&condition_type)

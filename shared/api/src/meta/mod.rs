@@ -1,5 +1,6 @@
 //! Types and constants shared by all Flux APIs (Flux's `fluxcd/pkg/apis/meta`).
 
+mod acl;
 mod annotations;
 mod artifact;
 pub mod condition_type;
@@ -8,6 +9,7 @@ pub mod reason;
 mod reconcile;
 mod references;
 
+pub use acl::{AccessFrom, NamespaceSelector};
 pub use annotations::{
     FINALIZER, FORCE_REQUESTED_AT_ANNOTATION, RECONCILE_REQUESTED_AT_ANNOTATION,
 };
