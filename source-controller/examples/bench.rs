@@ -95,6 +95,7 @@ async fn run(args: &Args, slot: &mut Option<ControllerProcess>) -> Result<()> {
     eprintln!("using {}", binary.display());
     eprintln!("starting the control plane...");
     let plane = ControlPlane::shared().await?;
+    args.passthrough.apply_crds(plane).await?;
     let namespace = plane.namespace("bench").await?;
     let client = plane.client().await?;
     let git = GitServer::builder().start()?;

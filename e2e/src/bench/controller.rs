@@ -24,9 +24,22 @@ pub struct PassthroughArgs {
     /// Any other controller flag, e.g. `--extra-arg=--log-level=debug`; repeatable.
     #[arg(long = "extra-arg", allow_hyphen_values = true)]
     pub extra_args: Vec<String>,
+
+    /// A directory of CRDs applied over ours before the controller starts, e.g. Flux's own
+    /// `config/crd/bases` to run Flux's controller (found through `SLUICE_BENCH_BIN_DIR`).
+    #[arg(long)]
+    pub crds: Option<PathBuf>,
 }
 
 impl PassthroughArgs {
+    /// Applies `--crds`, if given, to `plane`.
+    pub async fn apply_crds(&self, plane: &crate::ControlPlane) -> Result<()> {
+        match &self.crds {
+            Some(dir) => plane.apply_crds_from(dir).await,
+            None => Ok(()),
+        }
+    }
+
     /// The flags as command-line arguments.
     pub fn to_flags(&self) -> Vec<String> {
         let mut flags = Vec::new();
@@ -58,7 +71,6 @@ impl ControllerProcess {
         let metrics_port = free_port()?;
         let mut args = vec![
             "--watch-all-namespaces=false".to_owned(),
-            format!("--runtime-namespace={namespace}"),
             "--enable-leader-election=false".to_owned(),
             "--events-addr=".to_owned(),
             "--log-encoding=console".to_owned(),
@@ -66,7 +78,13 @@ impl ControllerProcess {
             format!("--health-addr=127.0.0.1:{}", free_port()?),
         ];
         args.extend(flags.iter().cloned());
-        let envs = [("KUBECONFIG".to_owned(), kubeconfig.display().to_string())];
+        // The namespace by environment, as Flux's Deployments set it, so that Flux's own
+        // controllers can run in the same benchmark.
+        let envs = [
+            ("KUBECONFIG".to_owned(), kubeconfig.display().to_string()),
+            ("POD_NAMESPACE".to_owned(), namespace.to_owned()),
+            ("RUNTIME_NAMESPACE".to_owned(), namespace.to_owned()),
+        ];
         Ok(Self {
             guard: ChildGuard::spawn(binary, &args, &envs)?,
             metrics_url: format!("http://127.0.0.1:{metrics_port}/metrics"),

@@ -85,6 +85,7 @@ async fn run(args: &Args, slot: &mut Option<ControllerProcess>) -> Result<()> {
     eprintln!("using {}", binary.display());
     eprintln!("starting the control plane (nodes mode)...");
     let plane = ControlPlane::shared_with_nodes().await?;
+    args.passthrough.apply_crds(plane).await?;
     let namespace = plane.namespace("bench").await?;
     let client = plane.client().await?;
     let server = workload::ArtifactServer::start().await?;
