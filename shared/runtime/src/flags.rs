@@ -39,8 +39,9 @@ pub struct RuntimeFlags {
     pub leader_election_release_on_cancel: bool,
 
     /// Namespace the controller runs in: holds the leader Lease and is the only namespace
-    /// watched with --watch-all-namespaces=false.
-    #[arg(long, env = "POD_NAMESPACE", default_value = "flux-system")]
+    /// watched with --watch-all-namespaces=false. From `RUNTIME_NAMESPACE` as Flux's
+    /// Deployments set it, else `POD_NAMESPACE`, else flux-system.
+    #[arg(long, env = "RUNTIME_NAMESPACE", default_value_t = namespace_or_default(std::env::var("POD_NAMESPACE").ok()))]
     pub runtime_namespace: String,
 
     /// The notification-controller event endpoint; empty disables forwarding events.
@@ -169,6 +170,13 @@ impl RuntimeFlags {
     "invalid listen address {0:?}; use \":PORT\", \"IP:PORT\" or \"[IPv6]:PORT\", e.g. \":8080\""
 )]
 pub struct ListenAddrError(String);
+
+/// The runtime namespace when `RUNTIME_NAMESPACE` is unset: `pod_namespace`, else flux-system.
+fn namespace_or_default(pod_namespace: Option<String>) -> String {
+    pod_namespace
+        .filter(|namespace| !namespace.is_empty())
+        .unwrap_or_else(|| "flux-system".to_owned())
+}
 
 /// Parses Go-style listen addresses: ":8080" binds all interfaces, "localhost:8080" loopback.
 pub fn parse_listen_addr(input: &str) -> Result<SocketAddr, ListenAddrError> {
@@ -306,5 +314,12 @@ mod tests {
         );
         assert!(parse_listen_addr("example.com:80").is_err());
         assert!(parse_listen_addr(":http").is_err());
+    }
+
+    #[test]
+    fn runtime_namespace_falls_back_to_pod_namespace_then_flux_system() {
+        assert_eq!(namespace_or_default(Some("apps".into())), "apps");
+        assert_eq!(namespace_or_default(Some(String::new())), "flux-system");
+        assert_eq!(namespace_or_default(None), "flux-system");
     }
 }
