@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{ArgAction, Parser};
 use image_reflector::CONTROLLER_NAME;
-use image_reflector::reconcile::{ImageContext, ImageFlags, run_controllers};
+use image_reflector::reconcile::{FailedScans, ImageContext, ImageFlags, run_controllers};
 use image_reflector::storage::TagStore;
 use sluice_registry::RegistryClient;
 use sluice_runtime::{RuntimeContext, RuntimeFlags, init_logging};
@@ -56,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
         runtime: runtime.clone(),
         store: Arc::new(store),
         registry: RegistryClient::default(),
+        failed_scans: FailedScans::default(),
         flags: ImageFlags {
             no_cross_namespace_refs: cli.no_cross_namespace_refs,
             gc_interval: Duration::from_secs(cli.gc_interval.saturating_mul(60)),

@@ -29,10 +29,10 @@ async fn bad_credentials_fail_without_leaking_and_good_ones_scan() -> Result<()>
         .create_docker_secret("right", &host, "flux", password)
         .await?;
     let spec = |extra: serde_json::Value| {
-        let mut spec = json!({"image": image, "interval": "1h", "insecure": true});
-        spec.as_object_mut()
-            .map(|s| s.extend(extra.as_object().cloned().unwrap_or_default()));
-        spec
+        common::merged(
+            json!({"image": image, "interval": "1h", "insecure": true}),
+            extra,
+        )
     };
     harness
         .create_repository("wrong", spec(json!({"secretRef": {"name": "wrong"}})))
@@ -207,6 +207,13 @@ async fn unreachable_registry_keeps_the_last_result_and_policies() -> Result<()>
         )
         .await?;
     assert_eq!(failed.status.and_then(|s| s.last_scan_result), before);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let retried = harness.repositories().get("app").await?;
+    assert!(
+        failed_with::<ImageRepository>("ReadOperationFailed")(&retried),
+        "retries scan again and keep failing: {:?}",
+        ready_of(&retried)
+    );
     let policy = harness.policies().get("latest").await?;
     assert!(is_ready(&policy));
     assert_eq!(latest_tag(&policy).as_deref(), Some("1.2.0"));

@@ -206,10 +206,10 @@ async fn invalid_specs_stall_naming_the_field() -> Result<()> {
     push_tags(&registry.client()?, "app", &["1.0.0"]).await?;
     let image = format!("{}/app", registry.host());
     let base = |extra: serde_json::Value| {
-        let mut spec = json!({"image": image, "interval": "1h", "insecure": true});
-        spec.as_object_mut()
-            .map(|s| s.extend(extra.as_object().cloned().unwrap_or_default()));
-        spec
+        common::merged(
+            json!({"image": image, "interval": "1h", "insecure": true}),
+            extra,
+        )
     };
     harness
         .create_repository("bad-regex", base(json!({"exclusionList": ["(unclosed"]})))

@@ -65,6 +65,7 @@ pub async fn reconcile(
         canonical_name: &validated.canonical_name,
         exclusion_list: &validated.exclusion_list,
         tags_stored: stored.is_some(),
+        retrying: context.failed_scans.contains(&key),
         interval: validated.interval,
         now: Timestamp::now(),
     };
@@ -200,12 +201,17 @@ fn record(object: &mut ImageRepository, validated: &Validated, stored: &Arc<Stor
 
 /// When the next scan is due for `object` as it was before its reconcile; `None` when a scan
 /// would happen (the lifecycle then requeues after the interval).
-pub fn next_scan_in(object: &ImageRepository, tags_stored: bool) -> Option<Duration> {
+pub fn next_scan_in(
+    object: &ImageRepository,
+    tags_stored: bool,
+    retrying: bool,
+) -> Option<Duration> {
     let validated = validate(object).ok()?;
     let inputs = ScanInputs {
         canonical_name: &validated.canonical_name,
         exclusion_list: &validated.exclusion_list,
         tags_stored,
+        retrying,
         interval: validated.interval,
         now: Timestamp::now(),
     };

@@ -8,7 +8,7 @@ pub mod scan;
 mod watches;
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use kube::Api;
@@ -19,7 +19,7 @@ use sluice_registry::RegistryClient;
 use sluice_runtime::lifecycle::{self, LifecycleError, Policy, ReadyRule, Reconciler};
 use sluice_runtime::{ControllerRunner, Failure, Lifecycle, Outcome, Requeue, RuntimeContext};
 
-use crate::storage::TagStore;
+use crate::storage::{RepositoryKey, TagStore};
 
 /// Flux's image reasons not in `sluice_api::meta::reason`.
 pub mod reasons {
@@ -46,6 +46,31 @@ pub struct ImageContext {
     pub store: Arc<TagStore>,
     pub registry: RegistryClient,
     pub flags: ImageFlags,
+    /// ImageRepositories whose last reconcile failed (at most one entry per repository).
+    pub failed_scans: FailedScans,
+}
+
+/// The ImageRepositories whose last reconcile failed, so the retry scans again instead of
+/// waiting for the interval.
+#[derive(Debug, Default)]
+pub struct FailedScans(Mutex<HashSet<RepositoryKey>>);
+
+impl FailedScans {
+    fn contains(&self, key: &RepositoryKey) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(key)
+    }
+
+    fn record(&self, key: &RepositoryKey, failed: bool) {
+        let mut keys = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if failed {
+            keys.insert(key.clone());
+        } else {
+            keys.remove(key);
+        }
+    }
 }
 
 fn policy_for<K>(context: &ImageContext, message: fn(&K) -> String) -> Policy<K> {
@@ -129,11 +154,14 @@ async fn reconcile_repository(
     object: Arc<ImageRepository>,
     reconciler: Arc<RepositoryReconciler>,
 ) -> Result<Requeue, LifecycleError> {
+    let context = reconciler.context.clone();
     let key = imagerepository::key_of(&object);
-    let stored = matches!(reconciler.context.store.get(&key).await, Ok(Some(_)));
-    let next_scan = imagerepository::next_scan_in(&object, stored);
-    let requeue = lifecycle::reconcile(object, reconciler).await?;
-    Ok(match (requeue, next_scan) {
+    let stored = matches!(context.store.get(&key).await, Ok(Some(_)));
+    let retrying = context.failed_scans.contains(&key);
+    let next_scan = imagerepository::next_scan_in(&object, stored, retrying);
+    let result = lifecycle::reconcile(object, reconciler).await;
+    context.failed_scans.record(&key, result.is_err());
+    Ok(match (result?, next_scan) {
         (Requeue::After(interval), Some(next)) => Requeue::After(interval.min(next)),
         (requeue, _) => requeue,
     })

@@ -19,6 +19,7 @@ pub enum ScanReason {
     NewImage,
     ExclusionListChanged,
     NoTagsStored,
+    RetryAfterFailure,
     Interval,
 }
 
@@ -31,6 +32,7 @@ impl ScanReason {
             Self::NewImage => "new image name",
             Self::ExclusionListChanged => "updated exclusion list",
             Self::NoTagsStored => "no tags in database",
+            Self::RetryAfterFailure => "retry after a failed scan",
             Self::Interval => "triggered by interval",
         }
     }
@@ -49,12 +51,15 @@ pub struct ScanInputs<'a> {
     pub canonical_name: &'a str,
     pub exclusion_list: &'a [String],
     pub tags_stored: bool,
+    /// The last reconcile failed, so its scan is retried (with the runner's backoff).
+    pub retrying: bool,
     pub interval: Duration,
     pub now: Timestamp,
 }
 
 /// Flux's `shouldScan`: never scanned → requested → new image → exclusion list changed → no
-/// tags stored → interval elapsed; otherwise wait for the rest of the interval.
+/// tags stored → (ours) retry of a failed scan → interval elapsed; otherwise wait for the rest
+/// of the interval.
 pub fn decide(object: &ImageRepository, inputs: &ScanInputs<'_>) -> ScanDecision {
     let status = object.status.clone().unwrap_or_default();
     let Some(scan_time) = status
@@ -75,6 +80,9 @@ pub fn decide(object: &ImageRepository, inputs: &ScanInputs<'_>) -> ScanDecision
     }
     if !inputs.tags_stored {
         return ScanDecision::Scan(ScanReason::NoTagsStored);
+    }
+    if inputs.retrying {
+        return ScanDecision::Scan(ScanReason::RetryAfterFailure);
     }
     let elapsed = inputs
         .now
@@ -172,6 +180,7 @@ mod tests {
             canonical_name: CANONICAL,
             exclusion_list: exclusions,
             tags_stored: stored,
+            retrying: false,
             interval: Duration::from_secs(300),
             now,
         }
@@ -192,6 +201,14 @@ mod tests {
         assert_eq!(
             decide_now(&object, false),
             ScanDecision::Scan(ScanReason::NoTagsStored)
+        );
+        let retrying = ScanInputs {
+            retrying: true,
+            ..inputs(&exclusions, true, now)
+        };
+        assert_eq!(
+            decide(&object, &retrying),
+            ScanDecision::Scan(ScanReason::RetryAfterFailure)
         );
         let mut changed = object.clone();
         if let Some(status) = changed.status.as_mut() {

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, anyhow};
 use base64::Engine;
 use clap::Parser;
 use futures::{StreamExt, TryStreamExt};
-use image_reflector::reconcile::{ImageContext, ImageFlags, run_controllers};
+use image_reflector::reconcile::{FailedScans, ImageContext, ImageFlags, run_controllers};
 use image_reflector::storage::TagStore;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
@@ -107,6 +107,7 @@ impl Harness {
             runtime,
             store: Arc::new(TagStore::new(&storage, 16 * 1024 * 1024)?),
             registry: RegistryClient::default(),
+            failed_scans: FailedScans::default(),
             flags: ImageFlags {
                 no_cross_namespace_refs: options.no_cross_namespace_refs,
                 gc_interval: Duration::ZERO,
@@ -391,4 +392,12 @@ pub async fn push_tags<S: AsRef<str>>(
         .await
         .context("tagging")?;
     Ok(pushed.manifest_digest)
+}
+
+/// `spec` with the fields of `extra` added or replaced.
+pub fn merged(mut spec: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    spec
 }
