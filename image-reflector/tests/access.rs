@@ -271,3 +271,39 @@ async fn policy_waits_for_tags_with_dependency_not_ready() -> Result<()> {
     assert!(latest_tag(&waiting).is_none());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_auth_scans_and_resolves_digests() -> Result<()> {
+    let harness = Harness::start("image-token").await?;
+    let ca = TestCa::new("sluice-image-token-ca")?;
+    let password = "t0ken-registry-Pa55";
+    let registry = Registry::builder()
+        .token_auth(&ca, "robot", password)?
+        .start()?;
+    let digest = push_tags(&registry.client()?, "org/app", &["0.9.0", "1.0.0"]).await?;
+    let host = registry.host();
+    harness
+        .create_docker_secret("robot", &host, "robot", password)
+        .await?;
+    harness
+        .create_repository(
+            "app",
+            json!({"image": format!("{host}/org/app"), "interval": "1h", "insecure": true, "secretRef": {"name": "robot"}}),
+        )
+        .await?;
+    harness
+        .create_policy(
+            "latest",
+            json!({"imageRepositoryRef": {"name": "app"}, "policy": {"semver": {"range": "*"}}, "digestReflectionPolicy": "IfNotPresent"}),
+        )
+        .await?;
+    harness.wait_repository("app", "Ready", is_ready).await?;
+    let policy = harness
+        .wait_policy("latest", "1.0.0", |p| {
+            is_ready(p) && latest_tag(p).as_deref() == Some("1.0.0")
+        })
+        .await?;
+    let latest = policy.status.and_then(|s| s.latest_ref).unwrap_or_default();
+    assert_eq!(latest.digest, digest);
+    Ok(())
+}
