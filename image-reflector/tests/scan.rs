@@ -6,7 +6,7 @@ use anyhow::Result;
 use common::{Harness, failed_with, is_ready, latest_tag, push_tags, ready_of, stalled_with};
 use serde_json::json;
 use sluice_api::image::{ImagePolicy, ImageRepository};
-use sluice_e2e::registry::Registry;
+use sluice_e2e::registry::{OciClient, Registry};
 
 fn semver_tags() -> Vec<String> {
     let mut tags: Vec<String> = (0..40)
@@ -39,6 +39,17 @@ async fn scan_select_rescan_on_request_and_exclusion() -> Result<()> {
             json!({"image": image, "interval": "1h", "insecure": true}),
         )
         .await?;
+    let policies = create_policies(&harness).await?;
+    let revision = check_first_scan(&harness, &tags, &image).await?;
+    for (name, expected) in &policies {
+        check_selection(&harness, name, expected, &image).await?;
+    }
+    rescan_on_request(&harness, &client, &tags, &image, &revision).await?;
+    exclusion_list_change(&harness).await
+}
+
+/// One policy of each kind on ImageRepository `app`; returns each name with the tag it selects.
+async fn create_policies(harness: &Harness) -> Result<Vec<(&'static str, String)>> {
     let newest_build = format!("main-12-{:07x}", 12 * 4099);
     let policies = [
         ("semver", json!({"semver": {"range": "1.x"}}), None, "1.3.9"),
@@ -75,6 +86,14 @@ async fn scan_select_rescan_on_request_and_exclusion() -> Result<()> {
         harness.create_policy(name, spec).await?;
     }
 
+    Ok(policies
+        .into_iter()
+        .map(|(name, _, _, expected)| (name, expected.to_owned()))
+        .collect())
+}
+
+/// The first scan's status as Flux writes it; returns its revision.
+async fn check_first_scan(harness: &Harness, tags: &[String], image: &str) -> Result<String> {
     let ready = harness.wait_repository("app", "Ready", is_ready).await?;
     let scan = scan_of(&ready);
     assert_eq!(
@@ -102,7 +121,7 @@ async fn scan_select_rescan_on_request_and_exclusion() -> Result<()> {
         "Flux's revision: adler32 of the JSON tag array"
     );
     let status = ready.status.clone().unwrap_or_default();
-    assert_eq!(status.canonical_image_name.as_deref(), Some(image.as_str()));
+    assert_eq!(status.canonical_image_name.as_deref(), Some(image));
     assert_eq!(status.observed_exclusion_list, [r"^.*\.sig$"]);
     let (_, reason, message) = ready_of(&ready).unwrap_or_default();
     assert_eq!(reason, "Succeeded");
@@ -113,27 +132,39 @@ async fn scan_select_rescan_on_request_and_exclusion() -> Result<()> {
             tags.len() - 1
         )
     );
-    for (name, _, _, expected) in &policies {
-        let policy = harness
-            .wait_policy(name, "a latest tag", |p| {
-                is_ready(p) && latest_tag(p).is_some()
-            })
-            .await?;
-        assert_eq!(latest_tag(&policy).as_deref(), Some(&**expected), "{name}");
-        let latest = policy
-            .status
-            .as_ref()
-            .and_then(|s| s.latest_ref.clone())
-            .unwrap_or_default();
-        assert_eq!(latest.name, image, "latestRef.name is spec.image verbatim");
-        assert!(
-            latest.digest.is_empty(),
-            "digestReflectionPolicy defaults to Never"
-        );
-    }
+    Ok(revision)
+}
 
-    // New tags are seen on a requested scan; the policy follows the new revision at once.
-    push_tags(&client, "team/app", &["1.4.0"]).await?;
+/// The policy `name` resolved to `expected`, without digest.
+async fn check_selection(harness: &Harness, name: &str, expected: &str, image: &str) -> Result<()> {
+    let policy = harness
+        .wait_policy(name, "a latest tag", |p| {
+            is_ready(p) && latest_tag(p).is_some()
+        })
+        .await?;
+    assert_eq!(latest_tag(&policy).as_deref(), Some(expected), "{name}");
+    let latest = policy
+        .status
+        .as_ref()
+        .and_then(|s| s.latest_ref.clone())
+        .unwrap_or_default();
+    assert_eq!(latest.name, image, "latestRef.name is spec.image verbatim");
+    assert!(
+        latest.digest.is_empty(),
+        "digestReflectionPolicy defaults to Never"
+    );
+    Ok(())
+}
+
+/// New tags are seen on a requested scan; the policy follows the new revision at once.
+async fn rescan_on_request(
+    harness: &Harness,
+    client: &OciClient,
+    tags: &[String],
+    image: &str,
+    revision: &str,
+) -> Result<()> {
+    push_tags(client, "team/app", &["1.4.0"]).await?;
     let rescanned = harness.request_scan("app", "rescan-1").await?;
     assert_eq!(scan_of(&rescanned).tag_count as usize, tags.len());
     assert_ne!(scan_of(&rescanned).revision, revision);
@@ -160,7 +191,11 @@ async fn scan_select_rescan_on_request_and_exclusion() -> Result<()> {
         "{events:?}"
     );
 
-    // A custom exclusion list replaces the default and forces a scan.
+    Ok(())
+}
+
+/// A custom exclusion list replaces the default and forces a scan.
+async fn exclusion_list_change(harness: &Harness) -> Result<()> {
     let patch = json!({"spec": {"exclusionList": ["^main-", "^latest$"]}});
     harness
         .repositories()
