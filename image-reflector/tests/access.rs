@@ -3,7 +3,11 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use anyhow::Result;
+use axum::response::IntoResponse;
 use common::{Harness, failed_with, is_ready, latest_tag, push_tags, ready_of};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
@@ -305,5 +309,86 @@ async fn token_auth_scans_and_resolves_digests() -> Result<()> {
         .await?;
     let latest = policy.status.and_then(|s| s.latest_ref).unwrap_or_default();
     assert_eq!(latest.digest, digest);
+    Ok(())
+}
+
+/// A forwarding HTTP proxy on 127.0.0.1 that sends requests for `registry.invalid:5000` to
+/// `upstream` and records each request's `Proxy-Authorization`.
+async fn start_proxy(upstream: String) -> Result<(String, Arc<Mutex<Vec<Option<String>>>>)> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let forward = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let proxy = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let authorization = request
+            .headers()
+            .get("proxy-authorization")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        if let Ok(mut seen) = record.lock() {
+            seen.push(authorization);
+        }
+        let url = request
+            .uri()
+            .to_string()
+            .replace("registry.invalid:5000", &upstream);
+        let forward = forward.clone();
+        async move {
+            let Ok(response) = forward.get(url).send().await else {
+                return (axum::http::StatusCode::BAD_GATEWAY, Vec::new()).into_response();
+            };
+            let status = response.status();
+            let body = response.bytes().await.unwrap_or_default().to_vec();
+            (status, body).into_response()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, proxy).await });
+    Ok((format!("http://{address}"), seen))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_secret_ref_sends_the_scan_through_the_proxy() -> Result<()> {
+    let harness = Harness::start("image-proxy").await?;
+    let registry = Registry::builder().start()?;
+    push_tags(&registry.client()?, "app", &["1.0.0", "1.0.1", "1.0.2"]).await?;
+    let (address, seen) = start_proxy(registry.host()).await?;
+    let proxy_password = "pr0xy-Pa55word";
+    harness
+        .create_secret(
+            "proxy",
+            "Opaque",
+            &[
+                ("address", &address),
+                ("username", "scanner"),
+                ("password", proxy_password),
+            ],
+        )
+        .await?;
+    harness
+        .create_repository(
+            "app",
+            json!({"image": "registry.invalid:5000/app", "interval": "1h", "insecure": true, "proxySecretRef": {"name": "proxy"}}),
+        )
+        .await?;
+    let ready = harness.wait_repository("app", "Ready", is_ready).await?;
+    let count = ready
+        .status
+        .and_then(|s| s.last_scan_result)
+        .map(|r| r.tag_count);
+    assert_eq!(count, Some(3));
+    let seen = seen
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .clone();
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter()
+            .all(|auth| auth.as_deref().is_some_and(|a| a.starts_with("Basic "))),
+        "{seen:?}"
+    );
     Ok(())
 }
