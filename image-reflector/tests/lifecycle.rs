@@ -151,3 +151,64 @@ async fn restart_keeps_tags_without_rescanning_and_deletion_removes_them() -> Re
     .await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_image_is_not_resolved_from_the_old_images_tags() -> Result<()> {
+    let harness = Harness::start("image-changed").await?;
+    let registry = Registry::builder().start()?;
+    push_tags(&registry.client()?, "old", &["1.0.0", "2.0.0"]).await?;
+    let host = registry.host();
+    harness
+        .create_repository(
+            "app",
+            json!({"image": format!("{host}/old"), "interval": "1h", "insecure": true}),
+        )
+        .await?;
+    harness
+        .create_policy(
+            "latest",
+            json!({"imageRepositoryRef": {"name": "app"}, "policy": {"semver": {"range": "*"}}}),
+        )
+        .await?;
+    harness
+        .wait_policy("latest", "2.0.0", |p| {
+            latest_tag(p).as_deref() == Some("2.0.0")
+        })
+        .await?;
+
+    let moved = json!({"spec": {"image": format!("{host}/missing")}});
+    harness
+        .repositories()
+        .patch("app", &PatchParams::default(), &Patch::Merge(&moved))
+        .await?;
+    harness
+        .wait_repository(
+            "app",
+            "the new image fails",
+            failed_with::<sluice_api::image::ImageRepository>("ReadOperationFailed"),
+        )
+        .await?;
+    let request =
+        json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "moved"}}});
+    harness
+        .policies()
+        .patch("latest", &PatchParams::default(), &Patch::Merge(&request))
+        .await?;
+    let waiting = harness
+        .wait_policy(
+            "latest",
+            "DependencyNotReady",
+            failed_with::<ImagePolicy>("DependencyNotReady"),
+        )
+        .await?;
+    let latest = waiting
+        .status
+        .and_then(|s| s.latest_ref)
+        .unwrap_or_default();
+    assert_eq!(
+        latest.name,
+        format!("{host}/old"),
+        "the last resolution is kept"
+    );
+    Ok(())
+}

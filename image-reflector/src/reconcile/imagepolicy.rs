@@ -55,6 +55,7 @@ pub async fn reconcile(
         .step("repository", repository_of(context, object))
         .await?;
     let key = key_of(&repository);
+    scanned_current_image(&repository)?;
     let stored = context
         .store
         .get(&key)
@@ -93,6 +94,28 @@ pub async fn reconcile(
         lifecycle.publish_after_status(ObjectEvent::info(reason::SUCCEEDED, message));
     }
     Ok(())
+}
+
+/// Waits while the repository's stored tags belong to another image than its `spec.image`
+/// (changed, not rescanned yet), so a tag is never paired with the wrong image name.
+fn scanned_current_image(repository: &ImageRepository) -> Result<(), Outcome> {
+    let wanted = ImageName::parse(&repository.spec.image).map(|name| name.to_string());
+    let scanned = repository
+        .status
+        .as_ref()
+        .and_then(|status| status.canonical_image_name.as_deref());
+    match wanted {
+        Ok(wanted) if scanned.is_none_or(|scanned| scanned == wanted) => Ok(()),
+        _ => Err(Outcome::waiting(
+            reason::DEPENDENCY_NOT_READY,
+            format!(
+                "ImageRepository '{}/{}' has not scanned {} yet",
+                repository.namespace().unwrap_or_default(),
+                repository.name_any(),
+                repository.spec.image
+            ),
+        )),
+    }
 }
 
 /// The referenced ImageRepository, if the namespace rules and its `accessFrom` allow it.
