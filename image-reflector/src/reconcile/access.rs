@@ -4,8 +4,13 @@
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::{Api, Client, ResourceExt};
 use sluice_api::image::ImageRepository;
-use sluice_registry::{ImageName, RegistryAccess};
-use sluice_secrets::{ProxySettings, SecretError, docker_credentials, read_secret, redact};
+use sluice_registry::{DOCKER_HUB, ImageName, RegistryAccess};
+use sluice_secrets::{
+    ProxySettings, SecretData, SecretError, docker_credentials, read_secret, redact,
+};
+
+/// Other names a docker config may use for Docker Hub.
+const DOCKER_HUB_ALIASES: &[&str] = &["docker.io", "registry-1.docker.io"];
 
 /// The access could not be configured; reported as Flux's `AuthenticationFailed`.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +59,7 @@ pub async fn access_for(
     };
     if let Some(reference) = &spec.secret_ref {
         let secret = read_secret(client, &namespace, &reference.name).await?;
-        access.settings.auth = docker_credentials(&secret, &image.registry)?;
+        access.settings.auth = credentials_for(&secret, image)?;
     }
     if access.settings.auth.is_none()
         && let Some(account) = &spec.service_account_name
@@ -75,6 +80,26 @@ pub async fn access_for(
         access.settings.proxy = Some(proxy.url);
     }
     Ok(access)
+}
+
+/// The credentials for `image`'s registry in a docker-config Secret; Docker Hub under any of
+/// its names.
+fn credentials_for(
+    secret: &SecretData,
+    image: &ImageName,
+) -> Result<Option<(String, String)>, SecretError> {
+    if let Some(credentials) = docker_credentials(secret, &image.registry)? {
+        return Ok(Some(credentials));
+    }
+    if image.registry != DOCKER_HUB {
+        return Ok(None);
+    }
+    for alias in DOCKER_HUB_ALIASES {
+        if let Some(credentials) = docker_credentials(secret, alias)? {
+            return Ok(Some(credentials));
+        }
+    }
+    Ok(None)
 }
 
 /// The first credentials for `image`'s registry among the ServiceAccount's imagePullSecrets.
@@ -101,9 +126,46 @@ async fn pull_secret_credentials(
         .map(|reference| reference.name);
     for name in names {
         let secret = read_secret(client, namespace, &name).await?;
-        if let Some(credentials) = docker_credentials(&secret, &image.registry)? {
+        if let Some(credentials) = credentials_for(&secret, image)? {
             return Ok(Some(credentials));
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn docker_config(key: &str) -> SecretData {
+        let config = serde_json::json!({"auths": {key: {"username": "u", "password": "p"}}});
+        SecretData::from_entries(
+            "ns",
+            "regcred",
+            [(
+                ".dockerconfigjson".to_owned(),
+                config.to_string().into_bytes(),
+            )],
+        )
+    }
+
+    #[test]
+    fn docker_hub_credentials_match_any_of_its_names() -> Result<(), Box<dyn std::error::Error>> {
+        let hub = ImageName::parse("stefanprodan/podinfo")?;
+        let expected = Some(("u".to_owned(), "p".to_owned()));
+        for key in [
+            "https://index.docker.io/v1/",
+            "docker.io",
+            "registry-1.docker.io",
+        ] {
+            assert_eq!(
+                credentials_for(&docker_config(key), &hub)?,
+                expected,
+                "{key}"
+            );
+        }
+        let ghcr = ImageName::parse("ghcr.io/org/app")?;
+        assert_eq!(credentials_for(&docker_config("docker.io"), &ghcr)?, None);
+        Ok(())
+    }
 }
