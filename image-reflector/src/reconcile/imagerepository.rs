@@ -220,3 +220,49 @@ pub fn next_scan_in(
         ScanDecision::Scan(_) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sluice_api::image::ImageRepositoryStatus;
+
+    use super::*;
+
+    fn scanned_seconds_ago(seconds: u64) -> ImageRepository {
+        let mut object: ImageRepository = serde_json::from_value(serde_json::json!({
+            "apiVersion": "image.toolkit.fluxcd.io/v1",
+            "kind": "ImageRepository",
+            "metadata": {"name": "app", "namespace": "apps"},
+            "spec": {"image": "ghcr.io/org/app", "interval": "5m"},
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let scan_time = Timestamp::now() - Duration::from_secs(seconds);
+        object.status = Some(ImageRepositoryStatus {
+            canonical_image_name: Some("ghcr.io/org/app".to_owned()),
+            observed_exclusion_list: object.effective_exclusion_list(),
+            last_scan_result: Some(ScanResult {
+                scan_time: Some(Time(scan_time)),
+                ..ScanResult::default()
+            }),
+            ..ImageRepositoryStatus::default()
+        });
+        object
+    }
+
+    #[test]
+    fn requeue_waits_only_for_the_rest_of_the_interval() {
+        let object = scanned_seconds_ago(60);
+        let next = next_scan_in(&object, true, false).unwrap_or_default();
+        assert!(
+            next <= Duration::from_secs(240) && next > Duration::from_secs(230),
+            "{next:?}"
+        );
+        assert_eq!(next_scan_in(&object, false, false), None, "no tags stored");
+        assert_eq!(
+            next_scan_in(&object, true, true),
+            None,
+            "retrying a failure"
+        );
+        assert_eq!(next_scan_in(&scanned_seconds_ago(400), true, false), None);
+        assert_eq!(key_of(&object), RepositoryKey::new("apps", "app"));
+    }
+}
