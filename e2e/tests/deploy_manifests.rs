@@ -16,21 +16,22 @@ use sluice_e2e::{ControlPlane, kustomize};
 const NAMESPACE: &str = "flux-system";
 
 /// Implemented controllers: in `deploy/default`, each with a `deploy/<name>-only` overlay.
-const IMPLEMENTED: [&str; 2] = ["source-controller", "kustomize-controller"];
-
-/// Placeholder controllers: a base each, kept out of the default install.
-const PLACEHOLDERS: [&str; 3] = [
+const IMPLEMENTED: [&str; 3] = [
+    "source-controller",
+    "kustomize-controller",
     "image-reflector-controller",
-    "image-automation-controller",
-    "notification-controller",
 ];
 
+/// Placeholder controllers: a base each, kept out of the default install.
+const PLACEHOLDERS: [&str; 2] = ["image-automation-controller", "notification-controller"];
+
 /// Every kustomization under `deploy/` (relative to it; "." is the CRDs).
-const KUSTOMIZATIONS: [&str; 9] = [
+const KUSTOMIZATIONS: [&str; 10] = [
     ".",
     "default",
     "source-controller-only",
     "kustomize-controller-only",
+    "image-reflector-controller-only",
     "source-controller",
     "kustomize-controller",
     "image-reflector-controller",
@@ -389,6 +390,7 @@ fn every_arg_is_a_flag_the_binary_declares() {
         let own = match *name {
             "source-controller" => workspace_file("source-controller/src/main.rs"),
             "kustomize-controller" => workspace_file("kustomize-controller/src/cli.rs"),
+            "image-reflector-controller" => workspace_file("image-reflector/src/main.rs"),
             _ => String::new(),
         };
         let docs = build(name);
@@ -446,7 +448,11 @@ fn the_default_install_holds_the_implemented_controllers_and_network_policies() 
         "allow-artifacts: the artifact port, from pods of this namespace only"
     );
 
-    for path in ["source-controller-only", "kustomize-controller-only"] {
+    for path in [
+        "source-controller-only",
+        "kustomize-controller-only",
+        "image-reflector-controller-only",
+    ] {
         let only = build(path);
         let kinds: BTreeSet<&str> = only.iter().map(|d| str_of(d, "/kind")).collect();
         for absent in ["CustomResourceDefinition", "Namespace", "NetworkPolicy"] {
@@ -492,6 +498,26 @@ fn rbac_is_least_privilege_except_the_documented_cluster_admin() {
                 "Secrets are read only"
             );
         }
+    }
+    let image_role = find(&docs, "ClusterRole", "sluice-image-reflector-controller");
+    for rule in image_role["rules"].as_array().expect("rules") {
+        let resources = rule["resources"].as_array().expect("resources");
+        let core = rule["apiGroups"] == json!([""]);
+        if core && !resources.iter().any(|r| r == "events") {
+            assert_eq!(
+                rule["verbs"],
+                json!(["get"]),
+                "image-reflector-controller reads {resources:?} by name only"
+            );
+        }
+        assert!(
+            !rule["verbs"]
+                .as_array()
+                .expect("verbs")
+                .iter()
+                .any(|v| v == "*"),
+            "no wildcard verbs in {rule}"
+        );
     }
     let leases = find(&docs, "Role", "source-controller-leader-election");
     assert_eq!(leases["metadata"]["namespace"], NAMESPACE);

@@ -7,7 +7,7 @@ pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube_core::Resource;
 
 use crate::duration::{DurationError, parse_duration};
-use crate::image::ImageRepository;
+use crate::image::{DEFAULT_DIGEST_REFRESH_INTERVAL, ImagePolicy, ImageRepository};
 use crate::kustomize::Kustomization;
 use crate::meta::condition_type::{
     IMAGE_NEGATIVE_POLARITY, KUSTOMIZATION_NEGATIVE_POLARITY, SOURCE_NEGATIVE_POLARITY,
@@ -184,6 +184,54 @@ impl_source_object!(Bucket);
 impl_flux_object!(Kustomization, KUSTOMIZATION_NEGATIVE_POLARITY);
 impl_flux_object!(ImageRepository, IMAGE_NEGATIVE_POLARITY);
 
+/// ImagePolicy's `spec.interval` is optional (only `digestReflectionPolicy: Always` sets it), so
+/// its reconcile interval is that value or the 10m default: a cheap re-evaluation from stored
+/// tags that also covers a missed ImageRepository watch event.
+impl FluxObject for ImagePolicy {
+    const NEGATIVE_POLARITY_CONDITIONS: &'static [&'static str] = IMAGE_NEGATIVE_POLARITY;
+
+    fn conditions(&self) -> &[Condition] {
+        self.status
+            .as_ref()
+            .map_or(&[], |status| status.conditions.as_slice())
+    }
+
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.status.get_or_insert_with(Default::default).conditions
+    }
+
+    fn observed_generation(&self) -> Option<i64> {
+        self.status.as_ref()?.observed_generation
+    }
+
+    fn set_observed_generation(&mut self, generation: i64) {
+        self.status
+            .get_or_insert_with(Default::default)
+            .observed_generation = Some(generation);
+    }
+
+    fn last_handled_reconcile_at(&self) -> Option<&str> {
+        self.status.as_ref()?.last_handled_reconcile_at.as_deref()
+    }
+
+    fn set_last_handled_reconcile_at(&mut self, token: &str) {
+        self.status
+            .get_or_insert_with(Default::default)
+            .last_handled_reconcile_at = Some(token.to_owned());
+    }
+
+    fn suspended(&self) -> bool {
+        self.spec.suspend
+    }
+
+    fn interval(&self) -> &str {
+        self.spec
+            .interval
+            .as_deref()
+            .unwrap_or(DEFAULT_DIGEST_REFRESH_INTERVAL)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -279,6 +327,29 @@ mod tests {
         }))
         .unwrap();
         exercise(repository, Duration::from_secs(300), false);
+        let policy = |extra: serde_json::Value| -> ImagePolicy {
+            let mut spec = serde_json::json!({
+                "imageRepositoryRef": {"name": "podinfo"},
+                "policy": {"semver": {"range": "1.x"}},
+            });
+            if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+                spec.extend(extra.clone());
+            }
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "image.toolkit.fluxcd.io/v1",
+                "kind": "ImagePolicy",
+                "metadata": {"name": "podinfo"},
+                "spec": spec,
+            }))
+            .unwrap()
+        };
+        exercise(
+            policy(serde_json::json!({})),
+            Duration::from_secs(600),
+            false,
+        );
+        let always = serde_json::json!({"digestReflectionPolicy": "Always", "interval": "1m"});
+        exercise(policy(always), Duration::from_secs(60), false);
         assert!(GitRepository::NEGATIVE_POLARITY_CONDITIONS.contains(&"FetchFailed"));
         assert!(!Kustomization::NEGATIVE_POLARITY_CONDITIONS.contains(&"FetchFailed"));
     }
