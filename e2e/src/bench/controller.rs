@@ -158,6 +158,7 @@ mod tests {
             kube_api_qps: Some(100.0),
             kube_api_burst: None,
             extra_args: vec!["--log-level=debug".into()],
+            crds: None,
         };
         assert_eq!(args.to_flags(), ["--kube-api-qps=100", "--log-level=debug"]);
         assert!(PassthroughArgs::default().to_flags().is_empty());

@@ -3,7 +3,6 @@
 
 #![allow(dead_code)]
 
-use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,14 +17,12 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::json;
 use sluice_api::image::{ImagePolicy, ImageRepository};
 use sluice_e2e::ControlPlane;
-use sluice_e2e::poll::eventually;
+use sluice_e2e::poll::{request_reconcile, wait_object};
 use sluice_e2e::registry::{Artifact, OCI_MANIFEST, OciClient};
 use sluice_registry::RegistryClient;
 use sluice_runtime::{RuntimeContext, RuntimeFlags, Shutdown};
@@ -243,7 +240,7 @@ impl Harness {
         what: &str,
         check: impl Fn(&ImageRepository) -> bool,
     ) -> Result<ImageRepository> {
-        wait_object(&self.repositories(), name, what, check).await
+        Ok(wait_object(&self.repositories(), name, what, check).await?)
     }
 
     pub async fn wait_policy(
@@ -252,23 +249,12 @@ impl Harness {
         what: &str,
         check: impl Fn(&ImagePolicy) -> bool,
     ) -> Result<ImagePolicy> {
-        wait_object(&self.policies(), name, what, check).await
+        Ok(wait_object(&self.policies(), name, what, check).await?)
     }
 
     /// Asks for a scan with `reconcile.fluxcd.io/requestedAt` and waits until it is handled.
     pub async fn request_scan(&self, name: &str, token: &str) -> Result<ImageRepository> {
-        let patch =
-            json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}});
-        self.repositories()
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
-        self.wait_repository(name, "the reconcile request to be handled", |o| {
-            o.status
-                .as_ref()
-                .and_then(|s| s.last_handled_reconcile_at.as_deref())
-                == Some(token)
-        })
-        .await
+        Ok(request_reconcile(&self.repositories(), name, token).await?)
     }
 
     /// `(reason, note)` of the Kubernetes Events about `name`.
@@ -308,30 +294,6 @@ impl Drop for Harness {
 
 pub const WAIT: Duration = Duration::from_secs(90);
 pub const POLL: Duration = Duration::from_millis(200);
-
-async fn wait_object<K>(
-    api: &Api<K>,
-    name: &str,
-    what: &str,
-    check: impl Fn(&K) -> bool,
-) -> Result<K>
-where
-    K: Clone + DeserializeOwned + Serialize + Debug,
-{
-    let what = format!("{name}: {what}");
-    let object = eventually(&what, WAIT, POLL, || async {
-        match api.get_opt(name).await {
-            Ok(Some(object)) if check(&object) => Ok(Ok(object)),
-            Ok(Some(object)) => Err(serde_json::to_value(&object)
-                .map(|value| format!("status {}", value["status"]))
-                .unwrap_or_default()),
-            Ok(None) => Err("not found".to_owned()),
-            Err(error) => Ok(Err(error)),
-        }
-    })
-    .await??;
-    Ok(object)
-}
 
 fn condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)

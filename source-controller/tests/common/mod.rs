@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::fmt::Debug;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,15 +13,14 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use sluice_api::source::{GitRepository, OCIRepository};
 use sluice_e2e::ControlPlane;
-use sluice_e2e::poll::eventually;
+use sluice_e2e::poll::{request_reconcile, wait_object};
 use sluice_runtime::{RuntimeContext, RuntimeFlags, Shutdown};
 use source_controller::{SourceContext, Storage, StorageConfig, run_controllers};
 use tokio::task::JoinHandle;
@@ -178,7 +176,7 @@ impl Harness {
         what: &str,
         check: impl Fn(&GitRepository) -> bool,
     ) -> Result<GitRepository> {
-        wait_object(&self.git_api(), name, what, check).await
+        Ok(wait_object(&self.git_api(), name, what, check).await?)
     }
 
     /// Waits until `check` holds for OCIRepository `name`; returns it.
@@ -188,38 +186,16 @@ impl Harness {
         what: &str,
         check: impl Fn(&OCIRepository) -> bool,
     ) -> Result<OCIRepository> {
-        wait_object(&self.oci_api(), name, what, check).await
+        Ok(wait_object(&self.oci_api(), name, what, check).await?)
     }
 
     /// Asks for a reconcile with `reconcile.fluxcd.io/requestedAt` and waits until it is handled.
     pub async fn request_git_reconcile(&self, name: &str, token: &str) -> Result<GitRepository> {
-        let patch =
-            json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}});
-        self.git_api()
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
-        self.wait_git(name, "the reconcile request to be handled", |o| {
-            o.status
-                .as_ref()
-                .and_then(|s| s.last_handled_reconcile_at.as_deref())
-                == Some(token)
-        })
-        .await
+        Ok(request_reconcile(&self.git_api(), name, token).await?)
     }
 
     pub async fn request_oci_reconcile(&self, name: &str, token: &str) -> Result<OCIRepository> {
-        let patch =
-            json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}});
-        self.oci_api()
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
-        self.wait_oci(name, "the reconcile request to be handled", |o| {
-            o.status
-                .as_ref()
-                .and_then(|s| s.last_handled_reconcile_at.as_deref())
-                == Some(token)
-        })
-        .await
+        Ok(request_reconcile(&self.oci_api(), name, token).await?)
     }
 
     pub async fn delete_git(&self, name: &str) -> Result<()> {
@@ -287,30 +263,6 @@ impl Harness {
 /// How long the waits poll, and how often.
 pub const WAIT: Duration = Duration::from_secs(90);
 pub const POLL: Duration = Duration::from_millis(200);
-
-/// Polls object `name` until `check` holds and returns it; the timeout error shows its status,
-/// and an API error ends the wait.
-async fn wait_object<K>(
-    api: &Api<K>,
-    name: &str,
-    what: &str,
-    check: impl Fn(&K) -> bool,
-) -> Result<K>
-where
-    K: Clone + DeserializeOwned + Serialize + Debug,
-{
-    let what = format!("{name}: {what}");
-    let object = eventually(&what, WAIT, POLL, || async {
-        match api.get_opt(name).await {
-            Ok(Some(object)) if check(&object) => Ok(Ok(object)),
-            Ok(Some(object)) => Err(status_of(&object)),
-            Ok(None) => Err("not found".to_owned()),
-            Err(error) => Ok(Err(error)),
-        }
-    })
-    .await??;
-    Ok(object)
-}
 
 /// The `status` of an object as JSON, for failure messages.
 fn status_of(object: &impl Serialize) -> String {
