@@ -64,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
     });
     run_controllers(context).await;
     runtime.shutdown.trigger();
+    runtime.events.flush().await;
     tasks.finished().await;
     Ok(())
 }
