@@ -22,6 +22,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(controller = CONTROLLER_NAME, "starting");
     run(Arc::new(context)).await;
     runtime.shutdown.trigger();
+    runtime.events.flush().await;
     tasks.finished().await;
     Ok(())
 }
