@@ -70,6 +70,8 @@ impl FluxProcess {
             args.push(format!("--events-addr={url}"));
         }
         if controller == FluxController::Source {
+            // Flux's source-controller refuses a storage path that does not exist yet.
+            std::fs::create_dir_all(dir.join("storage"))?;
             let storage_port = free_port()?;
             args.extend([
                 format!("--storage-path={}", dir.join("storage").display()),
