@@ -21,7 +21,10 @@ const MODULE_OF: &[(&str, &str)] = &[
     ("flux-source-controller", "flux-source-controller"),
     ("flux-source-controller-module", "flux-source-controller"),
     ("flux-kustomize-controller", "flux-kustomize-controller"),
-    ("flux-kustomize-controller-module", "flux-kustomize-controller"),
+    (
+        "flux-kustomize-controller-module",
+        "flux-kustomize-controller",
+    ),
     ("flux", "flux"),
 ];
 

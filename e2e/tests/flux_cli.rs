@@ -17,15 +17,22 @@ fn flux(plane: &ControlPlane, namespace: &str, args: &[&str]) -> CliOutput {
     let mut all = args.to_vec();
     all.extend(["--namespace", namespace]);
     let output = flux_cli(plane.kubeconfig_path(), &all).unwrap_or_else(|e| panic!("{e}"));
-    assert!(output.success, "`flux {}` failed:\n{}", args.join(" "), output.text());
+    assert!(
+        output.success,
+        "`flux {}` failed:\n{}",
+        args.join(" "),
+        output.text()
+    );
     output
 }
 
+/// Asserts that `output` contains each expected text, whitespace runs compared as one space.
 fn assert_contains(output: &CliOutput, command: &str, expected: &[&str]) {
     let text = output.text();
+    let squeezed = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
     for line in expected {
         assert!(
-            text.contains(line),
+            squeezed(&text).contains(&squeezed(line)),
             "`flux {command}` should print {line:?}; it printed:\n{text}"
         );
     }
@@ -56,20 +63,37 @@ async fn flux_cli_commands_work_against_sluice_controllers() {
             .await
             .unwrap()
             .unwrap_or_else(|e| panic!("{e}"));
-    let app = AppLoop::create(plane, &ns, &git, "v1", "1m", "1m").await.unwrap();
-    let revision = main_revision(&git.head(APP, "main").unwrap());
+    let app = AppLoop::create(plane, &ns, &git, "v1", "1m", "1m")
+        .await
+        .unwrap();
+    let sha = git.head(APP, "main").unwrap();
+    let revision = main_revision(&sha);
+    // `flux get` shortens the checksum to 8 characters.
+    let short_revision = main_revision(&sha[..8]);
     app.wait_applied(&revision, FIRST_APPLY)
         .await
         .unwrap_or_else(|state| panic!("{state}\n{}", controllers.log_tails()));
 
     let cli = |args: &[&str]| flux(plane, &ns, args);
     let get_sources = cli(&["get", "sources", "git"]);
-    assert_contains(&get_sources, "get sources git", &[APP, &revision, "True", "stored artifact for revision"]);
+    assert_contains(
+        &get_sources,
+        "get sources git",
+        &[APP, &short_revision, "True", "stored artifact for revision"],
+    );
     let get_ks = cli(&["get", "kustomizations"]);
-    assert_contains(&get_ks, "get kustomizations", &[APP, &revision, "False", "True", "Applied revision"]);
+    assert_contains(
+        &get_ks,
+        "get kustomizations",
+        &[APP, &short_revision, "False", "True", "Applied revision"],
+    );
 
     let reconcile = cli(&["reconcile", "kustomization", APP, "--with-source"]);
-    assert_contains(&reconcile, "reconcile kustomization --with-source", &["fetched revision", "applied revision", &revision]);
+    assert_contains(
+        &reconcile,
+        "reconcile kustomization --with-source",
+        &["fetched revision", "applied revision", &revision],
+    );
 
     let suspend = cli(&["suspend", "kustomization", APP]);
     assert_contains(&suspend, "suspend kustomization", &["suspended"]);
@@ -82,38 +106,116 @@ async fn flux_cli_commands_work_against_sluice_controllers() {
         suspended.text()
     );
     let resume = cli(&["resume", "kustomization", APP]);
-    assert_contains(&resume, "resume kustomization", &["resumed", "applied revision", &revision]);
+    assert_contains(
+        &resume,
+        "resume kustomization",
+        &["resumed", "applied revision", &revision],
+    );
 
     let events = cli(&["events", "--for", &format!("Kustomization/{APP}")]);
-    assert_contains(&events, "events", &[&format!("Kustomization/{APP}"), "ReconciliationSucceeded"]);
+    assert_contains(
+        &events,
+        "events",
+        &[&format!("Kustomization/{APP}"), "ReconciliationSucceeded"],
+    );
+
+    let source_events = cli(&["events", "--for", &format!("GitRepository/{APP}")]);
+    assert_contains(
+        &source_events,
+        "events --for GitRepository",
+        &[
+            "NewArtifact",
+            "GitOperationSucceeded",
+            "no changes since last reconciliation",
+        ],
+    );
 
     let tree = cli(&["tree", "kustomization", APP]);
-    assert_contains(&tree, "tree kustomization", &[
-        &format!("Kustomization/{ns}/{APP}"),
-        &format!("ConfigMap/{ns}/{APP}"),
-        &format!("Deployment/{ns}/{APP}"),
-        &format!("Service/{ns}/{APP}"),
-    ]);
+    assert_contains(
+        &tree,
+        "tree kustomization",
+        &[
+            &format!("Kustomization/{ns}/{APP}"),
+            &format!("ConfigMap/{ns}/{APP}"),
+            &format!("Deployment/{ns}/{APP}"),
+            &format!("Service/{ns}/{APP}"),
+        ],
+    );
 
     let trace = cli(&["trace", APP, "--kind", "ConfigMap", "--api-version", "v1"]);
-    assert_contains(&trace, "trace", &["ConfigMap/app", &format!("Kustomization:  {APP}"), "GitRepository", &revision]);
+    assert_contains(
+        &trace,
+        "trace",
+        &[
+            "Object: ConfigMap/app",
+            "Status: Managed by Flux",
+            &format!("Kustomization: {APP}"),
+            "Path: ./app",
+            &format!("GitRepository: {APP}"),
+            &revision,
+        ],
+    );
 
     let export_source = cli(&["export", "source", "git", APP]);
-    assert_contains(&export_source, "export source git", &["kind: GitRepository", &format!("url: {}", git.http_url(APP)), "branch: main"]);
+    assert_contains(
+        &export_source,
+        "export source git",
+        &[
+            "kind: GitRepository",
+            &format!("url: {}", git.http_url(APP)),
+            "branch: main",
+        ],
+    );
     let export_ks = cli(&["export", "kustomization", APP]);
-    assert_contains(&export_ks, "export kustomization", &["kind: Kustomization", "path: ./app", "prune: true"]);
+    assert_contains(
+        &export_ks,
+        "export kustomization",
+        &["kind: Kustomization", "path: ./app", "prune: true"],
+    );
 
     let local = tempfile::tempdir().unwrap();
     let path = write_app(local.path(), "v1");
     let path = path.to_str().unwrap();
     let build = cli(&["build", "kustomization", APP, "--path", path]);
-    assert_contains(&build, "build kustomization", &["kind: ConfigMap", "message: v1", &format!("namespace: {ns}")]);
+    assert_contains(
+        &build,
+        "build kustomization",
+        &[
+            "kind: ConfigMap",
+            "message: v1",
+            &format!("namespace: {ns}"),
+        ],
+    );
     let diff_same = cli(&["diff", "kustomization", APP, "--path", path]);
-    assert!(!diff_same.text().contains("drifted"), "nothing drifted:\n{}", diff_same.text());
+    assert!(
+        !diff_same.text().contains("drifted"),
+        "nothing drifted:\n{}",
+        diff_same.text()
+    );
     write_app(local.path(), "v2");
-    let diff = flux_cli(plane.kubeconfig_path(), &["diff", "kustomization", APP, "--path", path, "--namespace", &ns]).unwrap();
-    assert!(!diff.success, "`flux diff` exits 1 on a difference:\n{}", diff.text());
-    assert_contains(&diff, "diff kustomization", &[&format!("ConfigMap/{ns}/{APP} drifted"), "v2"]);
+    let diff = flux_cli(
+        plane.kubeconfig_path(),
+        &[
+            "diff",
+            "kustomization",
+            APP,
+            "--path",
+            path,
+            "--namespace",
+            &ns,
+        ],
+    )
+    .unwrap();
+    assert!(
+        !diff.success,
+        "`flux diff` exits 1 on a difference:\n{}",
+        diff.text()
+    );
+    assert_contains(
+        &diff,
+        "diff kustomization",
+        &[&format!("ConfigMap/{ns}/{APP} drifted"), "v2"],
+    );
 }
 
 /// `kubectl apply --server-side -k <dir>` with the control plane's kubeconfig.
@@ -121,7 +223,11 @@ fn kubectl_apply_kustomization(plane: &ControlPlane, dir: &Path) {
     let dir = dir.display().to_string();
     let args = ["apply", "--server-side", "-k", dir.as_str()];
     let output = kubectl_cli(plane.kubeconfig_path(), &args).unwrap_or_else(|e| panic!("{e}"));
-    assert!(output.success, "kubectl apply -k {dir} failed:\n{}", output.text());
+    assert!(
+        output.success,
+        "kubectl apply -k {dir} failed:\n{}",
+        output.text()
+    );
 }
 
 #[tokio::test]
@@ -142,19 +248,27 @@ async fn flux_check_and_version_accept_the_sluice_install() {
     kubectl_apply_kustomization(plane, &deploy.join("default"));
 
     let check = flux(plane, "flux-system", &["check", "--timeout", "3m"]);
-    assert_contains(&check, "check", &[
-        "distribution: flux-sluice-v0.1.0",
-        "deployment/source-controller",
-        "deployment/kustomize-controller",
-        "gitrepositories.source.toolkit.fluxcd.io/v1",
-        "kustomizations.kustomize.toolkit.fluxcd.io/v1",
-        "all checks passed",
-    ]);
+    assert_contains(
+        &check,
+        "check",
+        &[
+            "distribution: flux-sluice-v0.1.0",
+            "source-controller: deployment ready",
+            "kustomize-controller: deployment ready",
+            "gitrepositories.source.toolkit.fluxcd.io/v1",
+            "kustomizations.kustomize.toolkit.fluxcd.io/v1",
+            "all checks passed",
+        ],
+    );
     let version = flux(plane, "flux-system", &["version"]);
-    assert_contains(&version, "version", &[
-        "flux: v2.9.5-sluice.test",
-        "distribution: flux-sluice-v0.1.0",
-        "source-controller: v0.1.0",
-        "kustomize-controller: v0.1.0",
-    ]);
+    assert_contains(
+        &version,
+        "version",
+        &[
+            "flux: v2.9.5-sluice.test",
+            "distribution: flux-sluice-v0.1.0",
+            "source-controller: v0.1.0",
+            "kustomize-controller: v0.1.0",
+        ],
+    );
 }

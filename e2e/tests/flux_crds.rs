@@ -75,7 +75,13 @@ fn cel_rules_match_flux() {
         let flux = flux_crd(&file);
         let rules = |crd: &CustomResourceDefinition| {
             let mut out = Vec::new();
-            let schema = v1(crd).schema.as_ref().unwrap().open_api_v3_schema.as_ref().unwrap();
+            let schema = v1(crd)
+                .schema
+                .as_ref()
+                .unwrap()
+                .open_api_v3_schema
+                .as_ref()
+                .unwrap();
             cel_rules(schema, "", &mut out);
             out.sort();
             out
@@ -150,20 +156,35 @@ fn fenced_yaml(markdown: &str) -> Vec<String> {
 }
 
 /// Server-side dry-run create of `object` as `kind` of `group`/v1; the refusal message if refused.
-async fn dry_run_create(client: &Client, group: &str, kind: &str, plural: &str, object: &Value) -> Option<String> {
-    let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", kind), plural);
+async fn dry_run_create(
+    client: &Client,
+    group: &str,
+    kind: &str,
+    plural: &str,
+    object: &Value,
+) -> Option<String> {
+    let resource =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", kind), plural);
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &resource);
     let mut object = object.clone();
     object["apiVersion"] = Value::String(format!("{group}/v1"));
     object["metadata"]["namespace"] = Value::String("default".into());
     let object: DynamicObject = serde_json::from_value(object).ok()?;
-    let params = PostParams { dry_run: true, ..PostParams::default() };
-    api.create(&params, &object).await.err().map(|e| e.to_string())
+    let params = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    api.create(&params, &object)
+        .await
+        .err()
+        .map(|e| e.to_string())
 }
 
 #[tokio::test]
 async fn every_flux_valid_example_is_accepted_by_sluice_crds() {
-    let plane = ControlPlane::shared().await.unwrap_or_else(|e| panic!("{e}"));
+    let plane = ControlPlane::shared()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let upstream = plane.dir().join("upstream-crds");
     std::fs::create_dir_all(&upstream).unwrap();
     let ours = sluice_api::crd::all();
@@ -186,7 +207,10 @@ async fn every_flux_valid_example_is_accepted_by_sluice_crds() {
         };
         let plural = &crd.spec.names.plural;
         let upstream_group = format!("{UPSTREAM}{}", crd.spec.group);
-        if dry_run_create(&client, &upstream_group, kind, plural, &example).await.is_some() {
+        if dry_run_create(&client, &upstream_group, kind, plural, &example)
+            .await
+            .is_some()
+        {
             continue;
         }
         let refused = dry_run_create(&client, &crd.spec.group, kind, plural, &example).await;
@@ -196,9 +220,11 @@ async fn every_flux_valid_example_is_accepted_by_sluice_crds() {
             continue;
         }
         assert_eq!(
-            refused, None,
+            refused,
+            None,
             "{} accepts this {kind} from {} but Sluice's CRD refuses it:\n{example:#}",
-            "Flux's CRD", file.display()
+            "Flux's CRD",
+            file.display()
         );
         checked += 1;
     }

@@ -120,7 +120,11 @@ async fn wait_handled(app: &AppLoop, logs: impl Fn() -> String) -> Kustomization
         .unwrap();
     let what = format!("Kustomization {APP} handled requestedAt {token} and Ready");
     eventually(&what, STEP, POLL, || async {
-        let ks = app.kustomizations.get(APP).await.map_err(|e| e.to_string())?;
+        let ks = app
+            .kustomizations
+            .get(APP)
+            .await
+            .map_err(|e| e.to_string())?;
         let status = ks.status.clone().unwrap_or_default();
         let revision = status.last_applied_revision.clone().unwrap_or_default();
         if status.last_handled_reconcile_at.as_deref() == Some(&token)
@@ -160,9 +164,7 @@ async fn identities(app: &AppLoop) -> BTreeMap<&'static str, (String, String)> {
 fn finalizer_manager(meta: &ObjectMeta) -> Option<String> {
     meta.managed_fields.iter().flatten().find_map(|entry| {
         let fields = entry.fields_v1.as_ref()?.0.get("f:metadata")?;
-        fields
-            .get("f:finalizers")
-            .and(entry.manager.clone())
+        fields.get("f:finalizers").and(entry.manager.clone())
     })
 }
 
@@ -272,11 +274,19 @@ async fn swapping_flux_for_sluice_and_back_keeps_objects_and_prunes_later() {
     assert_eq!(identities(&app).await, before, "no object was touched");
     scenario
         .git
-        .delete(APP, "main", &[format!("{APP}/service.yaml")], "drop the Service")
+        .delete(
+            APP,
+            "main",
+            &[format!("{APP}/service.yaml")],
+            "drop the Service",
+        )
         .unwrap();
     wait_applied(&app, &scenario.revision(), logs).await;
     let after_prune = identities(&app).await;
-    assert!(!after_prune.contains_key("Service"), "Sluice pruned the Service Flux created");
+    assert!(
+        !after_prune.contains_key("Service"),
+        "Sluice pruned the Service Flux created"
+    );
     assert_eq!(after_prune.get("ConfigMap"), before.get("ConfigMap"));
     assert_eq!(after_prune.get("Deployment"), before.get("Deployment"));
 
@@ -290,11 +300,19 @@ async fn swapping_flux_for_sluice_and_back_keeps_objects_and_prunes_later() {
 
     scenario
         .git
-        .delete(APP, "main", &[format!("{APP}/configmap.yaml")], "drop the ConfigMap")
+        .delete(
+            APP,
+            "main",
+            &[format!("{APP}/configmap.yaml")],
+            "drop the ConfigMap",
+        )
         .unwrap();
     wait_applied(&app, &scenario.revision(), logs).await;
     let last = identities(&app).await;
-    assert!(!last.contains_key("ConfigMap"), "Flux pruned the ConfigMap Sluice applied");
+    assert!(
+        !last.contains_key("ConfigMap"),
+        "Flux pruned the ConfigMap Sluice applied"
+    );
     assert_eq!(last.get("Deployment"), before.get("Deployment"));
 }
 
@@ -309,17 +327,31 @@ async fn sluice_controllers_run_on_flux_crds_and_prune() {
 
     scenario
         .git
-        .delete(APP, "main", &[format!("{APP}/deployment.yaml")], "drop the Deployment")
+        .delete(
+            APP,
+            "main",
+            &[format!("{APP}/deployment.yaml")],
+            "drop the Deployment",
+        )
         .unwrap();
     wait_applied(&app, &scenario.revision(), logs).await;
     let left = identities(&app).await;
-    assert_eq!(left.keys().copied().collect::<Vec<_>>(), ["ConfigMap", "Service"]);
+    assert_eq!(
+        left.keys().copied().collect::<Vec<_>>(),
+        ["ConfigMap", "Service"]
+    );
 }
 
 /// The fields of a Kubernetes Event that must match whichever controller wrote it; the time and
 /// message text aside (durations differ), only whether they are set.
 fn event_shape(event: &Event, namespace: &str) -> serde_json::Value {
-    let annotations: Vec<&String> = event.metadata.annotations.iter().flatten().map(|(k, _)| k).collect();
+    let annotations: Vec<&String> = event
+        .metadata
+        .annotations
+        .iter()
+        .flatten()
+        .map(|(k, _)| k)
+        .collect();
     let object = &event.involved_object;
     serde_json::json!({
         "type": event.type_,
@@ -339,13 +371,21 @@ fn event_shape(event: &Event, namespace: &str) -> serde_json::Value {
 }
 
 /// The shapes of the events about the Kustomization `app` in `namespace`, by reason.
-async fn kustomization_events(client: kube::Client, namespace: &str) -> BTreeMap<String, serde_json::Value> {
+async fn kustomization_events(
+    client: kube::Client,
+    namespace: &str,
+) -> BTreeMap<String, serde_json::Value> {
     let events: Api<Event> = Api::namespaced(client, namespace);
     let list = events.list(&Default::default()).await.unwrap();
     list.items
         .iter()
         .filter(|e| e.involved_object.kind.as_deref() == Some("Kustomization"))
-        .map(|e| (e.reason.clone().unwrap_or_default(), event_shape(e, namespace)))
+        .map(|e| {
+            (
+                e.reason.clone().unwrap_or_default(),
+                event_shape(e, namespace),
+            )
+        })
         .collect()
 }
 
@@ -391,7 +431,10 @@ async fn swap_guide_crd_commands_work_as_written_over_flux_crds() {
     let deploy = deploy.display().to_string();
 
     let plain = kubectl_cli(kubeconfig, &["apply", "--server-side", "-k", &deploy]).unwrap();
-    assert!(!plain.success, "a plain server-side apply over Flux's CRDs conflicts");
+    assert!(
+        !plain.success,
+        "a plain server-side apply over Flux's CRDs conflicts"
+    );
     assert!(plain.text().contains("conflict"), "{}", plain.text());
     let forced = ["apply", "--server-side", "--force-conflicts", "-k", &deploy];
     let forced = kubectl_cli(kubeconfig, &forced).unwrap();
@@ -399,7 +442,14 @@ async fn swap_guide_crd_commands_work_as_written_over_flux_crds() {
 
     for controller in [FluxController::Source, FluxController::Kustomize] {
         let dir = controller.crds_dir().unwrap().display().to_string();
-        let back = ["apply", "--server-side", "--force-conflicts", "--field-manager=sluice-e2e", "-f", &dir];
+        let back = [
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=sluice-e2e",
+            "-f",
+            &dir,
+        ];
         let back = kubectl_cli(kubeconfig, &back).unwrap();
         assert!(back.success, "Sluice → Flux CRDs:\n{}", back.text());
     }

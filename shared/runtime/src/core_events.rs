@@ -94,7 +94,11 @@ impl CoreEventRecorder {
             let count = previous.count + 1;
             let patch = json!({"count": count, "lastTimestamp": now});
             match api
-                .patch(&previous.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .patch(
+                    &previous.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
                 .await
             {
                 Ok(_) => {

@@ -206,7 +206,9 @@ async fn kubernetes_events_carry_metadata_and_aggregate_repeats_as_flux_does() -
         .create(&PostParams::default(), &config_map("app"))
         .await?;
     let sink = EventSink::new(client.clone(), "sluice-test", "test-host", None)?;
-    let event = || ObjectEvent::info("Progressing", "ConfigMap/app configured").with_revision("main@sha1:abc");
+    let event = || {
+        ObjectEvent::info("Progressing", "ConfigMap/app configured").with_revision("main@sha1:abc")
+    };
     sink.publish(&object, event()).await;
     sink.publish(&object, event()).await;
 
