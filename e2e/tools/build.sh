@@ -78,7 +78,7 @@ build_flux() {
   hash=$( { echo "${flux[$binary]}"; ldflags_for "$binary"; go env GOVERSION; } | sha256sum | cut -c1-12)
   out="$cache/tools/$binary-$hash"
   if [ ! -f "$out/.complete" ]; then
-    echo "build.sh: building $binary into $out (~N min cold on 2 cores)" >&2
+    echo "build.sh: building $binary into $out (10-12 min cold on 2 cores for a controller, ~3 min for the CLI after them)" >&2
     tmp="$out.tmp.$$"
     src="$tmp/src"
     rm -rf "$tmp"
