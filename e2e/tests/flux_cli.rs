@@ -68,154 +68,18 @@ async fn flux_cli_commands_work_against_sluice_controllers() {
         .unwrap();
     let sha = git.head(APP, "main").unwrap();
     let revision = main_revision(&sha);
-    // `flux get` shortens the checksum to 8 characters.
-    let short_revision = main_revision(&sha[..8]);
     app.wait_applied(&revision, FIRST_APPLY)
         .await
         .unwrap_or_else(|state| panic!("{state}\n{}", controllers.log_tails()));
 
-    let cli = |args: &[&str]| flux(plane, &ns, args);
-    let get_sources = cli(&["get", "sources", "git"]);
-    assert_contains(
-        &get_sources,
-        "get sources git",
-        &[APP, &short_revision, "True", "stored artifact for revision"],
-    );
-    let get_ks = cli(&["get", "kustomizations"]);
-    assert_contains(
-        &get_ks,
-        "get kustomizations",
-        &[APP, &short_revision, "False", "True", "Applied revision"],
-    );
-
-    let reconcile = cli(&["reconcile", "kustomization", APP, "--with-source"]);
-    assert_contains(
-        &reconcile,
-        "reconcile kustomization --with-source",
-        &["fetched revision", "applied revision", &revision],
-    );
-
-    let suspend = cli(&["suspend", "kustomization", APP]);
-    assert_contains(&suspend, "suspend kustomization", &["suspended"]);
-    let suspended = cli(&["get", "kustomizations"]);
-    let row = suspended.stdout.lines().find(|line| line.starts_with(APP));
-    assert_eq!(
-        row.and_then(|line| line.split_whitespace().nth(2)),
-        Some("True"),
-        "`flux get kustomizations` shows SUSPENDED True:\n{}",
-        suspended.text()
-    );
-    let resume = cli(&["resume", "kustomization", APP]);
-    assert_contains(
-        &resume,
-        "resume kustomization",
-        &["resumed", "applied revision", &revision],
-    );
-
-    let events = cli(&["events", "--for", &format!("Kustomization/{APP}")]);
-    assert_contains(
-        &events,
-        "events",
-        &[&format!("Kustomization/{APP}"), "ReconciliationSucceeded"],
-    );
-
-    let source_events = cli(&["events", "--for", &format!("GitRepository/{APP}")]);
-    assert_contains(
-        &source_events,
-        "events --for GitRepository",
-        &[
-            "NewArtifact",
-            "GitOperationSucceeded",
-            "no changes since last reconciliation",
-        ],
-    );
-
-    let tree = cli(&["tree", "kustomization", APP]);
-    assert_contains(
-        &tree,
-        "tree kustomization",
-        &[
-            &format!("Kustomization/{ns}/{APP}"),
-            &format!("ConfigMap/{ns}/{APP}"),
-            &format!("Deployment/{ns}/{APP}"),
-            &format!("Service/{ns}/{APP}"),
-        ],
-    );
-
-    let trace = cli(&["trace", APP, "--kind", "ConfigMap", "--api-version", "v1"]);
-    assert_contains(
-        &trace,
-        "trace",
-        &[
-            "Object: ConfigMap/app",
-            "Status: Managed by Flux",
-            &format!("Kustomization: {APP}"),
-            "Path: ./app",
-            &format!("GitRepository: {APP}"),
-            &revision,
-        ],
-    );
-
-    let export_source = cli(&["export", "source", "git", APP]);
-    assert_contains(
-        &export_source,
-        "export source git",
-        &[
-            "kind: GitRepository",
-            &format!("url: {}", git.http_url(APP)),
-            "branch: main",
-        ],
-    );
-    let export_ks = cli(&["export", "kustomization", APP]);
-    assert_contains(
-        &export_ks,
-        "export kustomization",
-        &["kind: Kustomization", "path: ./app", "prune: true"],
-    );
-
-    let local = tempfile::tempdir().unwrap();
-    let path = write_app(local.path(), "v1");
-    let path = path.to_str().unwrap();
-    let build = cli(&["build", "kustomization", APP, "--path", path]);
-    assert_contains(
-        &build,
-        "build kustomization",
-        &[
-            "kind: ConfigMap",
-            "message: v1",
-            &format!("namespace: {ns}"),
-        ],
-    );
-    let diff_same = cli(&["diff", "kustomization", APP, "--path", path]);
-    assert!(
-        !diff_same.text().contains("drifted"),
-        "nothing drifted:\n{}",
-        diff_same.text()
-    );
-    write_app(local.path(), "v2");
-    let diff = flux_cli(
-        plane.kubeconfig_path(),
-        &[
-            "diff",
-            "kustomization",
-            APP,
-            "--path",
-            path,
-            "--namespace",
-            &ns,
-        ],
-    )
-    .unwrap();
-    assert!(
-        !diff.success,
-        "`flux diff` exits 1 on a difference:\n{}",
-        diff.text()
-    );
-    assert_contains(
-        &diff,
-        "diff kustomization",
-        &[&format!("ConfigMap/{ns}/{APP} drifted"), "v2"],
-    );
+    let cli = Cli {
+        plane,
+        namespace: &ns,
+        revision: &revision,
+    };
+    get_reconcile_suspend_and_resume(&cli, &main_revision(&sha[..8]));
+    events_tree_and_trace(&cli);
+    export_build_and_diff(&cli, &git.http_url(APP));
 }
 
 /// `kubectl apply --server-side -k <dir>` with the control plane's kubeconfig.
@@ -270,5 +134,172 @@ async fn flux_check_and_version_accept_the_sluice_install() {
             "source-controller: v0.1.0",
             "kustomize-controller: v0.1.0",
         ],
+    );
+}
+
+/// The flux CLI against one namespace of the control plane, whose app applied `revision`.
+struct Cli<'a> {
+    plane: &'a ControlPlane,
+    namespace: &'a str,
+    revision: &'a str,
+}
+
+impl Cli<'_> {
+    fn run(&self, args: &[&str]) -> CliOutput {
+        flux(self.plane, self.namespace, args)
+    }
+}
+
+/// `short_revision`: `flux get` shortens the checksum to 8 characters.
+fn get_reconcile_suspend_and_resume(cli: &Cli, short_revision: &str) {
+    let revision = cli.revision;
+    let get_sources = cli.run(&["get", "sources", "git"]);
+    assert_contains(
+        &get_sources,
+        "get sources git",
+        &[APP, short_revision, "True", "stored artifact for revision"],
+    );
+    let get_ks = cli.run(&["get", "kustomizations"]);
+    assert_contains(
+        &get_ks,
+        "get kustomizations",
+        &[APP, short_revision, "False", "True", "Applied revision"],
+    );
+
+    let reconcile = cli.run(&["reconcile", "kustomization", APP, "--with-source"]);
+    assert_contains(
+        &reconcile,
+        "reconcile kustomization --with-source",
+        &["fetched revision", "applied revision", revision],
+    );
+
+    let suspend = cli.run(&["suspend", "kustomization", APP]);
+    assert_contains(&suspend, "suspend kustomization", &["suspended"]);
+    let suspended = cli.run(&["get", "kustomizations"]);
+    let row = suspended.stdout.lines().find(|line| line.starts_with(APP));
+    assert_eq!(
+        row.and_then(|line| line.split_whitespace().nth(2)),
+        Some("True"),
+        "`flux get kustomizations` shows SUSPENDED True:\n{}",
+        suspended.text()
+    );
+    let resume = cli.run(&["resume", "kustomization", APP]);
+    assert_contains(
+        &resume,
+        "resume kustomization",
+        &["resumed", "applied revision", revision],
+    );
+}
+
+/// `flux events`, `flux tree` and `flux trace` on the applied app.
+fn events_tree_and_trace(cli: &Cli) {
+    let (ns, revision) = (cli.namespace, cli.revision);
+    let events = cli.run(&["events", "--for", &format!("Kustomization/{APP}")]);
+    assert_contains(
+        &events,
+        "events",
+        &[&format!("Kustomization/{APP}"), "ReconciliationSucceeded"],
+    );
+
+    let source_events = cli.run(&["events", "--for", &format!("GitRepository/{APP}")]);
+    assert_contains(
+        &source_events,
+        "events --for GitRepository",
+        &[
+            "NewArtifact",
+            "GitOperationSucceeded",
+            "no changes since last reconciliation",
+        ],
+    );
+
+    let tree = cli.run(&["tree", "kustomization", APP]);
+    assert_contains(
+        &tree,
+        "tree kustomization",
+        &[
+            &format!("Kustomization/{ns}/{APP}"),
+            &format!("ConfigMap/{ns}/{APP}"),
+            &format!("Deployment/{ns}/{APP}"),
+            &format!("Service/{ns}/{APP}"),
+        ],
+    );
+
+    let trace = cli.run(&["trace", APP, "--kind", "ConfigMap", "--api-version", "v1"]);
+    assert_contains(
+        &trace,
+        "trace",
+        &[
+            "Object: ConfigMap/app",
+            "Status: Managed by Flux",
+            &format!("Kustomization: {APP}"),
+            "Path: ./app",
+            &format!("GitRepository: {APP}"),
+            revision,
+        ],
+    );
+}
+
+/// `flux export`, then `flux build` and `flux diff` of a local copy of the app (repository `url`).
+fn export_build_and_diff(cli: &Cli, url: &str) {
+    let ns = cli.namespace;
+    let export_source = cli.run(&["export", "source", "git", APP]);
+    assert_contains(
+        &export_source,
+        "export source git",
+        &[
+            "kind: GitRepository",
+            &format!("url: {url}"),
+            "branch: main",
+        ],
+    );
+    let export_ks = cli.run(&["export", "kustomization", APP]);
+    assert_contains(
+        &export_ks,
+        "export kustomization",
+        &["kind: Kustomization", "path: ./app", "prune: true"],
+    );
+
+    let local = tempfile::tempdir().unwrap();
+    let path = write_app(local.path(), "v1");
+    let path = path.to_str().unwrap();
+    let build = cli.run(&["build", "kustomization", APP, "--path", path]);
+    assert_contains(
+        &build,
+        "build kustomization",
+        &[
+            "kind: ConfigMap",
+            "message: v1",
+            &format!("namespace: {ns}"),
+        ],
+    );
+    let diff_same = cli.run(&["diff", "kustomization", APP, "--path", path]);
+    assert!(
+        !diff_same.text().contains("drifted"),
+        "nothing drifted:\n{}",
+        diff_same.text()
+    );
+    write_app(local.path(), "v2");
+    let diff = flux_cli(
+        cli.plane.kubeconfig_path(),
+        &[
+            "diff",
+            "kustomization",
+            APP,
+            "--path",
+            path,
+            "--namespace",
+            ns,
+        ],
+    )
+    .unwrap();
+    assert!(
+        !diff.success,
+        "`flux diff` exits 1 on a difference:\n{}",
+        diff.text()
+    );
+    assert_contains(
+        &diff,
+        "diff kustomization",
+        &[&format!("ConfigMap/{ns}/{APP} drifted"), "v2"],
     );
 }
