@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a fresh machine for Sluice's demo and tests: Debian packages (git, openssh-server for
 # the SSH git server, openssl), the Rust components, and the Go-built test binaries (etcd,
-# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, registry, kustomize),
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, registry, kustomize, and
+# Flux's source-controller, kustomize-controller and flux CLI for the interop suite),
 # cached under ~/.cache/sluice. Safe to re-run: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

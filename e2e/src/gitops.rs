@@ -100,6 +100,16 @@ impl Controllers {
     /// Starts both controllers (leader election off) and waits until their health endpoints
     /// answer. Blocks for up to half a minute.
     pub fn start(kubeconfig: &Path, dir: &Path, scope: Scope) -> Result<Self> {
+        Self::start_only(kubeconfig, dir, scope, &Controller::ALL)
+    }
+
+    /// Starts `which` of the two controllers, as [`Controllers::start`] does.
+    pub fn start_only(
+        kubeconfig: &Path,
+        dir: &Path,
+        scope: Scope,
+        which: &[Controller],
+    ) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         let storage_port = free_port()?;
         let scope_args = match scope {
@@ -114,7 +124,7 @@ impl Controllers {
             kubeconfig: kubeconfig.to_path_buf(),
             running: Vec::new(),
         };
-        for controller in Controller::ALL {
+        for &controller in which {
             let mut args = scope_args.clone();
             args.extend([
                 "--enable-leader-election=false".to_string(),
@@ -142,7 +152,7 @@ impl Controllers {
                 process,
             });
         }
-        for controller in Controller::ALL {
+        for &controller in which {
             controllers.wait_until_healthy(controller)?;
         }
         Ok(controllers)

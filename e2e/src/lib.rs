@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod cluster;
 pub mod demo;
+pub mod flux;
 pub mod git;
 pub mod gitops;
 pub mod kustomize;

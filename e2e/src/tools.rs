@@ -18,14 +18,23 @@ const MODULE_OF: &[(&str, &str)] = &[
     ("kwok-stages", "kwok"),
     ("registry", "registry"),
     ("kustomize", "kustomize"),
+    ("flux-source-controller", "flux-source-controller"),
+    ("flux-source-controller-module", "flux-source-controller"),
+    ("flux-kustomize-controller", "flux-kustomize-controller"),
+    (
+        "flux-kustomize-controller-module",
+        "flux-kustomize-controller",
+    ),
+    ("flux", "flux"),
 ];
 
 type Built = HashMap<&'static str, Result<HashMap<String, PathBuf>, String>>;
 static BUILT: OnceLock<Mutex<Built>> = OnceLock::new();
 
 /// Absolute path of a test binary: `etcd`, `kube-apiserver`, `kube-controller-manager`,
-/// `kube-scheduler`, `kubectl`, `kwok`, `registry`, `kustomize`; or `kwok-stages`, the directory
-/// of kwok's stage manifests. Builds its Go module on first use.
+/// `kube-scheduler`, `kubectl`, `kwok`, `registry`, `kustomize`, Flux's `flux-source-controller`,
+/// `flux-kustomize-controller` and `flux` CLI; or a directory: `kwok-stages` (kwok's stage manifests),
+/// `flux-source-controller-module`, `flux-kustomize-controller-module` (the unpacked Go modules: CRDs, samples, docs). Builds its Go module on first use.
 pub fn binary(name: &str) -> Result<PathBuf> {
     let module = MODULE_OF
         .iter()

@@ -174,7 +174,7 @@ fn assert_hardened(deployment: &Value, name: &str) {
         "{what}"
     );
     assert_eq!(
-        deployment["metadata"]["labels"]["app.kubernetes.io/part-of"], "sluice",
+        deployment["metadata"]["labels"]["app.kubernetes.io/part-of"], "flux",
         "{what}"
     );
     let pod = &deployment["spec"]["template"]["spec"];

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds the real test servers (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
-# kwok, the distribution registry, kustomize) from the pinned Go modules beside this script.
-# Each module builds once per content of its go.mod/go.sum and build settings into
+# kwok, the distribution registry, kustomize) from the pinned Go modules beside this script, and Flux's
+# source-controller, kustomize-controller and CLI from their own pinned modules (see `flux` below).
+# Each module builds once per content of its go.mod/go.sum (or pin) and build settings into
 # $SLUICE_CACHE/tools/<module>-<hash>/; later runs reuse it.
-# Prints one `name=/abs/path` line per binary (and `kwok-stages=<dir>`) on stdout; progress on stderr.
+# Prints one `name=/abs/path` line per binary (and `kwok-stages=<dir>`, `flux-*-controller-module=<dir>`) on
+# stdout; progress on stderr.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -23,6 +25,16 @@ declare -A packages=(
   [kustomize]="kustomize=sigs.k8s.io/kustomize/kustomize/v5"
 )
 
+# Flux's binaries, each built from a copy of its own module (its go.mod, go.sum and replaces) as Flux
+# builds it: binary -> "package module@version=go.sum-hash ...". The module zips lack what their go.mod
+# replaces with a directory (the `api` submodule, copied in from its own pinned zip) and the CLI's embedded
+# install manifests (a placeholder, so `flux install`/`bootstrap` are unusable and stay out of the tests).
+declare -A flux=(
+  [flux-source-controller]=". github.com/fluxcd/source-controller@v1.9.3=h1:Zj1gfvK/2MFIm/K3vh5fSHoJBoggLKMuLWf5ZEmaF0w= github.com/fluxcd/source-controller/api@v1.9.3=h1:Z5Id6iPV+n1OY/14dpC18PaHRATzAyZkjAzDNYxSl4E="
+  [flux-kustomize-controller]=". github.com/fluxcd/kustomize-controller@v1.9.6=h1:XB+G3A0mky0j5uVHZWv4oSlS2RvZBoNIUhstIvY0JKE= github.com/fluxcd/kustomize-controller/api@v1.9.6=h1:7XiuW+l3YYXWeIwLJ8w34zHlJyMUEKosBIxLIki9J3I="
+  [flux]="./cmd/flux github.com/fluxcd/flux2/v2@v2.9.5=h1:jwCccxvkD+2QnsjN+pl5QqM8KnFUwA8pIoQ1Lf0avkA="
+)
+
 # The version a module pins for its main dependency, read from its go.mod require line.
 pinned_version() {
   sed -n "s#^\(require \)\{0,1\}[[:space:]]*$2 \(v[0-9.]*\).*#\2#p" "$here/$1/go.mod" | head -n1
@@ -38,7 +50,67 @@ ldflags_for() {
       flags="$flags -X k8s.io/component-base/version.$kv -X k8s.io/client-go/pkg/version.$kv"
     done
   fi
+  if [ "$1" = flux ]; then
+    # A pre-release suffix: `flux check` then skips asking GitHub for the latest release.
+    flags="$flags -X main.VERSION=$(echo "${flux[flux]}" | sed 's#.*@v\([^=]*\)=.*#\1#')-sluice.test"
+  fi
   echo "$flags"
+}
+
+# Downloads module@version into the module cache, checks its go.sum hash, prints its directory.
+download_pinned() {
+  local pin=$1 json sum dir
+  json=$(cd "$cache" && go mod download -json "${pin%%=*}")
+  sum=$(echo "$json" | sed -n 's/^[[:space:]]*"Sum": "\(.*\)",$/\1/p')
+  dir=$(echo "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  if [ "$sum" != "${pin#*=}" ]; then
+    echo "build.sh: ${pin%%=*} has hash '$sum', pinned ${pin#*=}" >&2
+    return 1
+  fi
+  echo "$dir"
+}
+
+# Copies a Flux module (and its api submodule) out of the module cache and builds it there.
+build_flux() {
+  local binary=$1 hash out tmp src pin dir
+  exec 9>"$cache/tools/.lock-$binary"
+  flock 9
+  hash=$( { echo "${flux[$binary]}"; ldflags_for "$binary"; go env GOVERSION; } | sha256sum | cut -c1-12)
+  out="$cache/tools/$binary-$hash"
+  if [ ! -f "$out/.complete" ]; then
+    echo "build.sh: building $binary into $out (10-12 min cold on 2 cores for a controller, ~3 min for the CLI after them)" >&2
+    tmp="$out.tmp.$$"
+    src="$tmp/src"
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+    set -- ${flux[$binary]}
+    local package=$1
+    shift
+    cp -r "$(download_pinned "$1")" "$src"
+    chmod -R u+w "$src"
+    shift
+    for pin in "$@"; do
+      dir=$(download_pinned "$pin")
+      rm -rf "$src/api"
+      cp -r "$dir" "$src/api"
+      chmod -R u+w "$src/api"
+    done
+    if [ "$binary" = flux ]; then
+      mkdir -p "$src/cmd/flux/manifests"
+      echo "# Placeholder: Sluice's tests build the CLI without Flux's install manifests." >"$src/cmd/flux/manifests/placeholder.yaml"
+    fi
+    (cd "$src" && go build -buildvcs=false -trimpath -ldflags "$(ldflags_for "$binary")" -o "$tmp/$binary" "$package") >&2
+    rm -rf "$src"
+    touch "$tmp/.complete"
+    rm -rf "$out"
+    mv "$tmp" "$out"
+  fi
+  echo "$binary=$out/$binary"
+  if [ "$binary" != flux ]; then
+    set -- ${flux[$binary]}
+    echo "$binary-module=$GOMODCACHE/${2%%=*}"
+  fi
+  exec 9>&-
 }
 
 build_module() {
@@ -70,7 +142,11 @@ build_module() {
 }
 
 modules=("$@")
-[ ${#modules[@]} -gt 0 ] || modules=(etcd kubernetes kwok registry kustomize)
+[ ${#modules[@]} -gt 0 ] || modules=(etcd kubernetes kwok registry kustomize flux-source-controller flux-kustomize-controller flux)
 for module in "${modules[@]}"; do
-  build_module "$module"
+  if [ -n "${flux[$module]:-}" ]; then
+    build_flux "$module"
+  else
+    build_module "$module"
+  fi
 done

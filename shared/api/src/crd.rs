@@ -25,6 +25,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         ImagePolicy::crd(),
     ];
     for crd in &mut crds {
+        crd.spec.names.list_kind = Some(format!("{}List", crd.spec.names.kind));
         for version in &mut crd.spec.versions {
             if let Some(schema) = version
                 .schema
@@ -269,7 +270,11 @@ mod tests {
                     "kustomize.toolkit.fluxcd.io_kustomizations.yaml".to_owned(),
                     "kustomizations.kustomize.toolkit.fluxcd.io".to_owned(),
                     vec!["ks".to_owned()],
-                    vec![],
+                    vec![
+                        "all".to_owned(),
+                        "fluxcd".to_owned(),
+                        "fluxcd-appliers".to_owned(),
+                    ],
                 ),
                 (
                     "image.toolkit.fluxcd.io_imagerepositories.yaml".to_owned(),

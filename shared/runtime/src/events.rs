@@ -1,4 +1,4 @@
-//! Events: Kubernetes Events (events.k8s.io/v1) plus Flux's notification-controller HTTP API.
+//! Events: Kubernetes Events (core/v1, as Flux writes them) plus Flux's notification-controller HTTP API.
 //!
 //! Messages are caller-written strings; nothing here accepts Secrets or logs event messages, so
 //! keep credentials out of the messages you pass in.
@@ -9,10 +9,11 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 use serde::{Deserialize, Serialize};
 use tokio_util::task::TaskTracker;
+
+use crate::core_events::CoreEventRecorder;
 
 /// Annotation prefix whose entries Flux copies from the object into event metadata.
 pub const EVENT_ANNOTATION_PREFIX: &str = "event.toolkit.fluxcd.io/";
@@ -20,9 +21,6 @@ pub const EVENT_ANNOTATION_PREFIX: &str = "event.toolkit.fluxcd.io/";
 pub const METADATA_REVISION: &str = "revision";
 /// Metadata key suffix for an emitter-defined token that distinguishes otherwise equal events.
 pub const METADATA_TOKEN: &str = "token";
-
-/// The Kubernetes Events API limits `note` to 1 KiB.
-const KUBE_NOTE_LIMIT: usize = 1024;
 
 /// Event severity as Flux defines it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -272,7 +270,7 @@ impl NotificationClient {
 /// [`EventSink::flush`] on shutdown to wait for deliveries still in flight.
 #[derive(Clone)]
 pub struct EventSink {
-    recorder: Recorder,
+    recorder: std::sync::Arc<CoreEventRecorder>,
     notifier: Option<NotificationClient>,
     controller: String,
     instance: String,
@@ -290,12 +288,8 @@ impl EventSink {
         let notifier = events_url
             .map(|url| NotificationClient::new(url, DeliveryPolicy::default()))
             .transpose()?;
-        let reporter = Reporter {
-            controller: controller.to_owned(),
-            instance: Some(instance.to_owned()),
-        };
         Ok(Self {
-            recorder: Recorder::new(client, reporter),
+            recorder: std::sync::Arc::new(CoreEventRecorder::new(client, controller, instance)),
             notifier,
             controller: controller.to_owned(),
             instance: instance.to_owned(),
@@ -309,18 +303,21 @@ impl EventSink {
         K: Resource,
         K::DynamicType: Default,
     {
-        let reference = involved_object(object);
-        let kube_event = KubeEvent {
-            type_: match event.severity {
-                EventSeverity::Error => EventType::Warning,
-                EventSeverity::Info | EventSeverity::Trace => EventType::Normal,
-            },
-            reason: event.reason.clone(),
-            note: Some(truncate_utf8(&event.message, KUBE_NOTE_LIMIT).to_owned()),
-            action: event.action.clone(),
-            secondary: None,
+        let notification =
+            NotificationEvent::for_object(object, &event, &self.controller, &self.instance);
+        let type_ = match event.severity {
+            EventSeverity::Error => "Warning",
+            EventSeverity::Info | EventSeverity::Trace => "Normal",
         };
-        if let Err(error) = self.recorder.publish(&kube_event, &reference).await {
+        let reference = &notification.involved_object;
+        let recorded = self.recorder.record(
+            reference,
+            type_,
+            &event.reason,
+            &event.message,
+            notification.metadata.clone(),
+        );
+        if let Err(error) = recorded.await {
             tracing::warn!(
                 kind = reference.kind.as_deref().unwrap_or_default(),
                 namespace = reference.namespace.as_deref().unwrap_or_default(),
@@ -336,8 +333,6 @@ impl EventSink {
         let Some(notifier) = self.notifier.clone() else {
             return;
         };
-        let notification =
-            NotificationEvent::for_object(object, &event, &self.controller, &self.instance);
         self.deliveries.spawn(async move {
             if let Err(error) = notifier.send(&notification).await {
                 let object = &notification.involved_object;
@@ -359,18 +354,6 @@ impl EventSink {
         self.deliveries.wait().await;
         self.deliveries.reopen();
     }
-}
-
-/// The longest prefix of `text` that fits in `limit` bytes without splitting a character.
-fn truncate_utf8(text: &str, limit: usize) -> &str {
-    if text.len() <= limit {
-        return text;
-    }
-    let mut end = limit;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 #[cfg(test)]
@@ -488,15 +471,5 @@ mod tests {
                 Err(EventError::InvalidAddress { .. })
             ));
         }
-    }
-
-    #[test]
-    fn truncation_respects_char_boundaries() {
-        assert_eq!(truncate_utf8("abc", 10), "abc");
-        assert_eq!(truncate_utf8("aé", 2), "a");
-        assert_eq!(
-            truncate_utf8(&"x".repeat(2000), KUBE_NOTE_LIMIT).len(),
-            1024
-        );
     }
 }

@@ -59,12 +59,23 @@ pub fn replica_identity() -> String {
     format!("{}_{suffix}", instance_name())
 }
 
-/// The pod name (`POD_NAME`, else `HOSTNAME`), or "unknown" outside Kubernetes.
+/// File holding the machine's host name on Linux.
+const KERNEL_HOSTNAME: &str = "/proc/sys/kernel/hostname";
+
+/// The pod name (`POD_NAME`, else `HOSTNAME`), else the host name as Flux reports it out of
+/// cluster, else "unknown".
 pub fn instance_name() -> String {
+    let host = std::fs::read_to_string(KERNEL_HOSTNAME).ok();
+    choose_instance_name(|name| std::env::var(name).ok(), host)
+}
+
+fn choose_instance_name(env: impl Fn(&str) -> Option<String>, host: Option<String>) -> String {
     ["POD_NAME", "HOSTNAME"]
         .iter()
-        .filter_map(|name| std::env::var(name).ok())
-        .find(|value| !value.trim().is_empty())
+        .filter_map(|name| env(name))
+        .chain(host)
+        .map(|value| value.trim().to_owned())
+        .find(|value| !value.is_empty())
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
@@ -194,6 +205,18 @@ async fn sleep_unless_cancelled(period: Duration, shutdown: &CancellationToken) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instance_name_falls_back_to_the_host_name_out_of_cluster() {
+        let no_env = |_: &str| None;
+        assert_eq!(
+            choose_instance_name(no_env, Some("build-host\n".into())),
+            "build-host"
+        );
+        assert_eq!(choose_instance_name(no_env, None), "unknown");
+        let pod = |name: &str| (name == "POD_NAME").then(|| "kc-7f9".to_owned());
+        assert_eq!(choose_instance_name(pod, Some("node".into())), "kc-7f9");
+    }
 
     fn config(lease: u64, renew: u64) -> LeaderElectionConfig {
         LeaderElectionConfig {

@@ -8,6 +8,7 @@ pub mod client;
 pub mod conditions;
 pub mod context;
 pub mod controller;
+pub mod core_events;
 pub mod events;
 pub mod flags;
 pub mod leader;

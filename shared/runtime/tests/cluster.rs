@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use axum::routing::post;
 use clap::Parser;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Service, ServiceSpec};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
@@ -195,6 +195,40 @@ async fn events_reach_kubernetes_and_notification_controller() -> Result<()> {
     );
     let trace = find("ArtifactUpToDate").context("trace event recorded in Kubernetes")?;
     assert_eq!(trace.type_.as_deref(), Some("Normal"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn kubernetes_events_carry_metadata_and_aggregate_repeats_as_flux_does() -> Result<()> {
+    let (client, namespace) = cluster("core-events").await?;
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+    let object = config_maps
+        .create(&PostParams::default(), &config_map("app"))
+        .await?;
+    let sink = EventSink::new(client.clone(), "sluice-test", "test-host", None)?;
+    let event = || {
+        ObjectEvent::info("Progressing", "ConfigMap/app configured").with_revision("main@sha1:abc")
+    };
+    sink.publish(&object, event()).await;
+    sink.publish(&object, event()).await;
+
+    let events: Api<CoreEvent> = Api::namespaced(client, &namespace);
+    let recorded = events.list(&ListParams::default()).await?.items;
+    assert_eq!(recorded.len(), 1, "a repeat raises the count: {recorded:?}");
+    let event = &recorded[0];
+    assert_eq!(event.count, Some(2));
+    assert!(event.first_timestamp.is_some() && event.last_timestamp.is_some());
+    assert_eq!(
+        event.source.as_ref().and_then(|s| s.component.as_deref()),
+        Some("sluice-test")
+    );
+    assert_eq!(event.reporting_instance.as_deref(), Some("test-host"));
+    let annotations = event.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(
+        annotations.get("revision").map(String::as_str),
+        Some("main@sha1:abc"),
+        "metadata of a core-group object is keyed without a group: {annotations:?}"
+    );
     Ok(())
 }
 

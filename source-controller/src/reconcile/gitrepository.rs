@@ -15,6 +15,7 @@ use sluice_api::{FluxObject, SourceObject};
 use sluice_git::{CheckedOut, GitCredentials, GitError, GitRemote, RefSelector};
 use sluice_runtime::Outcome;
 use sluice_runtime::conditions;
+use sluice_runtime::events::ObjectEvent;
 use sluice_secrets::{ProxySettings, read_secret};
 
 use super::artifact::{Publication, object_dir, publish_artifact};
@@ -244,12 +245,12 @@ async fn fetch(
             {
                 conditions::remove(object.conditions_mut(), FETCH_FAILED);
                 conditions::remove(object.conditions_mut(), ARTIFACT_OUTDATED);
-                tracing::debug!(
-                    namespace = %object.namespace().unwrap_or_default(),
-                    name = %object.name_any(),
-                    revision = %artifact.revision,
-                    "no changes since last reconciliation"
+                let message = format!(
+                    "no changes since last reconciliation: observed revision '{}'",
+                    artifact.revision
                 );
+                let event = ObjectEvent::trace(reason::GIT_OPERATION_SUCCEEDED, message);
+                context.runtime.events.publish(&*object, event).await;
                 return Ok(None);
             }
             Some(resolved)

@@ -28,6 +28,9 @@ const MIN_TIMEOUT: Duration = Duration::from_secs(30);
     namespaced,
     status = "KustomizationStatus",
     shortname = "ks",
+    category = "all",
+    category = "fluxcd",
+    category = "fluxcd-appliers",
     printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name": "Status", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].message"}"#,
@@ -288,8 +291,9 @@ pub struct Image {
 pub struct CustomHealthCheck {
     /// API version of the resources.
     pub api_version: String,
-    /// Kind of the resources.
-    pub kind: String,
+    /// Kind of the resources; optional, as in Flux.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     /// True when the resource is healthy.
     pub current: String,
     /// True while the resource is still progressing; evaluated first.

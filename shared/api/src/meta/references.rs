@@ -49,10 +49,16 @@ pub struct SecretKeyReference {
 /// Where to find the configuration for a remote cluster: a kubeconfig Secret or a provider ConfigMap.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "has(self.secretRef) != has(self.configMapRef)",
-    "message": "set exactly one of secretRef or configMapRef"
-}]))]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "has(self.configMapRef) || has(self.secretRef)",
+        "message": "set one of spec.kubeConfig.configMapRef or spec.kubeConfig.secretRef"
+    },
+    {
+        "rule": "!has(self.configMapRef) || !has(self.secretRef)",
+        "message": "set only one of spec.kubeConfig.configMapRef or spec.kubeConfig.secretRef"
+    }
+]))]
 pub struct KubeConfigReference {
     /// ConfigMap describing a cloud provider cluster (`provider`, `cluster`, `address`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]

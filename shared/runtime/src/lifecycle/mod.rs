@@ -66,7 +66,7 @@ impl<K> LifecycleObject for K where
 
 /// The fixed choices of a kind.
 pub struct Policy<K> {
-    /// Field manager of status writes (Flux: the controller name, or `gotk-<controller>`).
+    /// Field manager of status and finalizer writes (Flux: the controller name, or `gotk-<controller>`).
     pub status_manager: String,
     /// How `Ready` is computed.
     pub ready: ReadyRule<K>,
@@ -304,7 +304,7 @@ where
     }
     let mut object = K::clone(&object);
     if !object.finalizers().iter().any(|f| f == FINALIZER) {
-        let adding = finalizer::add(&lifecycle.api, &mut object, &runtime.controller_name);
+        let adding = finalizer::add(&lifecycle.api, &mut object, &policy.status_manager);
         lifecycle.step("finalizer", adding).await?;
     }
     runtime.metrics.record_suspend(&labels, object.suspended());
@@ -438,7 +438,7 @@ where
             retry_after: failure.retry_after,
         });
     }
-    finalizer::remove(&lifecycle.api, object, &lifecycle.runtime.controller_name).await?;
+    finalizer::remove(&lifecycle.api, object, &lifecycle.policy.status_manager).await?;
     let metrics = &lifecycle.runtime.metrics;
     for type_ in std::iter::once(READY).chain(lifecycle.policy.metric_conditions.iter().copied()) {
         metrics.record_condition_deleted(labels, type_);

@@ -1,0 +1,232 @@
+//! Sluice's CRDs against Flux's own (from the pinned Go modules): the same names, categories, short
+//! names and printer columns, the same CEL rules, and every object Flux's CRDs accept among Flux's
+//! samples, test data and documented examples is accepted by Sluice's too, except one without a
+//! `spec` (a documented difference).
+
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, CustomResourceDefinitionVersion, JSONSchemaProps,
+};
+use kube::api::{DynamicObject, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Api, Client};
+use serde_json::Value;
+use sluice_e2e::ControlPlane;
+use sluice_e2e::flux::FluxController;
+
+/// Group prefix under which Flux's CRDs are installed beside Sluice's, to validate with both.
+const UPSTREAM: &str = "upstream.";
+
+fn flux_crd(file: &str) -> CustomResourceDefinition {
+    for controller in [FluxController::Source, FluxController::Kustomize] {
+        let path = controller.crds_dir().unwrap().join(file);
+        if path.is_file() {
+            let text = std::fs::read_to_string(&path).unwrap();
+            return serde_saphyr::from_str(&text).unwrap();
+        }
+    }
+    panic!("Flux publishes no {file}");
+}
+
+fn v1(crd: &CustomResourceDefinition) -> &CustomResourceDefinitionVersion {
+    crd.spec.versions.iter().find(|v| v.name == "v1").unwrap()
+}
+
+#[test]
+fn names_categories_and_printer_columns_match_flux() {
+    for ours in sluice_api::crd::all() {
+        let file = sluice_api::crd::file_name(&ours);
+        let flux = flux_crd(&file);
+        assert_eq!(ours.spec.names, flux.spec.names, "{file}: names");
+        assert_eq!(ours.spec.scope, flux.spec.scope, "{file}: scope");
+        let columns = |crd: &CustomResourceDefinition| {
+            v1(crd)
+                .additional_printer_columns
+                .iter()
+                .flatten()
+                .map(|c| (c.name.clone(), c.type_.clone(), c.json_path.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(columns(&ours), columns(&flux), "{file}: printer columns");
+    }
+}
+
+/// Every CEL rule (without its message) in a schema, by path.
+fn cel_rules(schema: &JSONSchemaProps, path: &str, out: &mut Vec<(String, String)>) {
+    for rule in schema.x_kubernetes_validations.iter().flatten() {
+        out.push((path.to_owned(), rule.rule.clone()));
+    }
+    for (name, child) in schema.properties.iter().flatten() {
+        if path.is_empty() && name == "status" {
+            continue;
+        }
+        cel_rules(child, &format!("{path}.{name}"), out);
+    }
+    if let Some(k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrArray::Schema(items)) = &schema.items {
+        cel_rules(items, &format!("{path}[]"), out);
+    }
+}
+
+#[test]
+fn cel_rules_match_flux() {
+    for ours in sluice_api::crd::all() {
+        let file = sluice_api::crd::file_name(&ours);
+        let flux = flux_crd(&file);
+        let rules = |crd: &CustomResourceDefinition| {
+            let mut out = Vec::new();
+            let schema = v1(crd)
+                .schema
+                .as_ref()
+                .unwrap()
+                .open_api_v3_schema
+                .as_ref()
+                .unwrap();
+            cel_rules(schema, "", &mut out);
+            out.sort();
+            out
+        };
+        assert_eq!(rules(&ours), rules(&flux), "{file}: CEL rules");
+    }
+}
+
+/// Flux's CRD of `file` renamed into the group `upstream.<group>`.
+fn upstream_crd(file: &str) -> CustomResourceDefinition {
+    let mut crd = flux_crd(file);
+    crd.spec.group = format!("{UPSTREAM}{}", crd.spec.group);
+    crd.metadata.name = Some(format!("{}.{}", crd.spec.names.plural, crd.spec.group));
+    crd.metadata.annotations = None;
+    crd
+}
+
+/// Every YAML document in Flux's samples, test data and spec docs (fenced `yaml` blocks).
+fn flux_examples() -> Vec<(PathBuf, Value)> {
+    let mut files = Vec::new();
+    for controller in [FluxController::Source, FluxController::Kustomize] {
+        let module = controller.module_dir().unwrap();
+        for dir in ["config/samples", "config/testdata", "docs/spec/v1"] {
+            collect_files(&module.join(dir), &mut files);
+        }
+    }
+    let mut examples = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let blocks = if file.extension().is_some_and(|e| e == "md") {
+            fenced_yaml(&text)
+        } else {
+            vec![text]
+        };
+        for block in blocks {
+            let documents: Vec<Value> = serde_saphyr::from_multiple(&block).unwrap_or_default();
+            examples.extend(documents.into_iter().map(|d| (file.clone(), d)));
+        }
+    }
+    examples
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "md") {
+            out.push(path);
+        }
+    }
+}
+
+fn fenced_yaml(markdown: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in markdown.lines() {
+        match &mut current {
+            None if line.trim_start().starts_with("```yaml") => current = Some(String::new()),
+            Some(block) if line.trim_start().starts_with("```") => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            Some(block) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            None => {}
+        }
+    }
+    blocks
+}
+
+/// Server-side dry-run create of `object` as `kind` of `group`/v1; the refusal message if refused.
+async fn dry_run_create(
+    client: &Client,
+    group: &str,
+    kind: &str,
+    plural: &str,
+    object: &Value,
+) -> Option<String> {
+    let resource =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", kind), plural);
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &resource);
+    let mut object = object.clone();
+    object["apiVersion"] = Value::String(format!("{group}/v1"));
+    object["metadata"]["namespace"] = Value::String("default".into());
+    let object: DynamicObject = serde_json::from_value(object).ok()?;
+    let params = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    api.create(&params, &object)
+        .await
+        .err()
+        .map(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn every_flux_valid_example_is_accepted_by_sluice_crds() {
+    let plane = ControlPlane::shared()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let upstream = plane.dir().join("upstream-crds");
+    std::fs::create_dir_all(&upstream).unwrap();
+    let ours = sluice_api::crd::all();
+    for crd in &ours {
+        let file = sluice_api::crd::file_name(crd);
+        let yaml = serde_saphyr::to_string(&upstream_crd(&file)).unwrap();
+        std::fs::write(upstream.join(&file), yaml).unwrap();
+    }
+    plane.apply_crds_from(&upstream).await.unwrap();
+    let client = plane.client().await.unwrap();
+
+    let mut checked = 0;
+    for (file, example) in flux_examples() {
+        let api_version = example["apiVersion"].as_str().unwrap_or_default();
+        let kind = example["kind"].as_str().unwrap_or_default();
+        let Some(crd) = ours.iter().find(|crd| {
+            crd.spec.names.kind == kind && api_version == format!("{}/v1", crd.spec.group)
+        }) else {
+            continue;
+        };
+        let plural = &crd.spec.names.plural;
+        let upstream_group = format!("{UPSTREAM}{}", crd.spec.group);
+        if dry_run_create(&client, &upstream_group, kind, plural, &example)
+            .await
+            .is_some()
+        {
+            continue;
+        }
+        let refused = dry_run_create(&client, &crd.spec.group, kind, plural, &example).await;
+        if example.get("spec").is_none() {
+            // The one documented difference (README, "Where Sluice differs"): `spec` is required.
+            assert!(refused.is_some_and(|m| m.contains("spec: Required value")));
+            continue;
+        }
+        assert_eq!(
+            refused,
+            None,
+            "{} accepts this {kind} from {} but Sluice's CRD refuses it:\n{example:#}",
+            "Flux's CRD",
+            file.display()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 40, "only {checked} Flux-valid examples found");
+}
