@@ -194,7 +194,7 @@ impl Reconciler<Kustomization> for KustomizationReconciler {
         };
         attempt.elapsed = started.elapsed();
         let recorded = record(ks, &attempt, outcome, Time(Timestamp::now()));
-        if let Some(notice) = recorded.notice {
+        for notice in recorded.notices {
             lifecycle.publish_after_status(notice);
         }
         recorded.outcome

@@ -16,7 +16,7 @@ use sluice_runtime::events::METADATA_REVISION;
 use sluice_runtime::{ConditionStatus, ObjectEvent, Outcome, ReadyRule};
 
 use super::health_step::HealthVerdict;
-use crate::apply::ApplyReport;
+use crate::apply::{Action, ApplyReport};
 use crate::inventory::{self, PruneReport};
 
 /// Event and history metadata key of the origin revision.
@@ -82,6 +82,16 @@ impl Attempt {
             .and_then(|artifact| artifact.metadata.get(OCI_REVISION_ANNOTATION))
     }
 
+    /// Whether the apply created or changed an object.
+    fn changed_objects(&self) -> bool {
+        self.change_set.as_ref().is_some_and(|change_set| {
+            change_set
+                .changes
+                .iter()
+                .any(|change| matches!(change.action, Action::Created | Action::Configured))
+        })
+    }
+
     /// The revision and origin revision, as history and events carry them.
     fn metadata(&self) -> BTreeMap<String, String> {
         let mut metadata = BTreeMap::new();
@@ -95,11 +105,12 @@ impl Attempt {
     }
 }
 
-/// The outcome for the lifecycle, and the notice to publish once the status is written.
+/// The outcome for the lifecycle, and the notices to publish, in order, once the status is
+/// written.
 #[derive(Debug, PartialEq)]
 pub struct Recorded {
     pub outcome: Outcome,
-    pub notice: Option<ObjectEvent>,
+    pub notices: Vec<ObjectEvent>,
 }
 
 /// Records `attempt` and `outcome` in the Kustomization's status at `now`: last attempted and
@@ -108,6 +119,7 @@ pub struct Recorded {
 pub fn record(ks: &mut Kustomization, attempt: &Attempt, outcome: Outcome, now: Time) -> Recorded {
     let generation = ks.metadata.generation;
     let was_ready = is_true(ks.conditions(), READY);
+    let was_healthy = is_true(ks.conditions(), HEALTHY);
     let retry = retry_interval(ks);
     let interval = ks.interval_duration().unwrap_or(FALLBACK_INTERVAL);
     let status = ks.status.get_or_insert_with(Default::default);
@@ -120,7 +132,7 @@ pub fn record(ks: &mut Kustomization, attempt: &Attempt, outcome: Outcome, now: 
     if let Some(health) = &attempt.health {
         set_healthy(&mut status.conditions, health, generation);
     }
-    let mut notice = None;
+    let mut notices = Vec::new();
     let outcome = match outcome {
         Outcome::Success => {
             let revision = attempt.revision().map(str::to_owned);
@@ -128,8 +140,13 @@ pub fn record(ks: &mut Kustomization, attempt: &Attempt, outcome: Outcome, now: 
             status.last_applied_revision = revision;
             status.last_applied_origin_revision = attempt.origin_revision().cloned();
             record_history(status, attempt, reason::RECONCILIATION_SUCCEEDED, now);
+            if let Some(HealthVerdict::Passed { after }) = &attempt.health
+                && (!was_healthy || (new_revision && attempt.changed_objects()))
+            {
+                notices.push(health_notice(attempt, *after));
+            }
             if !was_ready || new_revision {
-                notice = Some(success_notice(attempt, interval));
+                notices.push(success_notice(attempt, interval));
             }
             Outcome::Success
         }
@@ -143,7 +160,7 @@ pub fn record(ks: &mut Kustomization, attempt: &Attempt, outcome: Outcome, now: 
         }
         other => other,
     };
-    Recorded { outcome, notice }
+    Recorded { outcome, notices }
 }
 
 /// The inventory after this attempt: what was applied, plus what could not be pruned; after a
@@ -190,6 +207,17 @@ fn set_healthy(list: &mut Vec<Condition>, health: &HealthVerdict, generation: Op
         ),
     };
     conditions::set(list, HEALTHY, status, why, message, generation);
+}
+
+/// "Health check passed in X", as Flux announces health that was not passing or follows changes
+/// of a new revision.
+fn health_notice(attempt: &Attempt, after: Duration) -> ObjectEvent {
+    let mut event = ObjectEvent::info(
+        reason::PROGRESSING,
+        format!("Health check passed in {}", format_duration(after)),
+    );
+    event.metadata.extend(attempt.metadata());
+    event
 }
 
 /// "Reconciliation finished in X, next run in Y", marked to update the commit status.

@@ -119,7 +119,17 @@ fn success_records_revisions_inventory_health_history_and_announces_once() {
     assert_eq!(history[0].metadata["revision"], REVISION);
     assert_eq!(history[0].metadata["originRevision"], "v1.2.0@sha1:def");
 
-    let notice = recorded.notice.expect("a success notice on becoming Ready");
+    let [health, notice] = recorded.notices.as_slice() else {
+        panic!(
+            "health and success notices on becoming Ready: {:?}",
+            recorded.notices
+        );
+    };
+    assert_eq!(
+        (health.reason.as_str(), health.message.as_str()),
+        ("Progressing", "Health check passed in 3s")
+    );
+    assert_eq!(health.metadata["revision"], REVISION);
     assert_eq!(notice.reason, "ReconciliationSucceeded");
     assert_eq!(
         notice.message,
@@ -131,11 +141,14 @@ fn success_records_revisions_inventory_health_history_and_announces_once() {
 
     conclude(&mut ks, &READY_RULE, &Outcome::Success);
     let again = record(&mut ks, &attempt, Outcome::Success, now());
-    assert_eq!(again.notice, None, "Ready at the same revision is quiet");
+    assert!(
+        again.notices.is_empty(),
+        "Ready and healthy at the same revision is quiet"
+    );
     assert_eq!(status_of(&ks).history[0].total_reconciliations, 2);
     let newer = applied("main@sha1:fed", &["a"], HealthVerdict::NotChecked);
     let announced = record(&mut ks, &newer, Outcome::Success, now());
-    assert!(announced.notice.is_some(), "a new revision is announced");
+    assert_eq!(announced.notices.len(), 1, "a new revision is announced");
     assert!(conditions::get(ks.conditions(), HEALTHY).is_none());
 }
 
@@ -174,7 +187,7 @@ fn a_retry_waits_the_retry_interval_carries_the_revision_and_keeps_the_applied_r
             .with_revision("main@sha1:fed")
         )
     );
-    assert_eq!(recorded.notice, None);
+    assert!(recorded.notices.is_empty());
     let status = status_of(&ks);
     assert_eq!(status.last_applied_revision.as_deref(), Some(REVISION));
     assert_eq!(
@@ -230,7 +243,7 @@ fn pending_and_failed_health_set_healthy_without_applying_the_revision() {
         recorded,
         Recorded {
             outcome,
-            notice: None
+            notices: Vec::new()
         }
     );
     assert_eq!(
@@ -373,4 +386,44 @@ fn history_dedupes_and_caps() {
     record_history(&mut status, &attempt, "ReconciliationSucceeded", now());
     assert_eq!(status.history.len(), MAX_HISTORY_SIZE);
     assert_eq!(status.history[0].total_reconciliations, 2);
+}
+
+#[test]
+fn health_passing_is_announced_when_it_was_not_or_a_new_revision_changed_objects() {
+    let passed = || HealthVerdict::Passed {
+        after: Duration::from_secs(2),
+    };
+    let reasons = |recorded: &Recorded| -> Vec<String> {
+        recorded.notices.iter().map(|n| n.reason.clone()).collect()
+    };
+    let mut ks = kustomization(1);
+    let first = record(
+        &mut ks,
+        &applied(REVISION, &["a"], passed()),
+        Outcome::Success,
+        now(),
+    );
+    assert_eq!(reasons(&first), ["Progressing", "ReconciliationSucceeded"]);
+    conclude(&mut ks, &READY_RULE, &Outcome::Success);
+
+    let mut unchanged = applied("main@sha1:fed", &["a"], passed());
+    if let Some(change_set) = unchanged.change_set.as_mut() {
+        change_set.changes[0].action = Action::Unchanged;
+    }
+    let quiet = record(&mut ks, &unchanged, Outcome::Success, now());
+    assert_eq!(
+        reasons(&quiet),
+        ["ReconciliationSucceeded"],
+        "a new revision that changed nothing: health stayed as it was"
+    );
+    let changed = record(
+        &mut ks,
+        &applied("main@sha1:0ab", &["a"], passed()),
+        Outcome::Success,
+        now(),
+    );
+    assert_eq!(
+        reasons(&changed),
+        ["Progressing", "ReconciliationSucceeded"]
+    );
 }
