@@ -66,7 +66,7 @@ async fn flux_get_images_shows_our_repositories_and_policies() -> Result<()> {
     let policy = row(&listed.stdout, "web").context(listed.text())?;
     let expected = format!("Latest image tag for {image} resolved to 1.2.0");
     ensure!(
-        policy.iter().any(|cell| cell == "True") && policy.iter().any(|cell| *cell == expected),
+        policy.iter().any(|cell| cell == "True") && policy.contains(&expected),
         "policy row {policy:?} in\n{}",
         listed.text()
     );
