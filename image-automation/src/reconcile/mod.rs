@@ -1,1 +1,1 @@
-//! The ImageUpdateAutomation reconciler, on `sluice_runtime::lifecycle` (not built yet).
+//! The ImageUpdateAutomation reconciler.
