@@ -4,6 +4,7 @@
 
 pub mod reconcile;
 pub mod setters;
+pub mod template;
 
 /// The controller's name: field manager, event reporter and Lease prefix.
 pub const CONTROLLER_NAME: &str = "image-automation-controller";
