@@ -75,6 +75,15 @@ impl GitRemote {
         self.rev_parse(&session, dir, "HEAD").await.map(Some)
     }
 
+    /// Points the local branch `branch` of the checkout `dir` at HEAD and checks it out, so
+    /// refspecs naming `refs/heads/<branch>` push the new commit.
+    pub async fn switch_to_branch(&self, dir: &Path, branch: &str) -> Result<(), GitError> {
+        let session = self.session().await?;
+        self.run(&session, Some(dir), &["checkout", "-q", "-B", branch])
+            .await
+            .map(drop)
+    }
+
     /// Pushes from the checkout `dir` to every target in one `git push`, passing `options` as
     /// push options (`-o key=value`, or `-o key` for an empty value).
     pub async fn push(
