@@ -258,3 +258,82 @@ async fn authentication_failure_names_no_secret() -> Result<()> {
     assert!(!ready.message.contains(wrong), "{}", ready.message);
     Ok(())
 }
+
+/// Runs gpg in `home` with `args`; its stdout.
+fn gpg(home: &std::path::Path, args: &[&str]) -> Result<String> {
+    let output = std::process::Command::new("gpg")
+        .arg("--homedir")
+        .arg(home)
+        .args([
+            "--batch",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "sign-pass",
+        ])
+        .args(args)
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "gpg {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[tokio::test]
+async fn commits_are_signed_with_the_openpgp_key() -> Result<()> {
+    let (harness, _) = seeded("iua-sign", BTreeMap::new()).await?;
+    let home = tempfile::Builder::new().prefix("gpg-").tempdir_in("/tmp")?;
+    gpg(
+        home.path(),
+        &[
+            "--quick-gen-key",
+            "Fluxbot <fluxbot@example.com>",
+            "ed25519",
+            "sign",
+            "never",
+        ],
+    )?;
+    let armored = gpg(home.path(), &["--armor", "--export-secret-keys"])?;
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": {"name": "signing-key"},
+        "stringData": {"git.asc": armored, "passphrase": "sign-pass"},
+    }))?;
+    kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(
+        harness.client.clone(),
+        &harness.namespace,
+    )
+    .create(&Default::default(), &secret)
+    .await?;
+    let policy = format!("{}:app", harness.namespace);
+    let seed = harness.git.commit(
+        REPO,
+        "main",
+        [("apps/app.yaml", deployment("1.0.0", &policy))],
+        "app",
+    )?;
+    harness.set_policy("app", APP, "1.0.1").await?;
+    let mut git = commit_spec();
+    git["commit"]["signingKey"] = json!({"secretRef": {"name": "signing-key"}});
+    harness.create_automation("auto", git).await?;
+
+    let head = harness.wait_head_change("main", &seed).await?;
+    let verify = std::process::Command::new("git")
+        .arg("-C")
+        .arg(harness.git.repo_path(REPO))
+        .args(["verify-commit", &head])
+        .env("GNUPGHOME", home.path())
+        .output()?;
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let _ = std::process::Command::new("gpgconf")
+        .arg("--homedir")
+        .arg(home.path())
+        .args(["--kill", "gpg-agent"])
+        .status();
+    Ok(())
+}

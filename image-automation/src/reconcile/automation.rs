@@ -84,10 +84,13 @@ fn validate(object: &ImageUpdateAutomation) -> Result<(), Outcome> {
         ));
     }
     let commit = object.spec.git.as_ref().map(|git| &git.commit);
-    if commit.is_some_and(|commit| commit.signing_key.is_some()) {
+    let key_type = commit
+        .and_then(|commit| commit.signing_key.as_ref())
+        .and_then(|key| key.key_type.as_deref());
+    if key_type.is_some_and(|key_type| key_type != "gpg") {
         return Err(Outcome::stalled(
             reasons::INVALID_SOURCE_CONFIGURATION,
-            "spec.git.commit.signingKey is not supported by this controller yet; remove it to push unsigned commits",
+            "spec.git.commit.signingKey.type 'ssh' is not supported by this controller; use an OpenPGP key (type gpg)",
         ));
     }
     if let Some(template) = commit.and_then(|commit| commit.message_template.as_deref()) {
@@ -256,11 +259,15 @@ async fn attempt_run(
             .await
             .map_err(|e| git_failure("failed to switch branch", &e))?;
     }
-    let Some(commit) = remote
-        .commit_all(&dir, &author, &message)
-        .await
-        .map_err(|e| git_failure("failed to commit", &e))?
-    else {
+    let committed = match &source.signer {
+        Some(signer) => {
+            remote
+                .commit_all_signed(&dir, &author, &message, signer)
+                .await
+        }
+        None => remote.commit_all(&dir, &author, &message).await,
+    };
+    let Some(commit) = committed.map_err(|e| git_failure("failed to commit", &e))? else {
         return Ok(run);
     };
     let mut targets = vec![if source.switches_branch() {

@@ -8,7 +8,7 @@ use sluice_api::duration::parse_duration;
 use sluice_api::image::ImageUpdateAutomation;
 use sluice_api::meta::reason;
 use sluice_api::source::{GitProvider, GitRepository};
-use sluice_git::{GitCredentials, GitRemote, RefSelector};
+use sluice_git::{GitCredentials, GitRemote, OpenPgpSigner, RefSelector};
 use sluice_runtime::{Outcome, describe_kube_error};
 use sluice_secrets::{ProxySettings, read_secret};
 
@@ -21,6 +21,8 @@ pub struct Source {
     /// The branch checked out, when the reference is a branch.
     pub checkout_branch: Option<String>,
     pub push_branch: String,
+    /// The key commits are signed with, from `spec.git.commit.signingKey`.
+    pub signer: Option<OpenPgpSigner>,
 }
 
 impl Source {
@@ -69,7 +71,37 @@ pub async fn source_of(
         checkout,
         checkout_branch,
         push_branch,
+        signer: signer_of(context, object).await?,
     })
+}
+
+/// The OpenPGP key of `spec.git.commit.signingKey.secretRef`, in the automation's namespace.
+async fn signer_of(
+    context: &AutomationContext,
+    object: &ImageUpdateAutomation,
+) -> Result<Option<OpenPgpSigner>, Outcome> {
+    let reference = object
+        .spec
+        .git
+        .as_ref()
+        .and_then(|git| git.commit.signing_key.as_ref())
+        .and_then(|key| key.secret_ref.as_ref());
+    let Some(reference) = reference else {
+        return Ok(None);
+    };
+    let namespace = object.namespace().unwrap_or_default();
+    let failure = |error: &dyn std::fmt::Display| {
+        Outcome::retry(
+            reasons::INVALID_SOURCE_CONFIGURATION,
+            format!("failed to read spec.git.commit.signingKey: {error}"),
+        )
+    };
+    let secret = read_secret(&context.runtime.client, &namespace, &reference.name)
+        .await
+        .map_err(|e| failure(&e))?;
+    OpenPgpSigner::from_secret(&secret)
+        .map(Some)
+        .map_err(|e| failure(&e))
 }
 
 async fn repository_of(
