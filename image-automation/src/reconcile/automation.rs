@@ -214,6 +214,9 @@ async fn attempt_run(
         .await
         .map_err(|e| git_failure("failed to checkout source", &e))?;
     let update = apply_setters(dir.clone(), object.update_path().to_owned(), policies).await?;
+    for (file, problem) in &update.problem_files {
+        tracing::warn!(namespace = %object.namespace().unwrap_or_default(), name = %object.name_any(), %file, %problem, "file skipped by the setters");
+    }
     let mut run = Run {
         checkout_revision: checked_out.revision,
         pushed: None,
