@@ -337,3 +337,29 @@ async fn commits_are_signed_with_the_openpgp_key() -> Result<()> {
         .status();
     Ok(())
 }
+
+#[tokio::test]
+async fn pushes_over_ssh_with_a_deploy_key() -> Result<()> {
+    let builder = sluice_e2e::git::GitServer::builder().ssh();
+    let harness = Harness::start_with("iua-ssh", builder).await?;
+    let policy = format!("{}:app", harness.namespace);
+    let seed = harness.git.commit(
+        REPO,
+        "main",
+        [("apps/app.yaml", deployment("1.0.0", &policy))],
+        "app",
+    )?;
+    let ssh = harness.git.ssh().expect("ssh enabled");
+    let url = harness.git.ssh_url(REPO).expect("ssh url");
+    let data = json!({"identity": ssh.client_private_key()?, "known_hosts": ssh.known_hosts()});
+    harness.create_source_at(&url, data).await?;
+    harness.set_policy("app", APP, "1.0.1").await?;
+    harness.create_automation("auto", commit_spec()).await?;
+
+    harness.wait_head_change("main", &seed).await?;
+    assert_eq!(
+        harness.file("main", "apps/app.yaml")?,
+        deployment("1.0.1", &policy)
+    );
+    Ok(())
+}

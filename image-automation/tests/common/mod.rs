@@ -45,6 +45,11 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start(prefix: &str) -> Result<Self> {
+        Self::start_with(prefix, GitServer::builder().basic_auth(USER, PASSWORD)).await
+    }
+
+    /// A harness whose git server is built by `git` (e.g. with SSH).
+    pub async fn start_with(prefix: &str, git: sluice_e2e::git::GitServerBuilder) -> Result<Self> {
         let control_plane = ControlPlane::shared().await?;
         let namespace = control_plane.namespace(prefix).await?;
         let client = control_plane.client().await?;
@@ -70,7 +75,7 @@ impl Harness {
             },
         });
         let controller = Some(tokio::spawn(run_controller(context)));
-        let git = GitServer::builder().basic_auth(USER, PASSWORD).start()?;
+        let git = git.start()?;
         git.create_repo(REPO)?;
         Ok(Self {
             client,
@@ -81,11 +86,17 @@ impl Harness {
         })
     }
 
-    /// A GitRepository for [`REPO`] with a basic-auth Secret holding `password`.
+    /// A GitRepository for [`REPO`] over HTTP with a basic-auth Secret holding `password`.
     pub async fn create_source(&self, password: &str) -> Result<()> {
+        let data = json!({"username": USER, "password": password});
+        self.create_source_at(&self.git.http_url(REPO), data).await
+    }
+
+    /// A GitRepository for `url` with a Secret of `data` (string values).
+    pub async fn create_source_at(&self, url: &str, data: serde_json::Value) -> Result<()> {
         let secret: Secret = serde_json::from_value(json!({
             "metadata": {"name": "git-auth"},
-            "stringData": {"username": USER, "password": password},
+            "stringData": data,
         }))?;
         Api::<Secret>::namespaced(self.client.clone(), &self.namespace)
             .create(&PostParams::default(), &secret)
@@ -95,7 +106,7 @@ impl Harness {
             "kind": "GitRepository",
             "metadata": {"name": "fleet"},
             "spec": {
-                "url": self.git.http_url(REPO),
+                "url": url,
                 "interval": "1h",
                 "ref": {"branch": "main"},
                 "secretRef": {"name": "git-auth"},
