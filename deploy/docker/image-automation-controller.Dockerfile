@@ -17,10 +17,11 @@ RUN rustup target add x86_64-unknown-linux-musl \
  && install -D -m 0755 target/x86_64-unknown-linux-musl/release/image-automation /out/image-automation-controller
 
 # Not distroless: the controller runs the `git` CLI to clone, commit and push, and `ssh` plus
-# `ssh-keygen` for SSH remotes. Debian slim with git, openssh-client and CA certificates.
+# `ssh-keygen` for SSH remotes, and `gpg` to sign commits with spec.git.commit.signingKey.
+# Debian slim with git, openssh-client, gnupg and CA certificates.
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
+ && apt-get install -y --no-install-recommends git openssh-client gnupg ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=builder /out/image-automation-controller /usr/local/bin/image-automation-controller
 # 65534 is `nobody` in Debian's /etc/passwd (ssh refuses to run for a uid without an entry).

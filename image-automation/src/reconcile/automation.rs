@@ -63,7 +63,25 @@ pub async fn reconcile(
     } else {
         tracing::debug!(namespace = %object.namespace().unwrap_or_default(), name = %object.name_any(), "no change since last reconciliation");
     }
-    unresolved_outcome(&run.update)
+    let outcome = unresolved_outcome(&run.update);
+    if let Err(Outcome::Waiting(failure)) = &outcome
+        && !already_reported(object, &failure.message)
+    {
+        lifecycle.publish_after_status(ObjectEvent::error(
+            reasons::UPDATE_FAILED,
+            failure.message.clone(),
+        ));
+    }
+    outcome
+}
+
+/// Whether Ready already carries `message`, so a repeated report raises no new event.
+fn already_reported(object: &ImageUpdateAutomation, message: &str) -> bool {
+    object
+        .status
+        .as_ref()
+        .and_then(|status| status.conditions.iter().find(|c| c.type_ == "Ready"))
+        .is_some_and(|ready| ready.message == message)
 }
 
 fn now() -> k8s_openapi::jiff::Timestamp {

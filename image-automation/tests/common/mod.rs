@@ -11,8 +11,9 @@ use anyhow::{Result, anyhow};
 use clap::Parser;
 use image_automation::reconcile::{AutomationContext, AutomationFlags, run_controller};
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use sluice_api::image::{ImagePolicy, ImageUpdateAutomation};
@@ -153,6 +154,19 @@ impl Harness {
             .create(&PostParams::default(), &automation)
             .await?;
         Ok(())
+    }
+
+    /// Reason and note of the Kubernetes events about `name`.
+    pub async fn events(&self, name: &str) -> Result<Vec<(String, String)>> {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.namespace);
+        Ok(events
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+            .collect())
     }
 
     pub fn policies(&self) -> Api<ImagePolicy> {
