@@ -11,6 +11,7 @@ use std::sync::Arc;
 use kube::runtime::watcher;
 use sluice_api::image::{ImagePolicy, ImageUpdateAutomation};
 use sluice_api::meta::reason;
+use sluice_api::source::GitRepository;
 use sluice_runtime::lifecycle::{self, Policy, ReadyRule, Reconciler};
 use sluice_runtime::{ControllerRunner, Lifecycle, Outcome, RuntimeContext};
 
@@ -88,18 +89,27 @@ impl Reconciler<ImageUpdateAutomation> for AutomationReconciler {
     }
 }
 
-/// Runs the reconciler until shutdown, with the ImagePolicy `latestRef` trigger.
+/// Runs the reconciler until shutdown, with the ImagePolicy `latestRef` and GitRepository
+/// spec triggers.
 pub async fn run_controller(context: Arc<AutomationContext>) {
     let runtime = &context.runtime;
     let policies: kube::Api<ImagePolicy> = runtime.watched_api();
+    let sources: kube::Api<GitRepository> = runtime.watched_api();
     ControllerRunner::new("imageupdateautomation", runtime.watched_api(), runtime)
         .customize(move |controller| {
-            let trigger = watches::LatestRefTrigger::new(controller.store());
-            controller.watches(
-                policies.clone(),
-                watcher::Config::default(),
-                move |policy| trigger.automations_to_run(&policy),
-            )
+            let latest = watches::LatestRefTrigger::new(controller.store());
+            let source = watches::SourceTrigger::new(controller.store());
+            controller
+                .watches(
+                    policies.clone(),
+                    watcher::Config::default(),
+                    move |policy| latest.automations_to_run(&policy),
+                )
+                .watches(
+                    sources.clone(),
+                    watcher::Config::default(),
+                    move |repository| source.automations_to_run(&repository),
+                )
         })
         .run(
             lifecycle::reconcile,
