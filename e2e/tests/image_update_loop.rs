@@ -68,36 +68,17 @@ where
     gitops::apply(api, &object).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pushed_tag_ends_up_in_the_cluster() {
-    let plane = ControlPlane::shared().await.unwrap();
-    let ns = plane.namespace("image-loop").await.unwrap();
-    let client = plane.client().await.unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let _loop = Controllers::start(
-        plane.kubeconfig_path(),
-        &work.path().join("loop"),
-        Scope::Namespace(ns.clone()),
-    )
-    .unwrap();
-    let _images = image_controllers(plane, &ns, &work.path().join("tags"));
-
-    let registry = Registry::builder().start().unwrap();
-    let oci = registry.client().unwrap();
-    let artifact = Artifact::from_files([("app.yaml", "kind: ConfigMap\n")], "test", "v1").unwrap();
-    oci.push_artifact("app", "1.0.0", &artifact).await.unwrap();
-    let image = format!("{}/app", registry.host());
-
+/// The git server with [`REPO`]: a Deployment whose image `image:1.0.0` is marked for `ns:app`.
+fn seeded_git(ns: &str, image: &str) -> GitServer {
     let git = GitServer::builder()
         .basic_auth("bot", "s3cret")
         .start()
         .unwrap();
     git.create_repo(REPO).unwrap();
-    let marker = format!("{ns}:app");
     let files = [
         (
             "apps/deployment.yaml",
-            deployment(&format!("{image}:1.0.0"), &marker),
+            deployment(&format!("{image}:1.0.0"), &format!("{ns}:app")),
         ),
         (
             "apps/kustomization.yaml",
@@ -105,75 +86,103 @@ async fn a_pushed_tag_ends_up_in_the_cluster() {
         ),
     ];
     git.commit(REPO, "main", files, "app").unwrap();
+    git
+}
 
+/// GitRepository (2s), Kustomization, ImageRepository (2s), ImagePolicy and automation.
+async fn create_objects(client: &kube::Client, ns: &str, git_url: &str, image: &str) {
     let secret: Secret = serde_json::from_value(json!({
         "metadata": {"name": "git-auth", "namespace": ns},
         "stringData": {"username": "bot", "password": "s3cret"},
     }))
     .unwrap();
-    gitops::apply(&Api::namespaced(client.clone(), &ns), &secret)
+    gitops::apply(&Api::namespaced(client.clone(), ns), &secret)
         .await
         .unwrap();
-    let source =
-        gitops::git_repository("fleet", &ns, &git.http_url(REPO), "2s", Some("git-auth")).unwrap();
-    gitops::apply(&Api::namespaced(client.clone(), &ns), &source)
+    let source = gitops::git_repository("fleet", ns, git_url, "2s", Some("git-auth")).unwrap();
+    gitops::apply(&Api::namespaced(client.clone(), ns), &source)
         .await
         .unwrap();
-    let ks = gitops::kustomization("apps", &ns, "fleet", "./apps", "10m", Some(&ns)).unwrap();
-    gitops::apply(&Api::namespaced(client.clone(), &ns), &ks)
+    let ks = gitops::kustomization("apps", ns, "fleet", "./apps", "10m", Some(ns)).unwrap();
+    gitops::apply(&Api::namespaced(client.clone(), ns), &ks)
         .await
         .unwrap();
-    let meta = |kind: &str, name: &str| json!({"apiVersion": "image.toolkit.fluxcd.io/v1", "kind": kind, "metadata": {"name": name, "namespace": ns}});
-    let mut repository = meta("ImageRepository", "app");
-    repository["spec"] = json!({"image": image, "interval": "2s", "insecure": true});
-    create::<ImageRepository>(&Api::namespaced(client.clone(), &ns), repository).await;
-    let mut policy = meta("ImagePolicy", "app");
-    policy["spec"] =
+    let object = |kind: &str, name: &str, spec: serde_json::Value| json!({"apiVersion": "image.toolkit.fluxcd.io/v1", "kind": kind, "metadata": {"name": name, "namespace": ns}, "spec": spec});
+    let repository = json!({"image": image, "interval": "2s", "insecure": true});
+    create::<ImageRepository>(
+        &Api::namespaced(client.clone(), ns),
+        object("ImageRepository", "app", repository),
+    )
+    .await;
+    let policy =
         json!({"imageRepositoryRef": {"name": "app"}, "policy": {"semver": {"range": ">=1.0.0"}}});
-    create::<ImagePolicy>(&Api::namespaced(client.clone(), &ns), policy).await;
-    let mut automation = meta("ImageUpdateAutomation", "fleet");
-    automation["spec"] = json!({
+    create::<ImagePolicy>(
+        &Api::namespaced(client.clone(), ns),
+        object("ImagePolicy", "app", policy),
+    )
+    .await;
+    let automation = json!({
         "sourceRef": {"kind": "GitRepository", "name": "fleet"},
         "interval": "10m",
         "git": {"commit": {"author": {"name": "bot", "email": "bot@example.com"}}},
         "update": {"path": "./apps"},
     });
-    create::<ImageUpdateAutomation>(&Api::namespaced(client.clone(), &ns), automation).await;
+    create::<ImageUpdateAutomation>(
+        &Api::namespaced(client.clone(), ns),
+        object("ImageUpdateAutomation", "fleet", automation),
+    )
+    .await;
+}
 
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    let image_of = || {
-        let deployments = deployments.clone();
-        async move {
+/// Waits until Deployment `app` in `ns` runs `expected`.
+async fn wait_image(client: &kube::Client, ns: &str, expected: &str) {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    eventually(
+        &format!("Deployment app running {expected}"),
+        Duration::from_secs(120),
+        Duration::from_millis(500),
+        || async {
             let deployment = deployments
                 .get_opt("app")
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok::<_, String>(
-                deployment.and_then(|d| d.spec?.template.spec?.containers.first()?.image.clone()),
-            )
-        }
-    };
-    let applied = |tag: &'static str| {
-        let expected = format!("{image}:{tag}");
-        let image_of = &image_of;
-        async move {
-            eventually(
-                &format!("Deployment app running {expected}"),
-                Duration::from_secs(120),
-                Duration::from_millis(500),
-                || async {
-                    match image_of().await? {
-                        Some(current) if current == expected => Ok(()),
-                        other => Err(format!("{other:?}")),
-                    }
-                },
-            )
-            .await
-        }
-    };
-    applied("1.0.0").await.unwrap_or_else(|e| panic!("{e}"));
+            let image =
+                deployment.and_then(|d| d.spec?.template.spec?.containers.first()?.image.clone());
+            match image {
+                Some(current) if current == expected => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_tag_ends_up_in_the_cluster() {
+    let plane = ControlPlane::shared().await.unwrap();
+    let ns = plane.namespace("image-loop").await.unwrap();
+    let client = plane.client().await.unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let loop_dir = work.path().join("loop");
+    let _loop = Controllers::start(
+        plane.kubeconfig_path(),
+        &loop_dir,
+        Scope::Namespace(ns.clone()),
+    )
+    .unwrap();
+    let _images = image_controllers(plane, &ns, &work.path().join("tags"));
+    let registry = Registry::builder().start().unwrap();
+    let oci = registry.client().unwrap();
+    let artifact = Artifact::from_files([("app.yaml", "kind: ConfigMap\n")], "test", "v1").unwrap();
+    oci.push_artifact("app", "1.0.0", &artifact).await.unwrap();
+    let image = format!("{}/app", registry.host());
+    let git = seeded_git(&ns, &image);
+    create_objects(&client, &ns, &git.http_url(REPO), &image).await;
+
+    wait_image(&client, &ns, &format!("{image}:1.0.0")).await;
     oci.push_artifact("app", "1.0.1", &artifact).await.unwrap();
-    applied("1.0.1").await.unwrap_or_else(|e| panic!("{e}"));
+    wait_image(&client, &ns, &format!("{image}:1.0.1")).await;
     let pushed = git.head(REPO, "main").unwrap();
     let automation: ImageUpdateAutomation =
         Api::namespaced(client, &ns).get("fleet").await.unwrap();

@@ -1,7 +1,7 @@
 //! ImageUpdateAutomation steps: read the source and the policies, then clone, apply the
 //! setters, commit and push (again from a fresh clone when the remote moved meanwhile).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -240,9 +240,20 @@ async fn attempt_run(
         pushed: None,
         update,
     };
-    if run.update.files.is_empty() {
-        return Ok(run);
+    if !run.update.files.is_empty() {
+        run.pushed = commit_and_push(object, source, &dir, &run.update).await?;
     }
+    Ok(run)
+}
+
+/// Commits the updated checkout `dir` with the rendered message and pushes it; the commit and
+/// its message, `None` when git found nothing to commit.
+async fn commit_and_push(
+    object: &ImageUpdateAutomation,
+    source: &Source,
+    dir: &Path,
+    update: &TreeUpdate,
+) -> Result<Option<(String, String)>, AttemptError> {
     let git = object.spec.git.as_ref().ok_or_else(|| {
         Outcome::stalled(reasons::INVALID_SOURCE_CONFIGURATION, "spec.git is not set")
     })?;
@@ -251,45 +262,45 @@ async fn attempt_run(
         object.namespace().unwrap_or_default(),
         object.name_any()
     );
-    let template = git
-        .commit
+    let commit_spec = &git.commit;
+    let template = commit_spec
         .message_template
         .as_deref()
         .unwrap_or(DEFAULT_COMMIT_MESSAGE);
     let message = template::render(
         template,
         &automation,
-        &run.update.files,
-        &git.commit.message_template_values,
+        &update.files,
+        &commit_spec.message_template_values,
     )
     .map_err(|e| template_failure(&e))?;
     let author = CommitAuthor {
-        name: git
-            .commit
+        name: commit_spec
             .author
             .name
             .clone()
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| git.commit.author.email.clone()),
-        email: git.commit.author.email.clone(),
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| commit_spec.author.email.clone()),
+        email: commit_spec.author.email.clone(),
     };
     let push = git.push.clone().unwrap_or_default();
+    let remote = &source.remote;
     if source.switches_branch() || push.refspec.is_some() {
         remote
-            .switch_to_branch(&dir, &source.push_branch)
+            .switch_to_branch(dir, &source.push_branch)
             .await
             .map_err(|e| git_failure("failed to switch branch", &e))?;
     }
     let committed = match &source.signer {
         Some(signer) => {
             remote
-                .commit_all_signed(&dir, &author, &message, signer)
+                .commit_all_signed(dir, &author, &message, signer)
                 .await
         }
-        None => remote.commit_all(&dir, &author, &message).await,
+        None => remote.commit_all(dir, &author, &message).await,
     };
     let Some(commit) = committed.map_err(|e| git_failure("failed to commit", &e))? else {
-        return Ok(run);
+        return Ok(None);
     };
     let mut targets = vec![if source.switches_branch() {
         PushTarget::Refspec(format!("+HEAD:refs/heads/{}", source.push_branch))
@@ -297,15 +308,11 @@ async fn attempt_run(
         PushTarget::Branch(source.push_branch.clone())
     }];
     targets.extend(push.refspec.clone().map(PushTarget::Refspec));
-    match remote.push(&dir, &targets, &push.options).await {
-        Ok(()) => {}
-        Err(GitError::Operation(text)) if is_rejection(&text) => {
-            return Err(AttemptError::Rejected(text));
-        }
-        Err(error) => return Err(git_failure("failed to push", &error).into()),
+    match remote.push(dir, &targets, &push.options).await {
+        Ok(()) => Ok(Some((commit, message))),
+        Err(GitError::Operation(text)) if is_rejection(&text) => Err(AttemptError::Rejected(text)),
+        Err(error) => Err(git_failure("failed to push", &error).into()),
     }
-    run.pushed = Some((commit, message));
-    Ok(run)
 }
 
 fn is_rejection(text: &str) -> bool {
