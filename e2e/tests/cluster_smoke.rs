@@ -27,6 +27,7 @@ fn resource(kind: &str) -> ApiResource {
         "Kustomization" => ("kustomize.toolkit.fluxcd.io", "kustomizations"),
         "ImageRepository" => ("image.toolkit.fluxcd.io", "imagerepositories"),
         "ImagePolicy" => ("image.toolkit.fluxcd.io", "imagepolicies"),
+        "ImageUpdateAutomation" => ("image.toolkit.fluxcd.io", "imageupdateautomations"),
         other => panic!("unexpected kind {other}"),
     };
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", kind), plural)
@@ -42,6 +43,7 @@ async fn crds_are_installed_with_flux_names_and_short_names() {
         ("kustomizations.kustomize.toolkit.fluxcd.io", "ks"),
         ("imagerepositories.image.toolkit.fluxcd.io", "imgrepo"),
         ("imagepolicies.image.toolkit.fluxcd.io", "imgpol"),
+        ("imageupdateautomations.image.toolkit.fluxcd.io", "iua"),
     ] {
         let crd = crds
             .get(name)
@@ -261,6 +263,62 @@ async fn a_dropped_control_plane_stops_its_processes() {
     )
     .await
     .unwrap_or_else(|timeout| panic!("{timeout}"));
+}
+
+/// ImageUpdateAutomation defaults (`sourceRef.kind`, `update.strategy`) and enums, as Flux's CRD.
+#[tokio::test]
+async fn image_update_automations_are_defaulted_and_validated_like_flux() {
+    let plane = plane().await;
+    let client = plane.client().await.unwrap();
+    let ns = plane.namespace("iua").await.unwrap();
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client, &ns, &resource("ImageUpdateAutomation"));
+    let automation = |name: &str, spec: Value| -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "image.toolkit.fluxcd.io/v1",
+            "kind": "ImageUpdateAutomation",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": spec,
+        }))
+        .unwrap()
+    };
+    let created = api
+        .create(
+            &PostParams::default(),
+            &automation(
+                "defaults",
+                json!({"sourceRef": {"name": "fleet"}, "interval": "5m"}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.data["spec"]["sourceRef"]["kind"], "GitRepository");
+    assert_eq!(
+        created.data["spec"]["update"],
+        json!({"strategy": "Setters"})
+    );
+    for (name, spec) in [
+        (
+            "bad-kind",
+            json!({"sourceRef": {"kind": "Bucket", "name": "x"}, "interval": "5m"}),
+        ),
+        (
+            "bad-strategy",
+            json!({"sourceRef": {"name": "x"}, "interval": "5m", "update": {"strategy": "Other"}}),
+        ),
+        (
+            "bad-interval",
+            json!({"sourceRef": {"name": "x"}, "interval": "soon"}),
+        ),
+        (
+            "no-email",
+            json!({"sourceRef": {"name": "x"}, "interval": "5m", "git": {"commit": {"author": {"name": "a"}}}}),
+        ),
+    ] {
+        api.create(&PostParams::default(), &automation(name, spec))
+            .await
+            .expect_err(name);
+    }
 }
 
 /// Flux's image validation: the CEL rules tying `interval` to `digestReflectionPolicy: Always`,

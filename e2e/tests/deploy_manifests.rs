@@ -16,22 +16,24 @@ use sluice_e2e::{ControlPlane, kustomize};
 const NAMESPACE: &str = "flux-system";
 
 /// Implemented controllers: in `deploy/default`, each with a `deploy/<name>-only` overlay.
-const IMPLEMENTED: [&str; 3] = [
+const IMPLEMENTED: [&str; 4] = [
     "source-controller",
     "kustomize-controller",
     "image-reflector-controller",
+    "image-automation-controller",
 ];
 
 /// Placeholder controllers: a base each, kept out of the default install.
-const PLACEHOLDERS: [&str; 2] = ["image-automation-controller", "notification-controller"];
+const PLACEHOLDERS: [&str; 1] = ["notification-controller"];
 
 /// Every kustomization under `deploy/` (relative to it; "." is the CRDs).
-const KUSTOMIZATIONS: [&str; 10] = [
+const KUSTOMIZATIONS: [&str; 11] = [
     ".",
     "default",
     "source-controller-only",
     "kustomize-controller-only",
     "image-reflector-controller-only",
+    "image-automation-controller-only",
     "source-controller",
     "kustomize-controller",
     "image-reflector-controller",
@@ -155,7 +157,7 @@ async fn every_manifest_is_accepted_by_the_apiserver_in_a_server_side_dry_run() 
             applied += 1;
         }
     }
-    // 60 objects today (6 CRDs, the default install, the overlays and the bases); a lower
+    // 60+ objects today (7 CRDs, the default install, the overlays and the bases); a lower
     // bound catches kustomizations that silently build much less.
     assert!(applied >= 50, "only {applied} objects were dry-run applied");
 }
@@ -391,6 +393,7 @@ fn every_arg_is_a_flag_the_binary_declares() {
             "source-controller" => workspace_file("source-controller/src/main.rs"),
             "kustomize-controller" => workspace_file("kustomize-controller/src/cli.rs"),
             "image-reflector-controller" => workspace_file("image-reflector/src/main.rs"),
+            "image-automation-controller" => workspace_file("image-automation/src/main.rs"),
             _ => String::new(),
         };
         let docs = build(name);
@@ -452,6 +455,7 @@ fn the_default_install_holds_the_implemented_controllers_and_network_policies() 
         "source-controller-only",
         "kustomize-controller-only",
         "image-reflector-controller-only",
+        "image-automation-controller-only",
     ] {
         let only = build(path);
         let kinds: BTreeSet<&str> = only.iter().map(|d| str_of(d, "/kind")).collect();

@@ -10,11 +10,12 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube_core::CustomResourceExt;
 
-use crate::image::{ImagePolicy, ImageRepository};
+use crate::image::{ImagePolicy, ImageRepository, ImageUpdateAutomation};
 use crate::kustomize::Kustomization;
 use crate::source::{Bucket, GitRepository, OCIRepository};
 
-/// The CRDs of GitRepository, OCIRepository, Bucket, Kustomization, ImageRepository and ImagePolicy.
+/// The CRDs of GitRepository, OCIRepository, Bucket, Kustomization, ImageRepository, ImagePolicy
+/// and ImageUpdateAutomation.
 pub fn all() -> Vec<CustomResourceDefinition> {
     let mut crds = vec![
         GitRepository::crd(),
@@ -23,6 +24,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         Kustomization::crd(),
         ImageRepository::crd(),
         ImagePolicy::crd(),
+        ImageUpdateAutomation::crd(),
     ];
     for crd in &mut crds {
         crd.spec.names.list_kind = Some(format!("{}List", crd.spec.names.kind));
@@ -286,6 +288,12 @@ mod tests {
                     "image.toolkit.fluxcd.io_imagepolicies.yaml".to_owned(),
                     "imagepolicies.image.toolkit.fluxcd.io".to_owned(),
                     vec!["imgpol".to_owned(), "imagepol".to_owned()],
+                    images.clone(),
+                ),
+                (
+                    "image.toolkit.fluxcd.io_imageupdateautomations.yaml".to_owned(),
+                    "imageupdateautomations.image.toolkit.fluxcd.io".to_owned(),
+                    vec!["iua".to_owned(), "imgupd".to_owned(), "imgauto".to_owned()],
                     images,
                 ),
             ]
@@ -313,6 +321,7 @@ mod tests {
                 "Bucket" => expected.push("Endpoint"),
                 "ImageRepository" => expected.extend(["Image", "Tags", "Last scan"]),
                 "ImagePolicy" => expected.extend(["Image", "Tag"]),
+                "ImageUpdateAutomation" => expected.push("Last run"),
                 _ => {}
             }
             expected.sort_unstable();

@@ -7,7 +7,9 @@ pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube_core::Resource;
 
 use crate::duration::{DurationError, parse_duration};
-use crate::image::{DEFAULT_DIGEST_REFRESH_INTERVAL, ImagePolicy, ImageRepository};
+use crate::image::{
+    DEFAULT_DIGEST_REFRESH_INTERVAL, ImagePolicy, ImageRepository, ImageUpdateAutomation,
+};
 use crate::kustomize::Kustomization;
 use crate::meta::condition_type::{
     IMAGE_NEGATIVE_POLARITY, KUSTOMIZATION_NEGATIVE_POLARITY, SOURCE_NEGATIVE_POLARITY,
@@ -183,6 +185,7 @@ impl_source_object!(OCIRepository);
 impl_source_object!(Bucket);
 impl_flux_object!(Kustomization, KUSTOMIZATION_NEGATIVE_POLARITY);
 impl_flux_object!(ImageRepository, IMAGE_NEGATIVE_POLARITY);
+impl_flux_object!(ImageUpdateAutomation, IMAGE_NEGATIVE_POLARITY);
 
 /// ImagePolicy's `spec.interval` is optional (only `digestReflectionPolicy: Always` sets it), so
 /// its reconcile interval is that value or the 10m default: a cheap re-evaluation from stored

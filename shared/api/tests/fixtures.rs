@@ -9,7 +9,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use sluice_api::image::{ImagePolicy, ImageRepository};
+use sluice_api::image::{ImagePolicy, ImageRepository, ImageUpdateAutomation};
 use sluice_api::kustomize::Kustomization;
 use sluice_api::source::{Bucket, GitRepository, OCIRepository};
 
@@ -120,6 +120,11 @@ fn imagepolicy_round_trips() {
 }
 
 #[test]
+fn imageupdateautomation_round_trips() {
+    assert_round_trip::<ImageUpdateAutomation>("imageupdateautomation-full.yaml");
+}
+
+#[test]
 fn fixtures_set_every_spec_and_status_field() {
     for (kind, file_name) in [
         ("GitRepository", "gitrepository-full.yaml"),
@@ -128,6 +133,7 @@ fn fixtures_set_every_spec_and_status_field() {
         ("Kustomization", "kustomization-full.yaml"),
         ("ImageRepository", "imagerepository-full.yaml"),
         ("ImagePolicy", "imagepolicy-full.yaml"),
+        ("ImageUpdateAutomation", "imageupdateautomation-full.yaml"),
     ] {
         assert_eq!(
             uncovered_fields(kind, file_name),

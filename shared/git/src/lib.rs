@@ -10,6 +10,7 @@
 //!   HTTP(S) refs are listed in process (`advertisement`), anything else by `git ls-remote`;
 //! - [`checkout`]: shallow, sparse and submodule checkouts;
 //! - [`push`]: commits as an author and pushes to branches or refspecs with push options;
+//! - [`signing`]: OpenPGP-signed commits with a key from a Secret;
 //! - [`tags`]: SemVer selection among tags.
 
 mod advertisement;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod push;
 pub mod refs;
 pub mod remote;
+pub mod signing;
 pub mod tags;
 
 pub use checkout::{CheckedOut, CheckedOutTag};
@@ -27,4 +29,5 @@ pub use error::GitError;
 pub use push::{CommitAuthor, PushTarget};
 pub use refs::{DEFAULT_BRANCH, RefSelector, ResolvedRef};
 pub use remote::GitRemote;
+pub use signing::OpenPgpSigner;
 pub use tags::{highest_matching_tag, parse_tag_version};

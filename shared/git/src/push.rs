@@ -40,6 +40,17 @@ impl GitRemote {
         author: &CommitAuthor,
         message: &str,
     ) -> Result<Option<String>, GitError> {
+        self.commit_with_config(dir, author, message, &[]).await
+    }
+
+    /// [`GitRemote::commit_all`] with extra `-c key=value` settings for the commit (signing).
+    pub(crate) async fn commit_with_config(
+        &self,
+        dir: &Path,
+        author: &CommitAuthor,
+        message: &str,
+        config: &[String],
+    ) -> Result<Option<String>, GitError> {
         if author.name.trim().is_empty() || author.email.trim().is_empty() {
             return Err(GitError::Operation(
                 "a commit needs an author name and email; set both".to_owned(),
@@ -56,23 +67,22 @@ impl GitRemote {
         }
         let name = format!("user.name={}", author.name);
         let email = format!("user.email={}", author.email);
-        self.run(
-            &session,
-            cwd,
-            &[
-                "-c",
-                &name,
-                "-c",
-                &email,
-                "commit",
-                "-q",
-                "--no-verify",
-                "-m",
-                message,
-            ],
-        )
-        .await?;
+        let mut args = vec!["-c", name.as_str(), "-c", email.as_str()];
+        for setting in config {
+            args.extend(["-c", setting.as_str()]);
+        }
+        args.extend(["commit", "-q", "--no-verify", "-m", message]);
+        self.run(&session, cwd, &args).await?;
         self.rev_parse(&session, dir, "HEAD").await.map(Some)
+    }
+
+    /// Points the local branch `branch` of the checkout `dir` at HEAD and checks it out, so
+    /// refspecs naming `refs/heads/<branch>` push the new commit.
+    pub async fn switch_to_branch(&self, dir: &Path, branch: &str) -> Result<(), GitError> {
+        let session = self.session().await?;
+        self.run(&session, Some(dir), &["checkout", "-q", "-B", branch])
+            .await
+            .map(drop)
     }
 
     /// Pushes from the checkout `dir` to every target in one `git push`, passing `options` as

@@ -1,8 +1,14 @@
-//! `image.toolkit.fluxcd.io/v1`: ImageRepository and ImagePolicy.
+//! `image.toolkit.fluxcd.io/v1`: ImageRepository, ImagePolicy and ImageUpdateAutomation.
 
+mod automation;
 mod policy;
 mod repository;
 
+pub use automation::{
+    CommitSpec, CommitUser, CrossNamespaceSourceReference, DEFAULT_COMMIT_MESSAGE, GitCheckoutSpec,
+    GitSpec, ImageUpdateAutomation, ImageUpdateAutomationSpec, ImageUpdateAutomationStatus,
+    PushSpec, SigningKey, UpdateStrategy,
+};
 pub use policy::{
     AlphabeticalPolicy, ImagePolicy, ImagePolicyChoice, ImagePolicySpec, ImagePolicyStatus,
     ImageRef, NumericalPolicy, ReflectionPolicy, SemVerPolicy, SortOrder, TagFilter,
