@@ -83,6 +83,7 @@ async fn new_latest_ref_is_pushed_then_no_op_then_followed() -> Result<()> {
         condition_message(&harness, "auto").await?,
         "repository up-to-date"
     );
+    flux_get_images_update_shows_ready(&harness, "auto").await?;
 
     // A requested run with nothing to change pushes nothing.
     let token = "no-op-1";
@@ -108,6 +109,25 @@ async fn new_latest_ref_is_pushed_then_no_op_then_followed() -> Result<()> {
     assert_eq!(
         harness.file("main", "apps/app.yaml")?,
         deployment("1.0.2", &policy)
+    );
+    Ok(())
+}
+
+/// `flux get images update` (the flux CLI, built from its Go module) lists the automation Ready.
+async fn flux_get_images_update_shows_ready(harness: &Harness, name: &str) -> Result<()> {
+    let kubeconfig = sluice_e2e::ControlPlane::shared().await?.kubeconfig_path();
+    let args = ["get", "images", "update", "-n", harness.namespace.as_str()];
+    let listed = sluice_e2e::flux::flux_cli(kubeconfig, &args)?;
+    let row: Vec<&str> = listed
+        .stdout
+        .lines()
+        .map(|line| line.split('\t').map(str::trim).collect::<Vec<_>>())
+        .find(|cells| cells.first() == Some(&name))
+        .unwrap_or_default();
+    anyhow::ensure!(
+        listed.success && row.contains(&"True") && row.contains(&"repository up-to-date"),
+        "row {row:?} of\n{}",
+        listed.text()
     );
     Ok(())
 }
