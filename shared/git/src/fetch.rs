@@ -161,7 +161,11 @@ fn wanted<'a>(
             .sha(fetch)
             .ok_or_else(|| unsupported("the ref is not advertised under that name"));
     }
-    let fetchable = advertisement.refs.iter().any(|(sha, _)| sha == fetch)
+    // upload-pack only accepts the refs' own objects, not their peeled `^{}` commits.
+    let fetchable = advertisement
+        .refs
+        .iter()
+        .any(|(sha, name)| sha == fetch && !name.ends_with("^{}"))
         || advertisement.supports("allow-reachable-sha1-in-want")
         || advertisement.supports("allow-any-sha1-in-want");
     fetchable
