@@ -96,14 +96,17 @@ fn populate(server: &GitServer) -> [String; 3] {
             std::os::unix::fs::symlink("../README.md", work.path().join("deploy/readme"))
                 .expect("symlink");
             write(".gitmodules", b"[submodule \"lib\"]\n\tpath = vendor/lib\n\turl = https://example.invalid/lib.git\n");
-            let gitlink = "160000,1111111111111111111111111111111111111111,vendor/lib";
-            cli.run(wt, ["update-index", "--add", "--cacheinfo", gitlink])
-                .expect("gitlink");
         }
-        commits.push(
-            cli.commit_all(work.path(), &format!("Round {round}\n\nDetails."))
-                .expect("commit"),
-        );
+        // A submodule (gitlink) that is never initialised.
+        let gitlink = "160000,1111111111111111111111111111111111111111,vendor/lib";
+        cli.run(wt, ["add", "--all"]).expect("add");
+        cli.run(wt, ["update-index", "--add", "--cacheinfo", gitlink])
+            .expect("gitlink");
+        let message = format!("Round {round}\n\nDetails.");
+        cli.run(wt, ["commit", "-q", "-m", &message])
+            .expect("commit");
+        let head = cli.run(wt, ["rev-parse", "HEAD"]).expect("head");
+        commits.push(head.trim().to_owned());
     }
     cli.push(work.path(), "HEAD:refs/heads/main").expect("push");
     server
@@ -158,8 +161,14 @@ async fn compare(server: &GitServer, selector: RefSelector, in_process: bool) ->
     );
     assert!(fast_tree == slow_tree, "trees differ for {selector:?}");
     assert!(fast_tree.len() > 40);
-    assert_eq!(fast_tree["vendor/lib"], None, "a submodule is an empty directory");
-    assert_eq!(fast_tree["deploy/readme"], Some((b"-> ../README.md".to_vec(), false)));
+    assert_eq!(
+        fast_tree["vendor/lib"], None,
+        "a submodule is an empty directory"
+    );
+    assert_eq!(
+        fast_tree["deploy/readme"],
+        Some((b"-> ../README.md".to_vec(), false))
+    );
     assert_eq!(fast_tree["bin/run.sh"].as_ref().map(|f| f.1), Some(true));
     assert_eq!(fast_tree["empty"], Some((Vec::new(), false)));
     fetched
