@@ -1,7 +1,7 @@
 //! A shallow fetch and checkout in process over smart HTTP, as go-git (Flux) does: the v0
 //! advertisement GET, then one stateless upload-pack POST for the wanted object at depth 1.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use sluice_secrets::redact;
@@ -178,7 +178,7 @@ fn wanted<'a>(
 fn unpack(
     response: &[u8],
     want: ObjectId,
-    dir: &PathBuf,
+    dir: &Path,
     redactions: &[String],
 ) -> Result<(String, String), InProcessError> {
     let pack = demultiplex(response, redactions)?;
