@@ -44,21 +44,27 @@ impl GitRemote {
         dir: &Path,
         options: &CheckoutOptions,
     ) -> Result<CheckedOut, GitError> {
-        if self.lists_in_process() && !options.keep_git_dir && !dir.exists() {
-            let (sparse, submodules) = (&options.sparse, options.submodules);
-            if sparse.is_empty() && !submodules {
-                match self.checkout_in_process(resolved, dir).await {
-                    Ok(checked_out) => return Ok(checked_out),
-                    Err(InProcessError::Git(error)) => return Err(error),
-                    Err(InProcessError::Unsupported(reason)) => {
-                        tracing::debug!(url = %self.url, %reason, "checking out with git instead");
-                        remove_partial_checkout(dir)?;
-                    }
+        if self.fetches_in_process(dir, options) {
+            match self.checkout_in_process(resolved, dir).await {
+                Ok(checked_out) => return Ok(checked_out),
+                Err(InProcessError::Git(error)) => return Err(error),
+                Err(InProcessError::Unsupported(reason)) => {
+                    tracing::debug!(url = %self.url, %reason, "checking out with git instead");
+                    remove_partial_checkout(dir)?;
                 }
             }
         }
         self.checkout_with_git(resolved, dir, &options.sparse, options.submodules)
             .await
+    }
+
+    /// Plain HTTP(S) into a new directory, without `.git`, a sparse cone or submodules.
+    fn fetches_in_process(&self, dir: &Path, options: &CheckoutOptions) -> bool {
+        self.lists_in_process()
+            && !options.keep_git_dir
+            && options.sparse.is_empty()
+            && !options.submodules
+            && !dir.exists()
     }
 
     /// The `git` CLI checkout: clone or init and fetch, then sparse and submodule setup.
