@@ -30,6 +30,10 @@ pub(crate) fn commit(objects: &Objects, id: &ObjectId) -> Option<Commit> {
         return None;
     };
     let tree = header_id(data, "tree ")?;
+    // `git log` re-encodes other encodings to UTF-8; such commits are left to `git`.
+    if header(data, "encoding ").is_some_and(|e| !matches!(e, b"UTF-8" | b"utf-8" | b"utf8")) {
+        return None;
+    }
     let message = data
         .windows(2)
         .position(|w| w == b"\n\n")
@@ -40,17 +44,16 @@ pub(crate) fn commit(objects: &Objects, id: &ObjectId) -> Option<Commit> {
     })
 }
 
-/// The hex id on the first line of `data` starting with `field`, among the header lines.
+/// The hex id in the first header line of `data` starting with `field`.
 fn header_id(data: &[u8], field: &str) -> Option<ObjectId> {
-    let headers = data
-        .split(|b| *b == b'\n')
-        .take_while(|line| !line.is_empty());
-    for line in headers {
-        if let Some(hex_id) = line.strip_prefix(field.as_bytes()) {
-            return parse_hex(hex_id);
-        }
-    }
-    None
+    parse_hex(header(data, field)?)
+}
+
+/// The value of the first header line of `data` starting with `field`.
+fn header<'a>(data: &'a [u8], field: &str) -> Option<&'a [u8]> {
+    data.split(|b| *b == b'\n')
+        .take_while(|line| !line.is_empty())
+        .find_map(|line| line.strip_prefix(field.as_bytes()))
 }
 
 /// A 40-hex-digit object id.
@@ -111,5 +114,9 @@ mod tests {
         assert_eq!(read.subject, "Hello");
         assert_eq!(commit(&objects, &tag_id), None);
         assert_eq!(parse_hex(b"ABCDEF"), None);
+        let latin1 = format!("tree {tree}\nencoding ISO-8859-1\n\nCaf\u{e9}\n");
+        let latin1_id = object_id(Kind::Commit, latin1.as_bytes());
+        let objects = Objects::from([(latin1_id, (Kind::Commit, latin1.into_bytes()))]);
+        assert_eq!(commit(&objects, &latin1_id), None);
     }
 }
