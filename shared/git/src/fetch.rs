@@ -237,3 +237,55 @@ pub(crate) fn demultiplex(
     }
     Err(malformed())
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn band(channel: u8, data: &[u8]) -> Vec<u8> {
+        let mut packet = format!("{:04x}", data.len() + 5).into_bytes();
+        packet.push(channel);
+        packet.extend_from_slice(data);
+        packet
+    }
+
+    #[test]
+    fn demultiplexes_pack_progress_and_errors() {
+        let head = [
+            pktline::encode(&format!("shallow {}\n", "a".repeat(40))),
+            "0000".to_owned(),
+            pktline::encode("NAK\n"),
+        ]
+        .concat()
+        .into_bytes();
+        let ok = [
+            head.clone(),
+            band(2, b"counting"),
+            band(1, b"PA"),
+            band(1, b"CK"),
+        ]
+        .concat();
+        let ok = [ok, b"0000".to_vec()].concat();
+        assert_eq!(demultiplex(&ok, &[]).unwrap(), b"PACK");
+        let failed = [head.clone(), band(3, b"pack-objects died: token s3cret")].concat();
+        let error = demultiplex(&failed, &["s3cret".to_owned()]).unwrap_err();
+        assert!(
+            matches!(&error, InProcessError::Git(GitError::Operation(m)) if !m.contains("s3cret"))
+        );
+        let refused = pktline::encode("ERR upload-pack: not our ref\n");
+        assert!(matches!(
+            demultiplex(refused.as_bytes(), &[]),
+            Err(InProcessError::Unsupported(_))
+        ));
+        assert!(demultiplex(&head, &[]).is_err(), "no flush after the pack");
+    }
+
+    proptest! {
+        #[test]
+        fn random_responses_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = demultiplex(&bytes, &[]);
+        }
+    }
+}

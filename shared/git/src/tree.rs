@@ -9,6 +9,9 @@ use crate::pack::{Kind, ObjectId, Objects};
 
 /// At most this many directories deep.
 const MAX_DEPTH: usize = 256;
+/// At most this many entries and file bytes written (a tree may repeat a subtree).
+const MAX_ENTRIES: usize = 500_000;
+const MAX_BYTES: usize = 1 << 30;
 /// `.gitattributes` words that change checked-out contents; such trees are left to `git`.
 const CONTENT_ATTRIBUTES: &[&str] = &["eol", "text", "crlf", "ident", "filter", "encoding"];
 
@@ -39,6 +42,13 @@ enum Planned {
 pub(crate) fn write(objects: &Objects, root: &ObjectId, dir: &Path) -> Result<(), TreeError> {
     let mut plan = Vec::new();
     walk(objects, root, Path::new(""), 0, &mut plan)?;
+    let bytes = plan.iter().try_fold(0usize, |total, entry| match entry {
+        Planned::File(_, id, _) => Ok(total.saturating_add(blob(objects, id)?.len())),
+        _ => Ok(total),
+    })?;
+    if bytes > MAX_BYTES {
+        return Err(TreeError::Unusual("the whole tree, too large".to_owned()));
+    }
     let io = |path: &Path| {
         let path = path.display().to_string();
         move |source| TreeError::Io { path, source }
@@ -82,6 +92,11 @@ fn walk(
         return Err(TreeError::Unusual(prefix.display().to_string()));
     }
     while !data.is_empty() {
+        if plan.len() > MAX_ENTRIES {
+            return Err(TreeError::Unusual(
+                "the whole tree, too many entries".to_owned(),
+            ));
+        }
         let space = data.iter().position(|b| *b == b' ').ok_or_else(malformed)?;
         let nul = data.iter().position(|b| *b == 0).ok_or_else(malformed)?;
         let entry_id: ObjectId = data
