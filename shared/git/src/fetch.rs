@@ -16,7 +16,7 @@ use crate::{CheckedOut, CheckedOutTag, GitError, GitRemote, ResolvedRef};
 const REQUEST: &str = "application/x-git-upload-pack-request";
 const RESULT: &str = "application/x-git-upload-pack-result";
 /// At most this many response bytes; larger repositories are fetched by `git`.
-const MAX_RESPONSE: usize = 64 << 20;
+const MAX_RESPONSE: usize = 32 << 20;
 /// The capabilities asked for when the server offers them; `thin-pack` never is.
 const OPTIONAL_CAPABILITIES: &[&str] = &["ofs-delta", "no-progress"];
 

@@ -12,8 +12,9 @@ use crate::delta;
 const MAX_OBJECTS: u32 = 500_000;
 /// At most this many bytes in one object, inflated.
 const MAX_OBJECT_SIZE: usize = 64 << 20;
-/// At most this many bytes inflated across the pack.
-const MAX_INFLATED: usize = 256 << 20;
+/// At most this many bytes inflated across the pack (held in memory until the tree is written);
+/// a larger checkout is left to `git`.
+const MAX_INFLATED: usize = 128 << 20;
 /// At most this many deltas on top of a full object.
 const MAX_DELTA_DEPTH: u32 = 1000;
 
