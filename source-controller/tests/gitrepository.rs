@@ -39,10 +39,10 @@ async fn branch_artifact_status_events_no_change_gc_and_delete() -> Result<()> {
         )
         .await?;
     let ready = harness.wait_git("app", "Ready", git_ready).await?;
-    // No artifact yet: the ref is fetched without listing refs first (advertisement, ls-refs,
-    // one shallow pack).
+    // No artifact yet: the ref is fetched in process without listing refs first (the v0
+    // advertisement, one shallow pack).
     assert_eq!(server.fetches(), 1, "{:#?}", server.requests());
-    assert_eq!(server.requests().len(), 3, "{:#?}", server.requests());
+    assert_eq!(server.requests().len(), 2, "{:#?}", server.requests());
 
     let artifact = git_artifact(&ready)?;
     let revision = format!("main@sha1:{first}");
@@ -126,7 +126,7 @@ async fn branch_artifact_status_events_no_change_gc_and_delete() -> Result<()> {
             "one shallow fetch: {:#?}",
             server.requests()
         );
-        // The listing GET, then the listed commit fetched without a second listing.
+        // The listing GET, then the listed commit fetched in process (advertisement, pack).
         assert_eq!(server.requests().len(), 3, "{:#?}", server.requests());
         let files = harness
             .fetch_artifact(&new_artifact.url, &new_artifact.digest)

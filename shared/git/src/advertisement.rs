@@ -4,15 +4,18 @@
 use std::sync::OnceLock;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::{RequestBuilder, StatusCode};
+use sluice_secrets::redact;
 
-use crate::GitRemote;
+use crate::pktline::{self, Packet};
+use crate::{GitError, GitRemote};
 
 /// The content type of a smart-HTTP upload-pack advertisement.
 const ADVERTISEMENT: &str = "application/x-git-upload-pack-advertisement";
 
-/// One client for every listing (building one loads the TLS roots); like the sandboxed `git`,
+/// One client for every request (building one loads the TLS roots); like the sandboxed `git`,
 /// it ignores proxy environment variables, and it follows no redirects.
-fn client() -> Option<&'static reqwest::Client> {
+pub(crate) fn client() -> Option<&'static reqwest::Client> {
     static CLIENT: OnceLock<Option<reqwest::Client>> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
@@ -29,7 +32,7 @@ fn client() -> Option<&'static reqwest::Client> {
 impl GitRemote {
     /// Plain HTTP(S) with at most an authorization header; a CA, client certificate, proxy or
     /// credentials in the URL are left to `git`.
-    fn lists_in_process(&self) -> bool {
+    pub(crate) fn lists_in_process(&self) -> bool {
         let credentials = &self.credentials;
         let authority = self
             .url
@@ -45,56 +48,130 @@ impl GitRemote {
     /// The advertised `(sha, ref)` pairs, peeled tags as `<ref>^{}`; `None` when not listed in
     /// process or the answer is not a clean advertisement, so `git` retries and reports.
     pub(crate) async fn advertised_refs(&self) -> Option<Vec<(String, String)>> {
+        self.advertisement().await.ok().flatten().map(|a| a.refs)
+    }
+
+    /// The remote's v0 advertisement; `None` when not listed in process or not understood,
+    /// an error when the server refuses the credentials or does not answer in time.
+    pub(crate) async fn advertisement(&self) -> Result<Option<Advertisement>, GitError> {
         if !self.lists_in_process() {
-            return None;
+            return Ok(None);
         }
         let url = format!(
             "{}/info/refs?service=git-upload-pack",
             self.url.trim_end_matches('/')
         );
-        let mut request = client()?.get(url).timeout(self.timeout);
-        if let Some(header) = self.credentials.authorization_header() {
-            let (_, value) = header.split_once(": ")?;
-            request = request.header(AUTHORIZATION, value);
+        let Some(client) = client() else {
+            return Ok(None);
+        };
+        let request = self.authorized(client.get(url));
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) if error.is_timeout() => return Err(GitError::Timeout(self.timeout)),
+            Err(_) => return Ok(None),
+        };
+        self.check_status(response.status())?;
+        if !response.status().is_success() || !has_content_type(&response, ADVERTISEMENT) {
+            return Ok(None);
         }
-        let response = request.send().await.ok()?;
-        let smart = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes() == ADVERTISEMENT.as_bytes());
-        if !response.status().is_success() || !smart {
-            return None;
+        match response.bytes().await {
+            Ok(body) => Ok(parse_advertisement(&body)),
+            Err(error) if error.is_timeout() => Err(GitError::Timeout(self.timeout)),
+            Err(_) => Ok(None),
         }
-        parse_advertisement(&response.bytes().await.ok()?)
+    }
+
+    /// `request` with the credentials' authorization header and the operation timeout.
+    pub(crate) fn authorized(&self, request: RequestBuilder) -> RequestBuilder {
+        let request = request.timeout(self.timeout);
+        match self.credentials.authorization_header() {
+            Some(header) => match header.split_once(": ") {
+                Some((_, value)) => request.header(AUTHORIZATION, value),
+                None => request,
+            },
+            None => request,
+        }
+    }
+
+    /// 401 and 403 as the CLI reports them; other statuses are left to the caller.
+    pub(crate) fn check_status(&self, status: StatusCode) -> Result<(), GitError> {
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            let message = format!(
+                "authentication failed for '{}': HTTP {}",
+                self.url,
+                status.as_u16()
+            );
+            return Err(GitError::Authentication(format!(
+                "{}; check the credentials in spec.secretRef",
+                redact(&message, &self.credentials.redactions())
+            )));
+        }
+        Ok(())
     }
 }
 
+/// A v0 upload-pack advertisement: the refs and the server's capabilities.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Advertisement {
+    /// `(sha, ref)` pairs, peeled tags as `<ref>^{}`.
+    pub refs: Vec<(String, String)>,
+    pub capabilities: Vec<String>,
+}
+
+impl Advertisement {
+    pub(crate) fn supports(&self, capability: &str) -> bool {
+        self.capabilities.iter().any(|c| c == capability)
+    }
+
+    /// The sha advertised for `name`.
+    pub(crate) fn sha(&self, name: &str) -> Option<&str> {
+        self.refs
+            .iter()
+            .find(|(_, n)| n == name)
+            .map(|(sha, _)| sha.as_str())
+    }
+}
+
+/// Whether the response has exactly this content type.
+pub(crate) fn has_content_type(response: &reqwest::Response, expected: &str) -> bool {
+    response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == expected.as_bytes())
+}
+
 /// Parses the pkt-lines of a v0 advertisement: the service line, a flush, the refs, a flush.
-fn parse_advertisement(body: &[u8]) -> Option<Vec<(String, String)>> {
+fn parse_advertisement(body: &[u8]) -> Option<Advertisement> {
     let mut rest = body;
     let mut refs = Vec::new();
+    let mut capabilities = None;
     let mut flushes = 0;
     let mut service_seen = false;
     while flushes < 2 {
-        let length = usize::from_str_radix(std::str::from_utf8(rest.get(..4)?).ok()?, 16).ok()?;
-        if length == 0 {
+        let (packet, tail) = pktline::next(rest)?;
+        rest = tail;
+        let Packet::Data(payload) = packet else {
             flushes += 1;
-            rest = &rest[4..];
             continue;
-        }
-        let line = std::str::from_utf8(rest.get(4..length)?).ok()?;
-        rest = &rest[length..];
-        let line = line.strip_suffix('\n').unwrap_or(line);
+        };
+        let line = pktline::text(payload)?;
         if flushes == 0 {
             service_seen = line == "# service=git-upload-pack";
             continue;
         }
-        let (sha, name) = line.split('\0').next()?.split_once(' ')?;
+        let mut fields = line.split('\0');
+        let (sha, name) = fields.next()?.split_once(' ')?;
+        if let Some(listed) = fields.next().filter(|_| capabilities.is_none()) {
+            capabilities = Some(listed.split(' ').map(str::to_owned).collect());
+        }
         if name != "capabilities^{}" {
             refs.push((sha.to_owned(), name.to_owned()));
         }
     }
-    service_seen.then_some(refs)
+    service_seen.then(|| Advertisement {
+        refs,
+        capabilities: capabilities.unwrap_or_default(),
+    })
 }
 
 /// `git ls-remote`'s pattern match: the ref is the pattern or ends with `/<pattern>`.
@@ -127,7 +204,9 @@ mod tests {
             "0000".to_owned(),
         ]
         .concat();
-        let refs = parse_advertisement(body.as_bytes()).unwrap();
+        let advertisement = parse_advertisement(body.as_bytes()).unwrap();
+        assert_eq!(advertisement.capabilities, ["multi_ack", "side-band-64k"]);
+        let refs = advertisement.refs;
         let names: Vec<&str> = refs.iter().map(|(_, n)| n.as_str()).collect();
         assert_eq!(
             names,
@@ -146,7 +225,9 @@ mod tests {
             "0000".to_owned(),
         ]
         .concat();
-        assert_eq!(parse_advertisement(empty.as_bytes()), Some(vec![]));
+        let empty = parse_advertisement(empty.as_bytes()).unwrap();
+        assert!(empty.refs.is_empty());
+        assert!(empty.supports("agent=git"));
         assert_eq!(parse_advertisement(b"<html>"), None);
         assert_eq!(parse_advertisement(b"0000"), None);
     }

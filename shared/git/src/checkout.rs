@@ -1,7 +1,9 @@
-//! Shallow checkouts of a resolved reference, optionally sparse and with submodules.
+//! Shallow checkouts of a resolved reference, optionally sparse and with submodules; plain
+//! HTTP(S) checkouts without `.git` are fetched in process (`fetch`), anything else by `git`.
 
 use std::path::Path;
 
+use crate::fetch::InProcessError;
 use crate::remote::Session;
 use crate::{GitError, GitRemote, RefSelector, ResolvedRef};
 
@@ -24,9 +26,49 @@ pub struct CheckedOutTag {
     pub object: Option<String>,
 }
 
+/// What a checkout needs besides the commit's files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckoutOptions {
+    /// Directories of a cone-mode sparse checkout; all when empty.
+    pub sparse: Vec<String>,
+    pub submodules: bool,
+    /// Keep the `.git` directory (e.g. to verify signatures), which only `git` writes.
+    pub keep_git_dir: bool,
+}
+
 impl GitRemote {
-    /// Shallow-fetches `resolved` into `dir` and checks it out (optionally sparse, with submodules).
+    /// Shallow-fetches `resolved` into `dir` (which should not exist yet) and checks it out.
     pub async fn checkout(
+        &self,
+        resolved: &ResolvedRef,
+        dir: &Path,
+        options: &CheckoutOptions,
+    ) -> Result<CheckedOut, GitError> {
+        if self.fetches_in_process(dir, options) {
+            match self.checkout_in_process(resolved, dir).await {
+                Ok(checked_out) => return Ok(checked_out),
+                Err(InProcessError::Git(error)) => return Err(error),
+                Err(InProcessError::Unsupported(reason)) => {
+                    tracing::debug!(url = %self.url, %reason, "checking out with git instead");
+                    remove_partial_checkout(dir)?;
+                }
+            }
+        }
+        self.checkout_with_git(resolved, dir, &options.sparse, options.submodules)
+            .await
+    }
+
+    /// Plain HTTP(S) into a new directory, without `.git`, a sparse cone or submodules.
+    fn fetches_in_process(&self, dir: &Path, options: &CheckoutOptions) -> bool {
+        self.lists_in_process()
+            && !options.keep_git_dir
+            && options.sparse.is_empty()
+            && !options.submodules
+            && !dir.exists()
+    }
+
+    /// The `git` CLI checkout: clone or init and fetch, then sparse and submodule setup.
+    async fn checkout_with_git(
         &self,
         resolved: &ResolvedRef,
         dir: &Path,
@@ -94,14 +136,13 @@ impl GitRemote {
         &self,
         selector: &RefSelector,
         dir: &Path,
-        sparse: &[String],
-        submodules: bool,
+        options: &CheckoutOptions,
     ) -> Result<CheckedOut, GitError> {
         let Some(unresolved) = selector.unresolved() else {
             let resolved = self.resolve(selector).await?;
-            return self.checkout(&resolved, dir, sparse, submodules).await;
+            return self.checkout(&resolved, dir, options).await;
         };
-        match self.checkout(&unresolved, dir, sparse, submodules).await {
+        match self.checkout(&unresolved, dir, options).await {
             Err(error @ GitError::Operation(_)) if unresolved.commit.is_none() => {
                 self.resolve(selector).await?;
                 Err(error)
@@ -218,6 +259,16 @@ impl GitRemote {
             .await?
             .trim()
             .to_owned())
+    }
+}
+
+/// Removes what an abandoned in-process checkout wrote, so `git` starts from scratch.
+fn remove_partial_checkout(dir: &Path) -> Result<(), GitError> {
+    match std::fs::remove_dir_all(dir) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(GitError::Operation(
+            format!("removing a partial checkout failed: {error}"),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use sluice_e2e::git::{GitCli, GitServer};
 use sluice_e2e::tls::TestCa;
-use sluice_git::{CommitAuthor, GitCredentials, GitError, GitRemote, PushTarget, RefSelector};
+use sluice_git::{
+    CheckoutOptions, CommitAuthor, GitCredentials, GitError, GitRemote, PushTarget, RefSelector,
+};
 use sluice_secrets::SecretData;
 
 fn remote(url: &str, secret: &[(&str, &str)], ssh: bool) -> GitRemote {
@@ -45,7 +47,14 @@ async fn commit_update(remote: &GitRemote, dir: &Path, image: &str) -> String {
         .await
         .expect("resolve main");
     remote
-        .checkout(&resolved, dir, &[], false)
+        .checkout(
+            &resolved,
+            dir,
+            &CheckoutOptions {
+                keep_git_dir: true,
+                ..CheckoutOptions::default()
+            },
+        )
         .await
         .expect("checkout main");
     std::fs::write(dir.join("app.yaml"), format!("image: {image}\n")).expect("write");

@@ -12,7 +12,7 @@ use sluice_api::meta::condition_type::{
 use sluice_api::meta::{Artifact, reason};
 use sluice_api::source::{GitProvider, GitRepository};
 use sluice_api::{FluxObject, SourceObject};
-use sluice_git::{CheckedOut, GitCredentials, GitError, GitRemote, RefSelector};
+use sluice_git::{CheckedOut, CheckoutOptions, GitCredentials, GitError, GitRemote, RefSelector};
 use sluice_runtime::Outcome;
 use sluice_runtime::conditions;
 use sluice_runtime::events::ObjectEvent;
@@ -268,14 +268,15 @@ async fn fetch(
             )
         })?;
     let dir = workdir.path().join("checkout");
-    let (sparse, submodules) = (&object.spec.sparse_checkout, object.spec.recurse_submodules);
+    let options = CheckoutOptions {
+        sparse: object.spec.sparse_checkout.clone(),
+        submodules: object.spec.recurse_submodules,
+        // Signatures are verified against the commit and tag objects in `.git`.
+        keep_git_dir: object.spec.verification.is_some(),
+    };
     let checked_out = match &resolved {
-        Some(resolved) => remote.checkout(resolved, &dir, sparse, submodules).await,
-        None => {
-            remote
-                .checkout_unresolved(&selector, &dir, sparse, submodules)
-                .await
-        }
+        Some(resolved) => remote.checkout(resolved, &dir, &options).await,
+        None => remote.checkout_unresolved(&selector, &dir, &options).await,
     }
     .map_err(|e| fetch_failure(&e))?;
     conditions::remove(object.conditions_mut(), FETCH_FAILED);
