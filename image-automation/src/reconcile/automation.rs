@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use sluice_api::image::{DEFAULT_COMMIT_MESSAGE, ImageUpdateAutomation};
 use sluice_api::meta::reason;
-use sluice_git::{CommitAuthor, GitError, PushTarget};
+use sluice_git::{CheckoutOptions, CommitAuthor, GitError, PushTarget};
 use sluice_runtime::{Lifecycle, ObjectEvent, Outcome};
 
 use super::policies::{Policies, policies_of};
@@ -16,6 +16,13 @@ use super::source::{Source, source_of};
 use super::{AutomationContext, MAX_PUSH_ATTEMPTS, reasons};
 use crate::setters::{TreeUpdate, update_tree};
 use crate::template::{self, TemplateError};
+
+/// A checkout to commit in: with its `.git` directory, which only the `git` CLI path writes.
+const COMMITTABLE: CheckoutOptions = CheckoutOptions {
+    sparse: Vec::new(),
+    submodules: false,
+    keep_git_dir: true,
+};
 
 /// What one run did.
 struct Run {
@@ -228,7 +235,7 @@ async fn attempt_run(
     let dir = workdir.path().join("checkout");
     let remote = &source.remote;
     let checked_out = remote
-        .checkout_unresolved(&source.checkout, &dir, &[], false)
+        .checkout_unresolved(&source.checkout, &dir, &COMMITTABLE)
         .await
         .map_err(|e| git_failure("failed to checkout source", &e))?;
     let update = apply_setters(dir.clone(), object.update_path().to_owned(), policies).await?;
