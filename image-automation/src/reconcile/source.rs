@@ -1,16 +1,13 @@
 //! The GitRepository an automation updates: namespace rules, URL and credentials as
 //! source-controller uses them, the checkout reference and the push branch.
 
-use std::time::Duration;
-
 use kube::{Api, ResourceExt};
-use sluice_api::duration::parse_duration;
 use sluice_api::image::ImageUpdateAutomation;
 use sluice_api::meta::reason;
 use sluice_api::source::{GitProvider, GitRepository};
-use sluice_git::{GitCredentials, GitRemote, OpenPgpSigner, RefSelector};
+use sluice_git::{GitRemote, OpenPgpSigner, RefSelector};
 use sluice_runtime::{Outcome, describe_kube_error};
-use sluice_secrets::{ProxySettings, read_secret};
+use sluice_secrets::read_secret;
 
 use super::{AutomationContext, reasons};
 
@@ -169,42 +166,12 @@ async fn remote_for(
             "GitRepository spec.provider other than 'generic' is not supported by this controller; use spec.secretRef",
         ));
     }
-    let namespace = repository.namespace().unwrap_or_default();
-    let client = &context.runtime.client;
-    let auth_failure = |error: &dyn std::fmt::Display| {
-        Outcome::retry(
-            reason::AUTHENTICATION_FAILED,
-            format!("failed to configure authentication options: {error}"),
-        )
-    };
-    let credentials = match &spec.secret_ref {
-        Some(reference) => {
-            let secret = read_secret(client, &namespace, &reference.name)
-                .await
-                .map_err(|e| auth_failure(&e))?;
-            GitCredentials::from_secret(&secret, spec.url.starts_with("ssh://"))
-                .map_err(|e| auth_failure(&e))?
-        }
-        None => GitCredentials::default(),
-    };
-    let proxy = match &spec.proxy_secret_ref {
-        Some(reference) => {
-            let secret = read_secret(client, &namespace, &reference.name)
-                .await
-                .map_err(|e| auth_failure(&e))?;
-            Some(ProxySettings::from_secret(&secret).map_err(|e| auth_failure(&e))?)
-        }
-        None => None,
-    };
-    let timeout = spec
-        .timeout
-        .as_deref()
-        .and_then(|t| parse_duration(t).ok())
-        .unwrap_or(Duration::from_secs(60));
-    Ok(GitRemote {
-        url: spec.url.clone(),
-        credentials,
-        proxy,
-        timeout,
-    })
+    GitRemote::for_repository(&context.runtime.client, repository)
+        .await
+        .map_err(|error| {
+            Outcome::retry(
+                reason::AUTHENTICATION_FAILED,
+                format!("failed to configure authentication options: {error}"),
+            )
+        })
 }

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use sluice_secrets::{ProxySettings, redact};
+use kube::ResourceExt;
+use sluice_api::duration::parse_duration;
+use sluice_api::source::GitRepository;
+use sluice_secrets::{ProxySettings, SecretError, read_secret, redact};
 use tokio::process::Command;
 
 use crate::error::classify;
@@ -18,6 +21,46 @@ pub struct GitRemote {
     pub credentials: GitCredentials,
     pub proxy: Option<ProxySettings>,
     pub timeout: Duration,
+}
+
+/// Git operations of a GitRepository without `spec.timeout` time out after this, as in Flux.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl GitRemote {
+    /// The remote of a GitRepository as Flux's controllers read it: its URL, the credentials of
+    /// `spec.secretRef`, the proxy of `spec.proxySecretRef` and `spec.timeout`.
+    pub async fn for_repository(
+        client: &kube::Client,
+        repository: &GitRepository,
+    ) -> Result<Self, SecretError> {
+        let spec = &repository.spec;
+        let namespace = repository.namespace().unwrap_or_default();
+        let credentials = match &spec.secret_ref {
+            Some(reference) => {
+                let secret = read_secret(client, &namespace, &reference.name).await?;
+                GitCredentials::from_secret(&secret, spec.url.starts_with("ssh://"))?
+            }
+            None => GitCredentials::default(),
+        };
+        let proxy = match &spec.proxy_secret_ref {
+            Some(reference) => {
+                let secret = read_secret(client, &namespace, &reference.name).await?;
+                Some(ProxySettings::from_secret(&secret)?)
+            }
+            None => None,
+        };
+        let timeout = spec
+            .timeout
+            .as_deref()
+            .and_then(|timeout| parse_duration(timeout).ok())
+            .unwrap_or(DEFAULT_TIMEOUT);
+        Ok(Self {
+            url: spec.url.clone(),
+            credentials,
+            proxy,
+            timeout,
+        })
+    }
 }
 
 /// Prepared environment for one operation; files are removed on drop.

@@ -2,21 +2,18 @@
 //! otherwise shallow-checkout, verify, copy includes, archive and publish the artifact.
 
 use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
 
 use kube::{Api, Resource, ResourceExt};
-use sluice_api::duration::parse_duration;
 use sluice_api::meta::condition_type::{
     ARTIFACT_OUTDATED, FETCH_FAILED, INCLUDE_UNAVAILABLE, STORAGE_OPERATION_FAILED,
 };
 use sluice_api::meta::{Artifact, reason};
 use sluice_api::source::{GitProvider, GitRepository};
 use sluice_api::{FluxObject, SourceObject};
-use sluice_git::{CheckedOut, CheckoutOptions, GitCredentials, GitError, GitRemote, RefSelector};
+use sluice_git::{CheckedOut, CheckoutOptions, GitError, GitRemote, RefSelector};
 use sluice_runtime::Outcome;
 use sluice_runtime::conditions;
 use sluice_runtime::events::ObjectEvent;
-use sluice_secrets::{ProxySettings, read_secret};
 
 use super::artifact::{Publication, object_dir, publish_artifact};
 use super::git_verify::{clear_verification, requires_verification, verify_signature};
@@ -133,46 +130,15 @@ fn fetch_failure(error: &GitError) -> Outcome {
 }
 
 async fn remote_for(context: &SourceContext, object: &GitRepository) -> Result<GitRemote, Outcome> {
-    let spec = &object.spec;
-    let namespace = object.namespace().unwrap_or_default();
-    let client = &context.runtime.client;
-    let auth_failure = |error: &dyn std::fmt::Display| {
-        step::failed(
-            FETCH_FAILED,
-            reason::AUTHENTICATION_FAILED,
-            format!("failed to configure authentication options: {error}"),
-        )
-    };
-    let credentials = match &spec.secret_ref {
-        Some(reference) => {
-            let secret = read_secret(client, &namespace, &reference.name)
-                .await
-                .map_err(|e| auth_failure(&e))?;
-            GitCredentials::from_secret(&secret, spec.url.starts_with("ssh://"))
-                .map_err(|e| auth_failure(&e))?
-        }
-        None => GitCredentials::default(),
-    };
-    let proxy = match &spec.proxy_secret_ref {
-        Some(reference) => {
-            let secret = read_secret(client, &namespace, &reference.name)
-                .await
-                .map_err(|e| auth_failure(&e))?;
-            Some(ProxySettings::from_secret(&secret).map_err(|e| auth_failure(&e))?)
-        }
-        None => None,
-    };
-    let timeout = spec
-        .timeout
-        .as_deref()
-        .and_then(|t| parse_duration(t).ok())
-        .unwrap_or(Duration::from_secs(60));
-    Ok(GitRemote {
-        url: spec.url.clone(),
-        credentials,
-        proxy,
-        timeout,
-    })
+    GitRemote::for_repository(&context.runtime.client, object)
+        .await
+        .map_err(|error| {
+            step::failed(
+                FETCH_FAILED,
+                reason::AUTHENTICATION_FAILED,
+                format!("failed to configure authentication options: {error}"),
+            )
+        })
 }
 
 async fn resolve_includes(
