@@ -79,10 +79,9 @@ impl ControllerProcess {
         ];
         args.extend(flags.iter().cloned());
         // The namespace by environment, as Flux's Deployments set it, so that Flux's own
-        // controllers can run in the same benchmark.
+        // controllers run in the same benchmark as ours.
         let envs = [
             ("KUBECONFIG".to_owned(), kubeconfig.display().to_string()),
-            ("POD_NAMESPACE".to_owned(), namespace.to_owned()),
             ("RUNTIME_NAMESPACE".to_owned(), namespace.to_owned()),
         ];
         Ok(Self {
