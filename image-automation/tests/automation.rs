@@ -359,6 +359,76 @@ async fn commits_are_signed_with_the_openpgp_key() -> Result<()> {
 }
 
 #[tokio::test]
+async fn commits_are_signed_with_a_passphrase_protected_ssh_key() -> Result<()> {
+    let (harness, _) = seeded("iua-sshsign", BTreeMap::new()).await?;
+    let keys = tempfile::Builder::new()
+        .prefix("ssh-sign-")
+        .tempdir_in("/tmp")?;
+    let key = keys.path().join("id_ed25519");
+    let generated = std::process::Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "ssh-sign-pass",
+            "-C",
+            "fluxbot",
+            "-f",
+        ])
+        .arg(&key)
+        .output()?;
+    anyhow::ensure!(generated.status.success(), "ssh-keygen failed");
+    let public = std::fs::read_to_string(key.with_extension("pub"))?;
+    let allowed = keys.path().join("allowed_signers");
+    std::fs::write(&allowed, format!("fluxbot@example.com {public}"))?;
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": {"name": "ssh-signing-key"},
+        "stringData": {
+            "identity": std::fs::read_to_string(&key)?,
+            "password": "ssh-sign-pass",
+        },
+    }))?;
+    kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(
+        harness.client.clone(),
+        &harness.namespace,
+    )
+    .create(&Default::default(), &secret)
+    .await?;
+    let policy = format!("{}:app", harness.namespace);
+    let seed = harness.git.commit(
+        REPO,
+        "main",
+        [("apps/app.yaml", deployment("1.0.0", &policy))],
+        "app",
+    )?;
+    harness.set_policy("app", APP, "1.0.1").await?;
+    let mut git = commit_spec();
+    git["commit"]["signingKey"] = json!({"type": "ssh", "secretRef": {"name": "ssh-signing-key"}});
+    harness.create_automation("auto", git).await?;
+
+    let head = harness.wait_head_change("main", &seed).await?;
+    let verify = std::process::Command::new("git")
+        .arg("-C")
+        .arg(harness.git.repo_path(REPO))
+        .arg("-c")
+        .arg(format!("gpg.ssh.allowedSignersFile={}", allowed.display()))
+        .args(["verify-commit", &head])
+        .output()?;
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&verify.stderr).contains("Good \"git\" signature"),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn pushes_over_ssh_with_a_deploy_key() -> Result<()> {
     let builder = sluice_e2e::git::GitServer::builder().ssh();
     let harness = Harness::start_with("iua-ssh", builder).await?;

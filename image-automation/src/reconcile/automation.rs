@@ -109,15 +109,6 @@ fn validate(object: &ImageUpdateAutomation) -> Result<(), Outcome> {
         ));
     }
     let commit = object.spec.git.as_ref().map(|git| &git.commit);
-    let key_type = commit
-        .and_then(|commit| commit.signing_key.as_ref())
-        .and_then(|key| key.key_type.as_deref());
-    if key_type.is_some_and(|key_type| key_type != "gpg") {
-        return Err(Outcome::stalled(
-            reasons::INVALID_SOURCE_CONFIGURATION,
-            "spec.git.commit.signingKey.type 'ssh' is not supported by this controller; use an OpenPGP key (type gpg)",
-        ));
-    }
     if let Some(template) = commit.and_then(|commit| commit.message_template.as_deref()) {
         template::validate(template).map_err(|e| template_failure(&e))?;
     }
@@ -264,11 +255,6 @@ async fn commit_and_push(
     let git = object.spec.git.as_ref().ok_or_else(|| {
         Outcome::stalled(reasons::INVALID_SOURCE_CONFIGURATION, "spec.git is not set")
     })?;
-    let automation = format!(
-        "{}/{}",
-        object.namespace().unwrap_or_default(),
-        object.name_any()
-    );
     let commit_spec = &git.commit;
     let template = commit_spec
         .message_template
@@ -276,7 +262,8 @@ async fn commit_and_push(
         .unwrap_or(DEFAULT_COMMIT_MESSAGE);
     let message = template::render(
         template,
-        &automation,
+        &object.namespace().unwrap_or_default(),
+        &object.name_any(),
         &update.files,
         &commit_spec.message_template_values,
     )

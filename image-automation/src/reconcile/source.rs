@@ -5,7 +5,7 @@ use kube::{Api, ResourceExt};
 use sluice_api::image::ImageUpdateAutomation;
 use sluice_api::meta::reason;
 use sluice_api::source::{GitProvider, GitRepository};
-use sluice_git::{GitRemote, OpenPgpSigner, RefSelector};
+use sluice_git::{CommitSigner, GitRemote, OpenPgpSigner, RefSelector, SshSigner};
 use sluice_runtime::{Outcome, describe_kube_error};
 use sluice_secrets::read_secret;
 
@@ -19,7 +19,7 @@ pub struct Source {
     pub checkout_branch: Option<String>,
     pub push_branch: String,
     /// The key commits are signed with, from `spec.git.commit.signingKey`.
-    pub signer: Option<OpenPgpSigner>,
+    pub signer: Option<CommitSigner>,
 }
 
 impl Source {
@@ -72,18 +72,22 @@ pub async fn source_of(
     })
 }
 
-/// The OpenPGP key of `spec.git.commit.signingKey.secretRef`, in the automation's namespace.
+/// The key of `spec.git.commit.signingKey` (OpenPGP, or SSH for `type: ssh`), in the
+/// automation's namespace.
 async fn signer_of(
     context: &AutomationContext,
     object: &ImageUpdateAutomation,
-) -> Result<Option<OpenPgpSigner>, Outcome> {
-    let reference = object
+) -> Result<Option<CommitSigner>, Outcome> {
+    let signing_key = object
         .spec
         .git
         .as_ref()
-        .and_then(|git| git.commit.signing_key.as_ref())
-        .and_then(|key| key.secret_ref.as_ref());
-    let Some(reference) = reference else {
+        .and_then(|git| git.commit.signing_key.as_ref());
+    let Some((reference, key_type)) = signing_key.and_then(|key| {
+        key.secret_ref
+            .as_ref()
+            .map(|reference| (reference, key.key_type.as_deref()))
+    }) else {
         return Ok(None);
     };
     let namespace = object.namespace().unwrap_or_default();
@@ -96,8 +100,15 @@ async fn signer_of(
     let secret = read_secret(&context.runtime.client, &namespace, &reference.name)
         .await
         .map_err(|e| failure(&e))?;
-    OpenPgpSigner::from_secret(&secret)
-        .map(Some)
+    if key_type != Some("ssh") {
+        return OpenPgpSigner::from_secret(&secret)
+            .map(|signer| Some(CommitSigner::OpenPgp(signer)))
+            .map_err(|e| failure(&e));
+    }
+    tokio::task::spawn_blocking(move || SshSigner::from_secret(&secret))
+        .await
+        .map_err(|e| failure(&e))?
+        .map(|signer| Some(CommitSigner::Ssh(signer)))
         .map_err(|e| failure(&e))
 }
 

@@ -36,5 +36,5 @@ pub use error::GitError;
 pub use push::{CommitAuthor, PushTarget};
 pub use refs::{DEFAULT_BRANCH, RefSelector, ResolvedRef};
 pub use remote::GitRemote;
-pub use signing::OpenPgpSigner;
+pub use signing::{CommitSigner, OpenPgpSigner, SshSigner};
 pub use tags::{highest_matching_tag, parse_tag_version};

@@ -1,11 +1,13 @@
-//! OpenPGP-signed commits: the key from a Flux signing-key Secret (`git.asc`, optional
-//! `passphrase`) is imported into a temporary GnuPG home that lives for one commit.
+//! Signed commits from a Flux signing-key Secret: OpenPGP (`git.asc`, optional `passphrase`),
+//! imported into a temporary GnuPG home that lives for one commit, or SSH (`identity`, optional
+//! `password`), decrypted in process and handed to git's `ssh-keygen` signing for one commit.
 
 use std::path::Path;
 use std::process::Stdio;
 
 use sluice_secrets::{SecretData, SecretError};
 use tokio::process::Command;
+use zeroize::Zeroizing;
 
 use crate::{CommitAuthor, GitError, GitRemote};
 
@@ -32,9 +34,97 @@ impl OpenPgpSigner {
     }
 }
 
+/// The most bcrypt rounds accepted for an encrypted SSH signing key (`ssh-keygen` uses 16).
+const MAX_SSH_KEY_KDF_ROUNDS: u32 = 1024;
+
+/// An unencrypted OpenSSH private key to sign commits with.
+#[derive(Clone)]
+pub struct SshSigner {
+    openssh: Zeroizing<String>,
+}
+
+impl SshSigner {
+    /// Reads `identity` and the optional `password` of a signing-key Secret, decrypting the key.
+    /// CPU-bound (bcrypt): call it from a blocking task.
+    pub fn from_secret(secret: &SecretData) -> Result<Self, SecretError> {
+        let identity = secret.bytes("identity").ok_or_else(|| {
+            secret.invalid("the SSH signing key must be under the key 'identity'")
+        })?;
+        let key = ssh_key::PrivateKey::from_openssh(identity).map_err(|_| {
+            secret.invalid("'identity' is not an OpenSSH private key (ssh-keygen -t ed25519)")
+        })?;
+        let key = if key.is_encrypted() {
+            if let ssh_key::Kdf::Bcrypt { rounds, .. } = key.kdf()
+                && *rounds > MAX_SSH_KEY_KDF_ROUNDS
+            {
+                return Err(secret.invalid(format!(
+                    "'identity' is encrypted with {rounds} bcrypt rounds, more than the {MAX_SSH_KEY_KDF_ROUNDS} allowed"
+                )));
+            }
+            let password = secret.text("password")?.unwrap_or_default();
+            key.decrypt(password.as_bytes()).map_err(|_| {
+                secret.invalid("cannot decrypt 'identity' with 'password'; check the password")
+            })?
+        } else {
+            key
+        };
+        let openssh = key
+            .to_openssh(ssh_key::LineEnding::LF)
+            .map_err(|_| secret.invalid("cannot re-encode 'identity'"))?;
+        Ok(Self { openssh })
+    }
+}
+
+/// The key a commit is signed with.
+#[derive(Clone)]
+pub enum CommitSigner {
+    OpenPgp(OpenPgpSigner),
+    Ssh(SshSigner),
+}
+
 impl GitRemote {
     /// [`GitRemote::commit_all`], signing the commit with `signer`.
     pub async fn commit_all_signed(
+        &self,
+        dir: &Path,
+        author: &CommitAuthor,
+        message: &str,
+        signer: &CommitSigner,
+    ) -> Result<Option<String>, GitError> {
+        match signer {
+            CommitSigner::OpenPgp(signer) => {
+                self.commit_all_gpg_signed(dir, author, message, signer)
+                    .await
+            }
+            CommitSigner::Ssh(signer) => {
+                self.commit_all_ssh_signed(dir, author, message, signer)
+                    .await
+            }
+        }
+    }
+
+    async fn commit_all_ssh_signed(
+        &self,
+        dir: &Path,
+        author: &CommitAuthor,
+        message: &str,
+        signer: &SshSigner,
+    ) -> Result<Option<String>, GitError> {
+        let home = tempfile::Builder::new()
+            .prefix("sluice-ssh-sign-")
+            .tempdir()
+            .map_err(|e| GitError::Operation(format!("creating a key directory failed: {e}")))?;
+        let key = home.path().join("signing-key");
+        write_private(&key, signer.openssh.as_bytes())?;
+        let config = [
+            "gpg.format=ssh".to_owned(),
+            format!("user.signingkey={}", key.display()),
+            "commit.gpgsign=true".to_owned(),
+        ];
+        self.commit_with_config(dir, author, message, &config).await
+    }
+
+    async fn commit_all_gpg_signed(
         &self,
         dir: &Path,
         author: &CommitAuthor,
@@ -149,4 +239,96 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), GitError> {
             .map_err(|e| GitError::Operation(format!("chmod {} failed: {e}", path.display())))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ed25519 key made by `ssh-keygen -t ed25519 -N pass` (16 bcrypt rounds).
+    fn encrypted_key() -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        let status = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "pass", "-f"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::read(path).unwrap()
+    }
+
+    /// `key` claiming `rounds` bcrypt rounds: the big-endian word closing its KDF options
+    /// (after the magic, `aes256-ctr`, `bcrypt`, the options length and the 16-byte salt).
+    fn with_kdf_rounds(key: &[u8], rounds: u32) -> Vec<u8> {
+        use base64::Engine;
+        let text = String::from_utf8(key.to_vec()).unwrap();
+        let body: String = text
+            .lines()
+            .filter(|line| !line.starts_with("-----"))
+            .collect();
+        let mut blob = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap();
+        let at = 15 + 4 + 10 + 4 + 6 + 4 + 4 + 16;
+        assert_eq!(&blob[at - 30..at - 24], b"bcrypt");
+        blob[at..at + 4].copy_from_slice(&rounds.to_be_bytes());
+        let encoded = base64::engine::general_purpose::STANDARD.encode(blob);
+        let lines: Vec<&str> = encoded
+            .as_bytes()
+            .chunks(70)
+            .map(|chunk| std::str::from_utf8(chunk).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n{}\n-----END OPENSSH PRIVATE KEY-----\n",
+            lines.join("\n")
+        )
+        .into_bytes()
+    }
+
+    fn secret(identity: Vec<u8>, password: &str) -> SecretData {
+        SecretData::from_entries(
+            "apps",
+            "signing",
+            [
+                ("identity".to_owned(), identity),
+                ("password".to_owned(), password.as_bytes().to_vec()),
+            ],
+        )
+    }
+
+    #[test]
+    fn ssh_signing_keys_are_decrypted_with_their_password() {
+        let key = encrypted_key();
+        let signer = SshSigner::from_secret(&secret(key.clone(), "pass")).unwrap();
+        assert!(
+            signer
+                .openssh
+                .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----")
+        );
+        let reparsed = ssh_key::PrivateKey::from_openssh(signer.openssh.as_bytes()).unwrap();
+        assert!(!reparsed.is_encrypted());
+
+        let wrong = SshSigner::from_secret(&secret(key, "not-the-password"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(wrong.contains("cannot decrypt 'identity'"), "{wrong}");
+        assert!(!wrong.contains("not-the-password"), "{wrong}");
+    }
+
+    #[test]
+    fn ssh_signing_keys_with_costly_kdf_or_garbage_are_refused() {
+        let costly =
+            SshSigner::from_secret(&secret(with_kdf_rounds(&encrypted_key(), 2000), "pass"))
+                .err()
+                .unwrap()
+                .to_string();
+        assert!(costly.contains("2000 bcrypt rounds"), "{costly}");
+        let garbage = SshSigner::from_secret(&secret(b"not a key".to_vec(), ""))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(garbage.contains("not an OpenSSH private key"), "{garbage}");
+    }
 }
