@@ -85,7 +85,9 @@ async fn new_latest_ref_is_pushed_then_no_op_then_followed() -> Result<()> {
     );
     flux_get_images_update_shows_ready(&harness, "auto").await?;
 
-    // A requested run with nothing to change pushes nothing.
+    // A requested run with nothing to change pushes nothing, and fetches no pack: the remote
+    // branch still points at the pushed commit and the policies are the observed ones.
+    harness.git.clear_requests();
     let token = "no-op-1";
     let annotation =
         json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}});
@@ -102,6 +104,7 @@ async fn new_latest_ref_is_pushed_then_no_op_then_followed() -> Result<()> {
         })
         .await?;
     assert_eq!(harness.git.head(REPO, "main")?, head);
+    assert_eq!(harness.git.fetches(), 0, "{:?}", harness.git.requests());
 
     // A new latestRef is pushed within seconds (the interval is an hour).
     harness.set_policy("app", APP, "1.0.2").await?;

@@ -48,6 +48,16 @@ pub async fn reconcile(
             .step("policies", policies_of(context, object))
             .await?,
     );
+    if lifecycle
+        .step(
+            "remote",
+            unchanged_since_last_run(object, lifecycle, &source, &policies),
+        )
+        .await?
+    {
+        tracing::debug!(namespace = %object.namespace().unwrap_or_default(), name = %object.name_any(), "remote and policies unchanged; no clone");
+        return Ok(());
+    }
     let run = lifecycle
         .step("update", update_and_push(object, &source, policies.clone()))
         .await?;
@@ -80,6 +90,45 @@ pub async fn reconcile(
         ));
     }
     outcome
+}
+
+/// Whether the last run finished cleanly for this spec and these policies and the checkout ref
+/// still points at the commit it left: then a clone would change nothing (one `ls-remote`).
+async fn unchanged_since_last_run(
+    object: &ImageUpdateAutomation,
+    lifecycle: &Lifecycle<'_, ImageUpdateAutomation>,
+    source: &Source,
+    policies: &Policies,
+) -> Result<bool, Outcome> {
+    let Some(status) = &object.status else {
+        return Ok(false);
+    };
+    let settled = !source.switches_branch()
+        && push_spec(object)
+            .and_then(|push| push.refspec.as_ref())
+            .is_none()
+        && object.metadata.generation.is_some()
+        && status.observed_generation == object.metadata.generation
+        && status.observed_policies == policies.ready
+        && lifecycle
+            .previous_ready()
+            .is_some_and(|ready| ready.status == "True");
+    let Some(observed) = status
+        .observed_source_revision
+        .as_deref()
+        .filter(|_| settled)
+    else {
+        return Ok(false);
+    };
+    let resolved = source
+        .remote
+        .resolve(&source.checkout)
+        .await
+        .map_err(|e| git_failure("failed to list the remote's refs", &e))?;
+    Ok(resolved
+        .commit
+        .as_deref()
+        .is_some_and(|commit| resolved.revision(commit) == observed))
 }
 
 /// Whether Ready already carries `message`, so a repeated report raises no new event.

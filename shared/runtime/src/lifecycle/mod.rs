@@ -13,6 +13,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
 use k8s_openapi::NamespaceResourceScope;
 use kube::core::object::HasStatus;
 use kube::{Api, Resource, ResourceExt};
@@ -197,6 +199,7 @@ pub struct Lifecycle<'a, K> {
     policy: &'a Policy<K>,
     api: Api<K>,
     after_status: AfterStatus,
+    previous_ready: Option<Condition>,
 }
 
 /// Events held back until the concluding status write, in the order they were queued.
@@ -225,6 +228,11 @@ impl<K: LifecycleObject> Lifecycle<'_, K> {
     /// An `Api` in the object's namespace.
     pub fn api(&self) -> &Api<K> {
         &self.api
+    }
+
+    /// The Ready condition the object came in with, before this reconcile marked it progressing.
+    pub fn previous_ready(&self) -> Option<&Condition> {
+        self.previous_ready.as_ref()
     }
 
     /// Marks the object `Reconciling` with `message` and writes its status now.
@@ -297,6 +305,7 @@ where
         policy,
         api,
         after_status: AfterStatus::default(),
+        previous_ready: object.condition(READY).cloned(),
     };
     let labels = ObjectLabels::of(object.as_ref());
     if object.meta().deletion_timestamp.is_some() {
