@@ -2,7 +2,7 @@
 # Prepares a fresh machine for Sluice's demo and tests: Debian packages (git, openssh-server for
 # the SSH git server, openssl), the Rust components, and the Go-built test binaries (etcd,
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, registry, kustomize, and
-# Flux's source-controller, kustomize-controller and flux CLI for the interop suite),
+# Flux's source-controller, kustomize-controller and flux CLI for the interop suite), and cargo-fuzz,
 # cached under ~/.cache/sluice. Safe to re-run: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,6 +23,13 @@ fi
 command -v go >/dev/null || { echo "setup: Go >= 1.26 is required to build the test binaries (https://go.dev/dl)" >&2; exit 1; }
 command -v cargo >/dev/null || { echo "setup: Rust (rustup, stable) is required" >&2; exit 1; }
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+# cargo-fuzz for the fuzz smoke run (fuzz/run.sh), installed once under the cache.
+fuzz_root=${SLUICE_CACHE:-$HOME/.cache/sluice}/tools/cargo-fuzz-0.13.2
+if [ ! -x "$fuzz_root/bin/cargo-fuzz" ]; then
+  echo "setup: installing cargo-fuzz" >&2
+  cargo install --quiet --locked --version 0.13.2 --root "$fuzz_root" cargo-fuzz
+fi
 
 echo "setup: building or reusing the Go test binaries (the first build of Kubernetes takes ~25 min on 2 cores)" >&2
 bash e2e/tools/build.sh >/dev/null
