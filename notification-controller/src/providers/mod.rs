@@ -160,6 +160,11 @@ pub fn notifier(kind: ProviderType) -> Option<&'static dyn Notifier> {
     })
 }
 
+/// `sha256=<hex>`: the `X-Signature` a `generic-hmac` Provider sends for `body`.
+pub fn generic_signature(key: &[u8], body: &[u8]) -> String {
+    generic::signature(key, body)
+}
+
 /// Whether Sluice implements `kind`.
 pub fn is_supported(kind: ProviderType) -> bool {
     notifier(kind).is_some()
