@@ -19,6 +19,9 @@ use sluice_runtime::flags::parse_listen_addr;
 use sluice_runtime::server::{bind, serve};
 use sluice_runtime::{RuntimeContext, RuntimeFlags, init_logging};
 
+/// How long startup waits for the first listing of Alerts and Providers.
+const CACHE_SYNC_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Flux-compatible notification-controller.
 #[derive(Debug, Parser)]
 #[command(name = "notification-controller", version)]
@@ -62,6 +65,12 @@ async fn main() -> anyhow::Result<()> {
     let (caches, watches) = statics::start(&runtime);
     for watch in watches {
         tasks.push("alert and provider watch", watch);
+    }
+    match tokio::time::timeout(CACHE_SYNC_TIMEOUT, caches.ready()).await {
+        Ok(true) => tracing::info!("alert and provider caches synced"),
+        _ => anyhow::bail!(
+            "the Alert and Provider caches did not sync within {CACHE_SYNC_TIMEOUT:?}; check that the notification.toolkit.fluxcd.io CRDs are installed and RBAC allows list and watch"
+        ),
     }
     let settings = DispatchSettings {
         queue_capacity: cli.provider_queue_size,

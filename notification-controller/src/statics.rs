@@ -48,7 +48,16 @@ pub fn unsupported(provider: &Provider) -> Option<String> {
     None
 }
 
-/// Starts the watches; the futures run until the runtime shuts down.
+impl Caches {
+    /// Waits until both caches hold their first listing; false when the watches ended first.
+    pub async fn ready(&self) -> bool {
+        self.alerts.wait_until_ready().await.is_ok()
+            && self.providers.wait_until_ready().await.is_ok()
+    }
+}
+
+/// Starts the watches (cache updates on every replica, writes only on the leader); the tasks
+/// run until the runtime shuts down.
 pub fn start(runtime: &RuntimeContext) -> (Caches, Vec<tokio::task::JoinHandle<()>>) {
     let config = match runtime.flags.label_selector() {
         Some(selector) => watcher::Config::default().labels(selector),
@@ -100,12 +109,13 @@ async fn watch<K, S>(
             Some(Err(error)) => {
                 tracing::warn!(%error, kind = %K::kind(&()), "watch failed; retrying")
             }
-            Some(Ok(object)) => {
+            Some(Ok(object)) if runtime.leadership.is_leader() => {
                 remove_legacy_finalizer(&runtime, &object).await;
                 if let Some(message) = problem(&object) {
                     warn_once(&runtime, &object, message, &warned).await;
                 }
             }
+            Some(Ok(_)) => {}
         }
     }
 }

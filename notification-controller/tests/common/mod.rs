@@ -83,6 +83,9 @@ impl Harness {
             shutdown.clone(),
         )?;
         let (caches, _watches) = statics::start(&runtime);
+        tokio::time::timeout(Duration::from_secs(30), caches.ready())
+            .await
+            .context("the caches did not sync")?;
         let settings = DispatchSettings {
             retry: RetryPolicy {
                 retries: 2,
