@@ -62,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("starting the controller runtime")?;
     tracing::info!(controller = CONTROLLER_NAME, %events_addr, receiver_addr = %cli.receiver_addr, "starting");
+    let ready = runtime.readiness.gate("event server");
     let (caches, watches) = statics::start(&runtime);
     for watch in watches {
         tasks.push("alert and provider watch", watch);
@@ -105,6 +106,8 @@ async fn main() -> anyhow::Result<()> {
             }
         }),
     );
+
+    ready.set(true);
 
     // ---- Receiver server (--receiverAddr): started here by the receiver module. ----
 

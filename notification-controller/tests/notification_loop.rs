@@ -18,14 +18,16 @@ use sluice_e2e::ControlPlane;
 use sluice_e2e::git::GitServer;
 use sluice_e2e::gitops::{AppLoop, Controller, Controllers, Scope};
 use sluice_e2e::net::free_port;
+use sluice_e2e::poll::eventually;
 use sluice_e2e::process::Supervised;
 
-/// Starts the notification-controller binary watching `namespace`; returns it and its event URL.
+/// Starts the notification-controller binary watching `namespace`; returns it, its event URL
+/// and its readiness URL.
 fn start_notification_controller(
     kubeconfig: &Path,
     dir: &Path,
     namespace: &str,
-) -> Result<(Supervised, String)> {
+) -> Result<(Supervised, String, String)> {
     std::fs::create_dir_all(dir)?;
     let events_port = free_port()?;
     let health_port = free_port()?;
@@ -58,7 +60,11 @@ fn start_notification_controller(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Ok((process, format!("http://127.0.0.1:{events_port}/")))
+    Ok((
+        process,
+        format!("http://127.0.0.1:{events_port}/"),
+        format!("http://127.0.0.1:{health_port}/readyz"),
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,8 +94,21 @@ async fn our_controllers_events_reach_a_provider_through_our_notification_contro
 
     let dir = plane.dir().join(format!("{namespace}-controllers"));
     let kubeconfig = plane.kubeconfig_path().to_path_buf();
-    let (mut notification, events_url) =
+    let (mut notification, events_url, readyz) =
         start_notification_controller(&kubeconfig, &dir, &namespace)?;
+    eventually(
+        "notification-controller ready",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || async {
+            match reqwest::get(&readyz).await {
+                Ok(response) if response.status() == 200 => Ok(()),
+                Ok(response) => Err(format!("/readyz answered {}", response.status())),
+                Err(error) => Err(error.to_string()),
+            }
+        },
+    )
+    .await?;
     let scope = Scope::Namespace(namespace.clone());
     let extra = vec![format!("--events-addr={events_url}")];
     let (controller_dir, controller_kubeconfig) = (dir.clone(), kubeconfig.clone());
