@@ -74,23 +74,8 @@ async fn our_controllers_events_reach_a_provider_through_our_notification_contro
     let namespace = plane.namespace("nc-loop").await?;
     let client = plane.client().await?;
     let recorder = Recorder::start().await?;
-    let provider: Provider = serde_json::from_value(json!({
-        "apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Provider",
-        "metadata": {"name": "hook"},
-        "spec": {"type": "generic", "address": format!("{}/flux", recorder.url)},
-    }))?;
-    let alert: Alert = serde_json::from_value(json!({
-        "apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Alert",
-        "metadata": {"name": "all"},
-        "spec": {"providerRef": {"name": "hook"}, "eventSources": [
-            {"kind": "GitRepository", "name": "*"}, {"kind": "Kustomization", "name": "*"}]},
-    }))?;
-    Api::<Provider>::namespaced(client.clone(), &namespace)
-        .create(&PostParams::default(), &provider)
-        .await?;
-    Api::<Alert>::namespaced(client.clone(), &namespace)
-        .create(&PostParams::default(), &alert)
-        .await?;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    create_alerts(&client, &namespace, &recorder.url, dead).await?;
 
     let dir = plane.dir().join(format!("{namespace}-controllers"));
     let kubeconfig = plane.kubeconfig_path().to_path_buf();
@@ -151,7 +136,80 @@ async fn our_controllers_events_reach_a_provider_through_our_notification_contro
         let revision = body["metadata"]["revision"].as_str().unwrap_or_default();
         ensure!(revision.starts_with("main@sha1:"), "{body}");
     }
+    // The Provider whose address and token come from a Secret fails (nothing listens there):
+    // its failure is logged and recorded, never its secrets.
+    let log = dir.join("notification-controller.log");
+    let logged = eventually(
+        "the dispatch failure in the log",
+        Duration::from_secs(90),
+        Duration::from_millis(500),
+        || async {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("notification dispatch failed") {
+                Ok(text)
+            } else {
+                Err(format!("{} bytes of log so far", text.len()))
+            }
+        },
+    )
+    .await?;
+    for secret in [SECRET_TOKEN, "pa55word", &dead.to_string()] {
+        ensure!(
+            !logged.contains(secret),
+            "the log shows {secret:?}:\n{logged}"
+        );
+    }
     notification.stop();
+    Ok(())
+}
+
+/// A token that must never appear in logs, events or status.
+const SECRET_TOKEN: &str = "tok-8c1f0e2d";
+
+/// A generic Provider at the recorder and a Slack Provider whose Secret address is dead, each
+/// with an Alert on every GitRepository and Kustomization.
+async fn create_alerts(
+    client: &kube::Client,
+    namespace: &str,
+    recorder: &str,
+    dead: SocketAddr,
+) -> Result<()> {
+    let address = format!("http://user:pa55word@{dead}/hook/{SECRET_TOKEN}");
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": {"name": "hidden"},
+        "stringData": {"address": address, "token": SECRET_TOKEN},
+    }))?;
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &secret)
+        .await?;
+    let providers = [
+        (
+            "hook",
+            json!({"type": "generic", "address": format!("{recorder}/flux")}),
+        ),
+        (
+            "hidden",
+            json!({"type": "slack", "secretRef": {"name": "hidden"}}),
+        ),
+    ];
+    for (name, spec) in providers {
+        let provider: Provider = serde_json::from_value(json!({
+            "apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Provider",
+            "metadata": {"name": name}, "spec": spec,
+        }))?;
+        let alert: Alert = serde_json::from_value(json!({
+            "apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Alert",
+            "metadata": {"name": name},
+            "spec": {"providerRef": {"name": name}, "eventSources": [
+                {"kind": "GitRepository", "name": "*"}, {"kind": "Kustomization", "name": "*"}]},
+        }))?;
+        Api::<Provider>::namespaced(client.clone(), namespace)
+            .create(&PostParams::default(), &provider)
+            .await?;
+        Api::<Alert>::namespaced(client.clone(), namespace)
+            .create(&PostParams::default(), &alert)
+            .await?;
+    }
     Ok(())
 }
 
