@@ -5,13 +5,15 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use kube::runtime::reflector::Store;
 use sluice_api::notification::Alert;
 use sluice_runtime::events::{EventSink, NotificationEvent, ObjectEvent};
+use tokio::sync::Semaphore;
 
 use crate::dispatch::{Dispatcher, Job};
 use crate::matching::{Matcher, matching_alerts};
@@ -21,6 +23,8 @@ use crate::ratelimit::RateLimiter;
 
 /// Largest accepted request body (Flux: 3 MiB; larger bodies get 413).
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// Requests handled at once; more wait for a slot before their body is read.
+pub const MAX_CONCURRENT_REQUESTS: usize = 64;
 /// Reason of the Warning event on an Alert whose configuration is invalid (as Flux).
 pub const INVALID_CONFIG: &str = "InvalidConfig";
 
@@ -37,11 +41,13 @@ pub struct EventServer {
 }
 
 impl EventServer {
-    /// The router: `POST /` with the body limit.
+    /// The router: `POST /` with the body limit and the concurrency bound.
     pub fn router(self: Arc<Self>) -> Router {
+        let slots = Arc::new(Semaphore::new(MAX_CONCURRENT_REQUESTS));
         Router::new()
             .route("/", post(receive))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(middleware::from_fn_with_state(slots, bounded))
             .with_state(self)
     }
 }
@@ -76,6 +82,14 @@ pub fn parse_event(body: &[u8]) -> Result<NotificationEvent, InvalidEvent> {
         return Err(InvalidEvent::Missing("reportingController"));
     }
     Ok(event)
+}
+
+/// Holds one of the server's slots while a request is handled.
+async fn bounded(State(slots): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
+    match slots.acquire().await {
+        Ok(_slot) => next.run(request).await,
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
 }
 
 async fn receive(State(server): State<Arc<EventServer>>, body: Bytes) -> Response {
