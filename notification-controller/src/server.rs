@@ -2,6 +2,7 @@
 //! shows it to the observers, matches Alerts and queues one job per matched Alert.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -25,6 +26,8 @@ use crate::ratelimit::RateLimiter;
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 /// Requests handled at once; more wait for a slot before their body is read.
 pub const MAX_CONCURRENT_REQUESTS: usize = 64;
+/// Longest a request may hold a slot, body upload included (Flux's read timeout); then 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Reason of the Warning event on an Alert whose configuration is invalid (as Flux).
 pub const INVALID_CONFIG: &str = "InvalidConfig";
 
@@ -84,11 +87,14 @@ pub fn parse_event(body: &[u8]) -> Result<NotificationEvent, InvalidEvent> {
     Ok(event)
 }
 
-/// Holds one of the server's slots while a request is handled.
+/// Holds one of the server's slots while a request is handled, for at most [`REQUEST_TIMEOUT`].
 async fn bounded(State(slots): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
-    match slots.acquire().await {
-        Ok(_slot) => next.run(request).await,
-        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    let Ok(_slot) = slots.acquire().await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => (StatusCode::REQUEST_TIMEOUT, "request took too long\n").into_response(),
     }
 }
 
