@@ -1,5 +1,5 @@
 //! Provider and Alert against the real apiserver with Sluice's CRDs: Flux's documented examples
-//! are accepted, what Flux's CRDs refuse is refused, and the flux CLI lists our objects.
+//! and the full-coverage fixtures are accepted, what Flux's CRDs refuse is refused, and the flux CLI lists our objects.
 
 use anyhow::{Context, Result, ensure};
 use kube::api::{DynamicObject, PostParams};
@@ -177,6 +177,25 @@ async fn documented_examples_are_accepted_and_invalid_objects_refused() -> Resul
         create(&client, &namespace, "Alert", name, spec)
             .await
             .with_context(|| format!("documented Alert {name} refused"))?;
+    }
+    for (kind, file) in [
+        ("Provider", "provider-full.yaml"),
+        ("Alert", "alert-full.yaml"),
+    ] {
+        let path = format!(
+            "{}/../shared/api/tests/fixtures/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let fixture: Value = serde_saphyr::from_str(&std::fs::read_to_string(&path)?)?;
+        create(
+            &client,
+            &namespace,
+            kind,
+            &format!("full-{}", kind.to_lowercase()),
+            fixture["spec"].clone(),
+        )
+        .await
+        .with_context(|| format!("the full {kind} fixture was refused"))?;
     }
     let stored = api(&client, &namespace, "Alert").get("slack").await?;
     ensure!(stored.data["spec"]["eventSeverity"] == "error");
