@@ -2,7 +2,6 @@
 # Sluice notification-controller. Build from the repository root:
 #   docker build -f deploy/docker/notification-controller.Dockerfile -t ghcr.io/sluice-dev/notification-controller:v0.1.0 .
 # Untested here (no container engine on the development machines).
-# PLACEHOLDER: the binary only parses flags and exits with status 2 (not implemented yet).
 
 FROM rust:1.89-bookworm AS builder
 # aws-lc-rs (rustls' crypto provider) compiles C code: cmake and clang, and musl-gcc for the

@@ -110,6 +110,18 @@ impl Controllers {
         scope: Scope,
         which: &[Controller],
     ) -> Result<Self> {
+        Self::start_with_args(kubeconfig, dir, scope, which, &[])
+    }
+
+    /// Like [`Controllers::start_only`], with `extra_args` added to every controller's flags
+    /// (e.g. `--events-addr`).
+    pub fn start_with_args(
+        kubeconfig: &Path,
+        dir: &Path,
+        scope: Scope,
+        which: &[Controller],
+        extra_args: &[String],
+    ) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         let storage_port = free_port()?;
         let scope_args = match scope {
@@ -142,6 +154,7 @@ impl Controllers {
                     dir.join("kustomize-cache").display()
                 )),
             }
+            args.extend(extra_args.iter().cloned());
             let health_port = free_port()?;
             args.push(format!("--health-addr=127.0.0.1:{health_port}"));
             let process = controllers.spawn(controller, &args)?;

@@ -16,24 +16,23 @@ use sluice_e2e::{ControlPlane, kustomize};
 const NAMESPACE: &str = "flux-system";
 
 /// Implemented controllers: in `deploy/default`, each with a `deploy/<name>-only` overlay.
-const IMPLEMENTED: [&str; 4] = [
+const IMPLEMENTED: [&str; 5] = [
     "source-controller",
     "kustomize-controller",
     "image-reflector-controller",
     "image-automation-controller",
+    "notification-controller",
 ];
 
-/// Placeholder controllers: a base each, kept out of the default install.
-const PLACEHOLDERS: [&str; 1] = ["notification-controller"];
-
 /// Every kustomization under `deploy/` (relative to it; "." is the CRDs).
-const KUSTOMIZATIONS: [&str; 11] = [
+const KUSTOMIZATIONS: [&str; 12] = [
     ".",
     "default",
     "source-controller-only",
     "kustomize-controller-only",
     "image-reflector-controller-only",
     "image-automation-controller-only",
+    "notification-controller-only",
     "source-controller",
     "kustomize-controller",
     "image-reflector-controller",
@@ -318,7 +317,7 @@ fn assert_mounted_empty_dir(pod: &Value, container: &Value, path: &str, what: &s
 
 #[test]
 fn every_controller_deployment_is_hardened() {
-    for name in IMPLEMENTED.iter().chain(&PLACEHOLDERS) {
+    for name in IMPLEMENTED {
         let docs = build(name);
         let deployments: Vec<_> = of_kind(&docs, "Deployment").collect();
         assert_eq!(deployments.len(), 1, "deploy/{name}: one Deployment");
@@ -388,12 +387,13 @@ fn flag_field(arg: &str) -> String {
 #[test]
 fn every_arg_is_a_flag_the_binary_declares() {
     let common = workspace_file("shared/runtime/src/flags.rs");
-    for name in IMPLEMENTED.iter().chain(&PLACEHOLDERS) {
-        let own = match *name {
+    for name in IMPLEMENTED {
+        let own = match name {
             "source-controller" => workspace_file("source-controller/src/main.rs"),
             "kustomize-controller" => workspace_file("kustomize-controller/src/cli.rs"),
             "image-reflector-controller" => workspace_file("image-reflector/src/main.rs"),
             "image-automation-controller" => workspace_file("image-automation/src/main.rs"),
+            "notification-controller" => workspace_file("notification-controller/src/main.rs"),
             _ => String::new(),
         };
         let docs = build(name);
@@ -425,7 +425,7 @@ fn the_default_install_holds_the_implemented_controllers_and_network_policies() 
     assert_eq!(
         deployments,
         BTreeSet::from(IMPLEMENTED),
-        "placeholders stay out of the default install"
+        "every implemented controller is in the default install"
     );
 
     let deny = find(&docs, "NetworkPolicy", "deny-ingress");
@@ -456,6 +456,7 @@ fn the_default_install_holds_the_implemented_controllers_and_network_policies() 
         "kustomize-controller-only",
         "image-reflector-controller-only",
         "image-automation-controller-only",
+        "notification-controller-only",
     ] {
         let only = build(path);
         let kinds: BTreeSet<&str> = only.iter().map(|d| str_of(d, "/kind")).collect();

@@ -1,10 +1,17 @@
-//! Sluice's notification-controller, API-compatible with Flux's
-//! (`notification.toolkit.fluxcd.io`): it will receive the other controllers' events on the Flux
-//! event HTTP API and forward them to Providers as Alerts select, and turn webhooks into reconcile
-//! requests through Receivers. Not implemented yet; the binary exits with status 2.
+//! Sluice's notification-controller, API-compatible with Flux's (`notification.toolkit.fluxcd.io`):
+//! the event server receives the other controllers' events on Flux's event HTTP API, matches
+//! them against Alerts and delivers them to Providers (chat, incident, commit-status and generic
+//! webhooks) through bounded per-Provider queues with retries.
 
+pub mod delivery;
+pub mod dispatch;
+pub mod matching;
+pub mod metadata;
 pub mod observe;
-pub mod reconcile;
+pub mod providers;
+pub mod ratelimit;
+pub mod server;
+pub mod statics;
 
 /// The controller's name: field manager, event reporter and Lease prefix.
 pub const CONTROLLER_NAME: &str = "notification-controller";

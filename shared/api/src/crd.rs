@@ -12,10 +12,11 @@ use kube_core::CustomResourceExt;
 
 use crate::image::{ImagePolicy, ImageRepository, ImageUpdateAutomation};
 use crate::kustomize::Kustomization;
+use crate::notification::{Alert, Provider};
 use crate::source::{Bucket, GitRepository, OCIRepository};
 
-/// The CRDs of GitRepository, OCIRepository, Bucket, Kustomization, ImageRepository, ImagePolicy
-/// and ImageUpdateAutomation.
+/// The CRDs of GitRepository, OCIRepository, Bucket, Kustomization, ImageRepository, ImagePolicy,
+/// ImageUpdateAutomation, Provider and Alert.
 pub fn all() -> Vec<CustomResourceDefinition> {
     let mut crds = vec![
         GitRepository::crd(),
@@ -25,6 +26,8 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         ImageRepository::crd(),
         ImagePolicy::crd(),
         ImageUpdateAutomation::crd(),
+        Provider::crd(),
+        Alert::crd(),
     ];
     for crd in &mut crds {
         crd.spec.names.list_kind = Some(format!("{}List", crd.spec.names.kind));
@@ -247,6 +250,11 @@ mod tests {
             "fluxcd".to_owned(),
             "fluxcd-images".to_owned(),
         ];
+        let notifications = vec![
+            "all".to_owned(),
+            "fluxcd".to_owned(),
+            "fluxcd-notifications".to_owned(),
+        ];
         assert_eq!(
             names,
             vec![
@@ -296,14 +304,35 @@ mod tests {
                     vec!["iua".to_owned(), "imgupd".to_owned(), "imgauto".to_owned()],
                     images,
                 ),
+                (
+                    "notification.toolkit.fluxcd.io_providers.yaml".to_owned(),
+                    "providers.notification.toolkit.fluxcd.io".to_owned(),
+                    vec![],
+                    notifications.clone(),
+                ),
+                (
+                    "notification.toolkit.fluxcd.io_alerts.yaml".to_owned(),
+                    "alerts.notification.toolkit.fluxcd.io".to_owned(),
+                    vec![],
+                    notifications,
+                ),
             ]
         );
     }
+
+    /// Flux's `v1beta3` kinds: no status, only the Age column.
+    const STATIC_KINDS: [&str; 2] = ["Provider", "Alert"];
 
     #[test]
     fn status_subresource_and_printer_columns() {
         for crd in all() {
             let version = &crd.spec.versions[0];
+            if STATIC_KINDS.contains(&crd.spec.names.kind.as_str()) {
+                assert_eq!(version.name, "v1beta3");
+                assert!(version.served && version.storage);
+                assert!(version.subresources.is_none(), "{}", crd.spec.names.kind);
+                continue;
+            }
             assert_eq!(version.name, "v1");
             assert!(version.served && version.storage);
             assert!(version.subresources.as_ref().unwrap().status.is_some());

@@ -1,1 +1,0 @@
-//! The Provider, Alert and Receiver reconcilers, on `sluice_runtime::lifecycle` (not built yet).
