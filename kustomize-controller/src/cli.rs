@@ -62,6 +62,10 @@ pub struct ControllerFlags {
     #[arg(long, default_value_t = 2048)]
     pub artifact_cache_size: usize,
 
+    /// Unpacked bytes kept in the artifact cache; least recently used artifacts not in use go first.
+    #[arg(long, default_value_t = 4 << 30)]
+    pub artifact_cache_max_bytes: u64,
+
     /// How often pending health checks are re-evaluated (the reconcile worker is released meanwhile).
     #[arg(long, default_value = "5s", value_parser = parse_go_duration)]
     pub health_check_interval: Duration,

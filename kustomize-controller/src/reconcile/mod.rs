@@ -81,6 +81,7 @@ impl Context {
                 max_size: flags.artifact_max_size,
                 retries: flags.http_retry,
                 max_cached: flags.artifact_cache_size,
+                max_cached_bytes: flags.artifact_cache_max_bytes,
                 hints: &ARTIFACT_FETCH_HINTS,
             },
         );

@@ -4,7 +4,7 @@
 mod cache;
 mod download;
 
-pub use cache::{ArtifactFetcher, FetchOptions, SOURCE_HOST_OVERRIDE_ENV};
+pub use cache::{ArtifactFetcher, CachedArtifact, FetchOptions, SOURCE_HOST_OVERRIDE_ENV};
 pub use download::{Downloader, resolve_url, resolve_url_with};
 
 use crate::digest::DigestError;
