@@ -26,8 +26,25 @@ pub struct FetchOptions {
     pub max_cached: usize,
     /// Unpacked bytes kept in the cache; older artifacts not in use are removed.
     pub max_cached_bytes: u64,
+    /// Hosts artifact URLs may name (`host` or `host:port`, `*` for any); an artifact elsewhere
+    /// is refused. The `SOURCE_CONTROLLER_LOCALHOST` override, when set, is always allowed.
+    pub allowed_hosts: Vec<String>,
     /// The caller's server and flags, named in errors.
     pub hints: &'static FetchHints,
+}
+
+/// Whether `url` names a host in `allowed` (`*` allows every host).
+pub fn host_allowed(url: &reqwest::Url, allowed: &[String]) -> bool {
+    let host = url.host_str().unwrap_or_default().trim_end_matches('.');
+    let with_port = url.port().map(|port| format!("{host}:{port}"));
+    allowed.iter().any(|entry| {
+        let entry = entry.trim().trim_end_matches('.');
+        entry == "*"
+            || entry.eq_ignore_ascii_case(host)
+            || with_port
+                .as_deref()
+                .is_some_and(|with_port| entry.eq_ignore_ascii_case(with_port))
+    })
 }
 
 /// Downloads artifacts and keeps them unpacked by digest, so an unchanged revision is reused.
@@ -81,6 +98,17 @@ impl ArtifactFetcher {
             return Ok(self.lease(&key, target, size));
         }
         let url = resolve_url(&artifact.url)?;
+        let overridden = std::env::var(SOURCE_HOST_OVERRIDE_ENV).is_ok_and(|host| !host.is_empty());
+        if !overridden && !host_allowed(&url, &self.options.allowed_hosts) {
+            return Err(FetchError::InvalidUrl {
+                url: url.to_string(),
+                reason: format!(
+                    "the host is not an allowed artifact host ({}); {}",
+                    self.options.allowed_hosts.join(", "),
+                    self.options.hints.allowed_hosts
+                ),
+            });
+        }
         let cache_error = |source| FetchError::Cache {
             url: url.to_string(),
             dir: self.options.cache_dir.display().to_string(),
@@ -328,6 +356,7 @@ mod tests {
                 retries: 0,
                 max_cached,
                 max_cached_bytes,
+                allowed_hosts: vec!["127.0.0.1".to_owned()],
                 hints: &FetchHints::GENERIC,
             },
         )
@@ -359,6 +388,42 @@ mod tests {
         assert!(c.path().join("data").is_file(), "c is still held");
         let cached = std::fs::read_dir(cache.path()).unwrap().count();
         assert_eq!(cached, 2, "a was evicted once released");
+    }
+
+    #[tokio::test]
+    async fn artifacts_on_hosts_outside_the_allowlist_are_refused() {
+        let served = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let artifacts = serve_archives(served.path(), &["a"]).await;
+        let mut fetcher = fetcher(cache.path(), 10, u64::MAX);
+        fetcher.options.allowed_hosts =
+            vec!["source-controller.flux-system.svc.cluster.local.".to_owned()];
+        let error = fetcher.fetch(&artifacts[0]).await.unwrap_err();
+        assert!(
+            error.to_string().contains("not an allowed artifact host"),
+            "{error}"
+        );
+        assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 0);
+        let url = |text: &str| reqwest::Url::parse(text).unwrap();
+        let allowed = [
+            "source-controller.flux-system.svc.cluster.local.".to_owned(),
+            "10.0.0.1:9090".to_owned(),
+        ];
+        assert!(host_allowed(
+            &url("http://source-controller.flux-system.svc.cluster.local./a"),
+            &allowed
+        ));
+        assert!(host_allowed(
+            &url("http://source-controller.flux-system.svc.cluster.local/a"),
+            &allowed
+        ));
+        assert!(host_allowed(&url("http://10.0.0.1:9090/a"), &allowed));
+        assert!(!host_allowed(&url("http://10.0.0.1:9091/a"), &allowed));
+        assert!(!host_allowed(
+            &url("http://169.254.169.254/latest"),
+            &allowed
+        ));
+        assert!(host_allowed(&url("http://anything/a"), &["*".to_owned()]));
     }
 
     #[tokio::test]
