@@ -383,7 +383,7 @@ mod tests {
             .collect();
         let rules = rules(&format!("{text}!dir7/keep.tmp\n"));
         let started = std::time::Instant::now();
-        for i in 0..2_000 {
+        for i in 0..MAX_RULES - 10 {
             assert!(rules.is_excluded(&format!("dir{i}/a/b/x.tmp"), false));
         }
         assert!(!rules.is_excluded("dir7/keep.tmp", false));
