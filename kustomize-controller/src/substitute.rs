@@ -205,9 +205,9 @@ impl<'a> Expander<'a> {
         let value = self.lookup(name)?;
         match operator {
             "" => Ok(value.to_owned()),
-            "^" => Ok(capitalize(&value, true)),
+            "^" => Ok(capitalize(value, true)),
             "^^" => Ok(value.to_uppercase()),
-            "," => Ok(capitalize(&value, false)),
+            "," => Ok(capitalize(value, false)),
             ",," => Ok(value.to_lowercase()),
             _ => self.operate(value, operator, depth),
         }
