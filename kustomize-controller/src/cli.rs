@@ -13,6 +13,7 @@ pub const ARTIFACT_FETCH_HINTS: FetchHints = FetchHints {
     server: "source-controller",
     raise_limit: "raise --artifact-max-size",
     after_not_found: "retrying after --requeue-dependency",
+    allowed_hosts: "add it to --artifact-allowed-hosts if it is a source-controller",
 };
 
 /// kustomize-controller: builds Kustomizations from source artifacts and applies them.
@@ -61,6 +62,16 @@ pub struct ControllerFlags {
     /// Unpacked artifacts kept in the cache.
     #[arg(long, default_value_t = 2048)]
     pub artifact_cache_size: usize,
+
+    /// Hosts (`host` or `host:port`) whose artifact URLs are fetched; `*` allows any host, as Flux
+    /// does. Set it to the source-controller service (`source-controller.flux-system.svc.cluster.local.`)
+    /// so a hand-written `status.artifact.url` cannot point the controller elsewhere.
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    pub artifact_allowed_hosts: Vec<String>,
+
+    /// Unpacked bytes kept in the artifact cache; least recently used artifacts not in use go first.
+    #[arg(long, default_value_t = 4 << 30)]
+    pub artifact_cache_max_bytes: u64,
 
     /// How often pending health checks are re-evaluated (the reconcile worker is released meanwhile).
     #[arg(long, default_value = "5s", value_parser = parse_go_duration)]

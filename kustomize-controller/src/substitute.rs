@@ -13,7 +13,15 @@ static VARIABLE_NAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^[_a-zA-Z][_a-zA-Z0-9]*$").unwrap_or_else(|error| panic!("static regex: {error}"))
 });
 
-/// Substitution failed.
+/// Longest string one `${...}` expression or one substituted field may produce.
+const MAX_FIELD_OUTPUT: usize = 1 << 20;
+/// Most bytes substitution may produce over one build, nested expressions included.
+const MAX_TOTAL_OUTPUT: usize = 64 << 20;
+/// Deepest nesting of `${...}` inside the words of other expressions.
+const MAX_NESTING: usize = 10;
+
+/// Substitution failed. Messages name the object and field, never a value (which may be a
+/// decrypted secret).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubstituteError {
     #[error(
@@ -21,11 +29,19 @@ pub enum SubstituteError {
     )]
     InvalidName(String),
     #[error(
-        "{subject}: variable not set (strict mode): {name:?}; define it in spec.postBuild or give it a default with ${{{name}:=value}}"
+        "{subject} field {field}: variable not set (strict mode): {name:?}; define it in spec.postBuild or give it a default with ${{{name}:=value}}"
     )]
-    Undefined { subject: String, name: String },
-    #[error("{subject}: {reason}")]
-    Syntax { subject: String, reason: String },
+    Undefined {
+        subject: String,
+        field: String,
+        name: String,
+    },
+    #[error("{subject} field {field}: {reason}")]
+    Syntax {
+        subject: String,
+        field: String,
+        reason: &'static str,
+    },
 }
 
 /// Checks every variable name, as Flux does before substituting.
@@ -45,42 +61,227 @@ pub fn substitute_all(
     variables: &BTreeMap<String, String>,
     strict: bool,
 ) -> Result<(), SubstituteError> {
+    let mut expander = Expander::new(variables, strict);
     for object in objects.iter_mut() {
         if has_flag(object, SUBSTITUTE, DISABLED) {
             continue;
         }
-        let name = subject(object);
-        substitute_value(object, variables, strict, &name)?;
+        expander.subject = subject(object);
+        expander.field.clear();
+        expander.substitute_value(object)?;
     }
     Ok(())
 }
 
-fn substitute_value(
-    value: &mut Value,
-    variables: &BTreeMap<String, String>,
+/// Expands expressions within the budgets of one build, tracking where it is for errors.
+struct Expander<'a> {
+    variables: &'a BTreeMap<String, String>,
     strict: bool,
-    subject: &str,
-) -> Result<(), SubstituteError> {
-    match value {
-        Value::String(text) if text.contains('$') => {
-            let replaced = expand(text, variables, strict, subject)?;
-            if replaced != *text {
-                *value = retype(replaced);
-            }
+    subject: String,
+    field: String,
+    remaining: usize,
+}
+
+impl<'a> Expander<'a> {
+    fn new(variables: &'a BTreeMap<String, String>, strict: bool) -> Self {
+        Self {
+            variables,
+            strict,
+            subject: String::new(),
+            field: String::new(),
+            remaining: MAX_TOTAL_OUTPUT,
         }
-        Value::Array(items) => {
-            for item in items {
-                substitute_value(item, variables, strict, subject)?;
-            }
-        }
-        Value::Object(map) => {
-            for item in map.values_mut() {
-                substitute_value(item, variables, strict, subject)?;
-            }
-        }
-        _ => {}
     }
-    Ok(())
+
+    fn substitute_value(&mut self, value: &mut Value) -> Result<(), SubstituteError> {
+        let length = self.field.len();
+        match value {
+            Value::String(text) if text.contains('$') => {
+                let replaced = self.expand(text, 0)?;
+                if replaced != *text {
+                    *value = retype(replaced);
+                }
+            }
+            Value::Array(items) => {
+                for (index, item) in items.iter_mut().enumerate() {
+                    self.field.push_str(&format!("[{index}]"));
+                    self.substitute_value(item)?;
+                    self.field.truncate(length);
+                }
+            }
+            Value::Object(map) => {
+                for (key, item) in map.iter_mut() {
+                    if !self.field.is_empty() {
+                        self.field.push('.');
+                    }
+                    self.field.push_str(key);
+                    self.substitute_value(item)?;
+                    self.field.truncate(length);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn syntax(&self, reason: &'static str) -> SubstituteError {
+        SubstituteError::Syntax {
+            subject: self.subject.clone(),
+            field: self.field.clone(),
+            reason,
+        }
+    }
+
+    /// Counts `length` produced bytes against the field and build budgets.
+    fn charge(&mut self, length: usize) -> Result<(), SubstituteError> {
+        if length > MAX_FIELD_OUTPUT {
+            return Err(
+                self.syntax("substitution would produce more than 1 MiB; simplify the expression")
+            );
+        }
+        self.remaining = self.remaining.checked_sub(length).ok_or_else(|| {
+            self.syntax(
+                "substitution produced more than 64 MiB in this build; simplify the expressions",
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Expands `${...}` expressions in `text`; `$${` escapes to a literal `${`.
+    fn expand(&mut self, text: &str, depth: usize) -> Result<String, SubstituteError> {
+        if depth > MAX_NESTING {
+            return Err(self.syntax("variable expressions nested more than 10 levels deep"));
+        }
+        let mut output = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(position) = rest.find('$') {
+            output.push_str(&rest[..position]);
+            let after = &rest[position..];
+            if let Some(escaped) = after.strip_prefix("$${") {
+                output.push_str("${");
+                rest = escaped;
+                continue;
+            }
+            if !after.starts_with("${") {
+                output.push('$');
+                rest = &after[1..];
+                continue;
+            }
+            let Some(length) = closing_brace(&after[2..]) else {
+                return Err(self.syntax("unclosed variable expression"));
+            };
+            let value = self.evaluate(&after[2..2 + length], depth)?;
+            self.charge(output.len().saturating_add(value.len()))?;
+            output.push_str(&value);
+            rest = &after[2 + length + 1..];
+        }
+        output.push_str(rest);
+        Ok(output)
+    }
+
+    fn evaluate(&mut self, body: &str, depth: usize) -> Result<String, SubstituteError> {
+        if let Some(name) = body.strip_prefix('#')
+            && VARIABLE_NAME.is_match(name)
+        {
+            return Ok(self.lookup(name)?.chars().count().to_string());
+        }
+        let name_length = body
+            .char_indices()
+            .find(|(_, character)| !(character.is_ascii_alphanumeric() || *character == '_'))
+            .map_or(body.len(), |(index, _)| index);
+        let (name, operator) = body.split_at(name_length);
+        if !VARIABLE_NAME.is_match(name) {
+            return Err(self.syntax("invalid variable expression"));
+        }
+        let variables = self.variables;
+        for (prefix, use_empty) in [(":=", true), (":-", true), ("=", false), ("-", false)] {
+            if let Some(word) = operator.strip_prefix(prefix) {
+                return match variables.get(name) {
+                    Some(value) if !(use_empty && value.is_empty()) => Ok(value.clone()),
+                    _ => self.expand(word, depth + 1),
+                };
+            }
+        }
+        let value = self.lookup(name)?;
+        match operator {
+            "" => Ok(value.to_owned()),
+            "^" => Ok(capitalize(value, true)),
+            "^^" => Ok(value.to_uppercase()),
+            "," => Ok(capitalize(value, false)),
+            ",," => Ok(value.to_lowercase()),
+            _ => self.operate(value, operator, depth),
+        }
+    }
+
+    /// The pattern operators: prefix and suffix trims, replacements and substrings.
+    fn operate(
+        &mut self,
+        value: &str,
+        operator: &str,
+        depth: usize,
+    ) -> Result<String, SubstituteError> {
+        for prefix in ["##", "#"] {
+            if let Some(pattern) = operator.strip_prefix(prefix) {
+                return Ok(trim_prefix(value, &self.expand(pattern, depth + 1)?));
+            }
+        }
+        for suffix in ["%%", "%"] {
+            if let Some(pattern) = operator.strip_prefix(suffix) {
+                return Ok(trim_suffix(value, &self.expand(pattern, depth + 1)?));
+            }
+        }
+        for (prefix, all) in [("//", true), ("/", false)] {
+            if let Some(spec) = operator.strip_prefix(prefix) {
+                let (from, to) = spec.split_once('/').unwrap_or((spec, ""));
+                let from = self.expand(from, depth + 1)?;
+                let to = self.expand(to, depth + 1)?;
+                return self.replace(value, &from, &to, all);
+            }
+        }
+        if let Some(spec) = operator.strip_prefix(':') {
+            return substring(value, spec)
+                .ok_or_else(|| self.syntax("invalid substring expression"));
+        }
+        Err(self.syntax("unsupported variable expression"))
+    }
+
+    /// Replaces the first or every `from` in `value`, refusing before allocating an oversized
+    /// result; an empty pattern changes nothing, as in bash.
+    fn replace(
+        &mut self,
+        value: &str,
+        from: &str,
+        to: &str,
+        all: bool,
+    ) -> Result<String, SubstituteError> {
+        if from.is_empty() {
+            return Ok(value.to_owned());
+        }
+        let matches = if all {
+            value.matches(from).count()
+        } else {
+            usize::from(value.contains(from))
+        };
+        let length = value.len().saturating_add(matches.saturating_mul(to.len()));
+        self.charge(length)?;
+        Ok(if all {
+            value.replace(from, to)
+        } else {
+            value.replacen(from, to, 1)
+        })
+    }
+
+    fn lookup(&self, name: &str) -> Result<&'a str, SubstituteError> {
+        match self.variables.get(name) {
+            Some(value) => Ok(value),
+            None if self.strict => Err(SubstituteError::Undefined {
+                subject: self.subject.clone(),
+                field: self.field.clone(),
+                name: name.to_owned(),
+            }),
+            None => Ok(""),
+        }
+    }
 }
 
 /// The typed value a plain YAML scalar with this text resolves to.
@@ -107,43 +308,6 @@ fn retype(text: String) -> Value {
     Value::String(text)
 }
 
-/// Expands `${...}` expressions in `text`; `$${` escapes to a literal `${`.
-pub fn expand(
-    text: &str,
-    variables: &BTreeMap<String, String>,
-    strict: bool,
-    subject: &str,
-) -> Result<String, SubstituteError> {
-    let mut output = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(position) = rest.find('$') {
-        output.push_str(&rest[..position]);
-        let after = &rest[position..];
-        if let Some(escaped) = after.strip_prefix("$${") {
-            output.push_str("${");
-            rest = escaped;
-            continue;
-        }
-        if !after.starts_with("${") {
-            output.push('$');
-            rest = &after[1..];
-            continue;
-        }
-        let body_start = 2;
-        let Some(length) = closing_brace(&after[body_start..]) else {
-            return Err(SubstituteError::Syntax {
-                subject: subject.to_owned(),
-                reason: format!("unclosed variable expression in {text:?}"),
-            });
-        };
-        let body = &after[body_start..body_start + length];
-        output.push_str(&evaluate(body, variables, strict, subject)?);
-        rest = &after[body_start + length + 1..];
-    }
-    output.push_str(rest);
-    Ok(output)
-}
-
 /// Length up to the matching `}`, allowing nested `${...}` in defaults.
 fn closing_brace(text: &str) -> Option<usize> {
     let mut depth = 0usize;
@@ -156,100 +320,6 @@ fn closing_brace(text: &str) -> Option<usize> {
         }
     }
     None
-}
-
-fn evaluate(
-    body: &str,
-    variables: &BTreeMap<String, String>,
-    strict: bool,
-    subject: &str,
-) -> Result<String, SubstituteError> {
-    if let Some(name) = body.strip_prefix('#')
-        && VARIABLE_NAME.is_match(name)
-    {
-        return Ok(lookup(name, variables, strict, subject)?
-            .chars()
-            .count()
-            .to_string());
-    }
-    let name_length = body
-        .char_indices()
-        .find(|(_, character)| !(character.is_ascii_alphanumeric() || *character == '_'))
-        .map_or(body.len(), |(index, _)| index);
-    let (name, operator) = body.split_at(name_length);
-    if !VARIABLE_NAME.is_match(name) {
-        return Err(SubstituteError::Syntax {
-            subject: subject.to_owned(),
-            reason: format!("invalid variable expression ${{{body}}}"),
-        });
-    }
-    let value = variables.get(name);
-    let expand_word = |word: &str| expand(word, variables, strict, subject);
-    let defaulted = |use_empty: bool, word: &str| -> Result<String, SubstituteError> {
-        match value {
-            Some(value) if !(use_empty && value.is_empty()) => Ok(value.clone()),
-            _ => expand_word(word),
-        }
-    };
-    for (prefix, use_empty) in [(":=", true), (":-", true), ("=", false), ("-", false)] {
-        if let Some(word) = operator.strip_prefix(prefix) {
-            return defaulted(use_empty, word);
-        }
-    }
-    if operator.is_empty() {
-        return lookup(name, variables, strict, subject);
-    }
-    let value = lookup(name, variables, strict, subject)?;
-    let result = match operator {
-        "^" => capitalize(&value, true),
-        "^^" => value.to_uppercase(),
-        "," => capitalize(&value, false),
-        ",," => value.to_lowercase(),
-        _ => {
-            if let Some(pattern) = operator.strip_prefix("##") {
-                trim_prefix(&value, &expand_word(pattern)?)
-            } else if let Some(pattern) = operator.strip_prefix('#') {
-                trim_prefix(&value, &expand_word(pattern)?)
-            } else if let Some(pattern) = operator.strip_prefix("%%") {
-                trim_suffix(&value, &expand_word(pattern)?)
-            } else if let Some(pattern) = operator.strip_prefix('%') {
-                trim_suffix(&value, &expand_word(pattern)?)
-            } else if let Some(spec) = operator.strip_prefix("//") {
-                let (from, to) = spec.split_once('/').unwrap_or((spec, ""));
-                value.replace(&expand_word(from)?, &expand_word(to)?)
-            } else if let Some(spec) = operator.strip_prefix('/') {
-                let (from, to) = spec.split_once('/').unwrap_or((spec, ""));
-                value.replacen(&expand_word(from)?, &expand_word(to)?, 1)
-            } else if let Some(spec) = operator.strip_prefix(':') {
-                substring(&value, spec).ok_or_else(|| SubstituteError::Syntax {
-                    subject: subject.to_owned(),
-                    reason: format!("invalid substring expression ${{{body}}}"),
-                })?
-            } else {
-                return Err(SubstituteError::Syntax {
-                    subject: subject.to_owned(),
-                    reason: format!("unsupported variable expression ${{{body}}}"),
-                });
-            }
-        }
-    };
-    Ok(result)
-}
-
-fn lookup(
-    name: &str,
-    variables: &BTreeMap<String, String>,
-    strict: bool,
-    subject: &str,
-) -> Result<String, SubstituteError> {
-    match variables.get(name) {
-        Some(value) => Ok(value.clone()),
-        None if strict => Err(SubstituteError::Undefined {
-            subject: subject.to_owned(),
-            name: name.to_owned(),
-        }),
-        None => Ok(String::new()),
-    }
 }
 
 fn capitalize(value: &str, upper: bool) -> String {
@@ -302,6 +372,17 @@ fn substring(value: &str, spec: &str) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn expand(
+        text: &str,
+        variables: &BTreeMap<String, String>,
+        strict: bool,
+        subject: &str,
+    ) -> Result<String, SubstituteError> {
+        let mut expander = Expander::new(variables, strict);
+        expander.subject = subject.to_owned();
+        expander.expand(text, 0)
+    }
 
     fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -361,6 +442,60 @@ mod tests {
         assert_eq!(objects[0]["spec"]["on"], json!(true));
         assert_eq!(objects[0]["spec"]["label"], json!("v-3"));
         assert_eq!(objects[1]["data"]["x"], json!("${n}"));
+    }
+
+    #[test]
+    fn nested_replacements_are_capped_in_size_and_depth() {
+        let v = vars(&[("v", &"a".repeat(64))]);
+        let mut bomb = "${v//a/${v}}".to_owned();
+        for _ in 0..4 {
+            bomb = format!("${{v//a/{bomb}}}");
+        }
+        let error = expand(&bomb, &v, true, "ConfigMap/ns/a").unwrap_err();
+        assert!(error.to_string().contains("more than 1 MiB"), "{error}");
+        let deep = (0..12).fold("x".to_owned(), |word, _| format!("${{u:-{word}}}"));
+        let error = expand(&deep, &v, true, "ConfigMap/ns/a").unwrap_err();
+        assert!(error.to_string().contains("nested"), "{error}");
+        assert_eq!(expand("${v//a/}", &v, true, "x").unwrap(), "");
+        assert_eq!(expand("${v///b}", &v, true, "x").unwrap(), "a".repeat(64));
+    }
+
+    #[test]
+    fn a_build_has_one_output_budget() {
+        let v = vars(&[("big", &"b".repeat(900 << 10))]);
+        let mut objects: Vec<Value> = (0..100)
+            .map(|i| json!({"kind": "ConfigMap", "metadata": {"name": format!("c{i}")}, "data": {"x": "${big}"}}))
+            .collect();
+        let error = substitute_all(&mut objects, &v, true).unwrap_err();
+        assert!(error.to_string().contains("64 MiB"), "{error}");
+    }
+
+    #[test]
+    fn errors_name_the_field_never_the_value() {
+        let secret = "hunter2-${not closed";
+        let mut objects = vec![json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "s", "namespace": "ns"},
+            "stringData": {"list": ["ok", secret]}})];
+        let error = substitute_all(&mut objects, &vars(&[]), true).unwrap_err();
+        let message = error.to_string();
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(message.contains("stringData.list[1]"), "{message}");
+        assert!(message.contains("unclosed"), "{message}");
+        for body in [
+            "${a!hunter2}",
+            "${-hunter2}",
+            "${a:hunter2}",
+            "${a@hunter2}",
+        ] {
+            let mut objects = vec![json!({"kind": "ConfigMap", "metadata": {"name": "c"},
+                "data": {"k": body}})];
+            let vars = vars(&[("a", "1")]);
+            let message = substitute_all(&mut objects, &vars, true)
+                .unwrap_err()
+                .to_string();
+            assert!(!message.contains("hunter2"), "{message}");
+            assert!(message.contains("data.k"), "{message}");
+        }
     }
 
     #[test]

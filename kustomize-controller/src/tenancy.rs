@@ -7,7 +7,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use sluice_api::kustomize::Kustomization;
-use sluice_runtime::describe_kube_error;
+use sluice_runtime::throttle::ThrottleLayer;
+use sluice_runtime::{ClientError, client_with_throttle, describe_kube_error};
 
 use crate::cluster::Cluster;
 
@@ -48,6 +49,14 @@ pub struct KubeconfigPolicy {
     pub allow_insecure_tls: bool,
 }
 
+/// A client construction error as a message, withholding credential command output.
+fn client_error(error: &ClientError) -> String {
+    match error {
+        ClientError::Build(source) => describe_kube_error(source),
+        other => other.to_string(),
+    }
+}
+
 /// Builds (and caches) clients for Kustomizations.
 pub struct Tenancy {
     base_config: Config,
@@ -55,6 +64,8 @@ pub struct Tenancy {
     default_service_account: Option<String>,
     policy: KubeconfigPolicy,
     impersonating: Mutex<HashMap<String, Client>>,
+    /// One rate limit (`--kube-api-qps`/`--kube-api-burst`) for every impersonating and remote client.
+    throttle: ThrottleLayer,
 }
 
 impl Tenancy {
@@ -64,6 +75,7 @@ impl Tenancy {
         local: Cluster,
         default_service_account: Option<String>,
         policy: KubeconfigPolicy,
+        throttle: ThrottleLayer,
     ) -> Self {
         Self {
             base_config,
@@ -71,6 +83,7 @@ impl Tenancy {
             default_service_account,
             policy,
             impersonating: Mutex::default(),
+            throttle,
         }
     }
 
@@ -103,9 +116,11 @@ impl Tenancy {
                 .remote_config(&namespace, &reference.name, reference.key.as_deref())
                 .await?;
             config.auth_info.impersonate = impersonate;
-            let client = Client::try_from(config).map_err(|error| TenancyError::Client {
-                what: format!("kubeconfig Secret {namespace}/{}", reference.name),
-                reason: describe_kube_error(&error),
+            let client = client_with_throttle(config, &self.throttle).map_err(|error| {
+                TenancyError::Client {
+                    what: format!("kubeconfig Secret {namespace}/{}", reference.name),
+                    reason: client_error(&error),
+                }
             })?;
             return Ok(Cluster::new(client));
         }
@@ -123,9 +138,11 @@ impl Tenancy {
             None => {
                 let mut config = self.base_config.clone();
                 config.auth_info.impersonate = Some(user.clone());
-                let client = Client::try_from(config).map_err(|error| TenancyError::Client {
-                    what: format!("impersonating {user}"),
-                    reason: describe_kube_error(&error),
+                let client = client_with_throttle(config, &self.throttle).map_err(|error| {
+                    TenancyError::Client {
+                        what: format!("impersonating {user}"),
+                        reason: client_error(&error),
+                    }
                 })?;
                 self.impersonating
                     .lock()

@@ -79,6 +79,7 @@ async fn start_controller(client: Client, namespace: String) -> Result<Controlle
     tokio::spawn(run_controllers(Arc::new(SourceContext {
         runtime,
         storage,
+        deny_private_urls: false,
     })));
     Ok(Controller {
         client,

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use regex::Regex;
+use regex::{RegexSet, RegexSetBuilder};
 
 /// Version-control files never archived.
 pub const VCS_PATTERNS: &[&str] = &[".git/", ".gitignore", ".gitmodules", ".gitattributes"];
@@ -35,26 +35,41 @@ pub const DEFAULT_EXCLUSIONS: &[&str] = &[
 /// Name of the per-directory ignore file.
 pub const SOURCE_IGNORE_FILE: &str = ".sourceignore";
 
-/// Reading `.sourceignore` files failed.
+/// Most bytes of ignore patterns (`.sourceignore` files and `spec.ignore` together).
+pub const MAX_PATTERN_BYTES: usize = 64 << 10;
+/// Most pattern lines, compiled together into one matcher.
+pub const MAX_RULES: usize = 1_000;
+
+/// Reading or compiling the ignore rules failed.
 #[derive(Debug, thiserror::Error)]
-#[error("reading ignore file {path} failed: {source}; check the file is readable UTF-8 text")]
-pub struct IgnoreError {
-    path: String,
-    source: std::io::Error,
+pub enum IgnoreError {
+    #[error("reading ignore file {path} failed: {source}; check the file is readable UTF-8 text")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "ignore patterns exceed {MAX_RULES} rules or {MAX_PATTERN_BYTES} bytes; shorten .sourceignore and spec.ignore"
+    )]
+    TooLarge,
+    #[error("ignore patterns could not be compiled together: {0}; simplify them")]
+    Compile(#[from] regex::Error),
 }
 
-/// One compiled pattern line.
-#[derive(Debug, Clone)]
+/// What a pattern line decides when it matches.
+#[derive(Debug, Clone, Copy)]
 struct Rule {
-    regex: Regex,
     negated: bool,
     directory_only: bool,
 }
 
-/// An ordered rule list where the last matching rule decides.
+/// An ordered rule list where the last matching rule decides, compiled into one set.
 #[derive(Debug, Clone, Default)]
 pub struct IgnoreRules {
     rules: Vec<Rule>,
+    patterns: Vec<String>,
+    bytes: usize,
+    set: Option<RegexSet>,
 }
 
 impl IgnoreRules {
@@ -64,46 +79,61 @@ impl IgnoreRules {
         let mut custom = Self::default();
         load_source_ignore_files(root, "", &mut custom)?;
         if let Some(text) = spec_ignore {
-            custom.add_lines(text, "");
+            custom.add_lines(text, "")?;
         }
         let mut rules = Self::default();
-        rules.add_lines(&VCS_PATTERNS.join("\n"), "");
+        rules.add_lines(&VCS_PATTERNS.join("\n"), "")?;
         if custom.rules.is_empty() {
-            rules.add_lines(&DEFAULT_EXCLUSIONS.join("\n"), "");
+            rules.add_lines(&DEFAULT_EXCLUSIONS.join("\n"), "")?;
         } else {
+            if rules.rules.len() + custom.rules.len() > MAX_RULES {
+                return Err(IgnoreError::TooLarge);
+            }
             rules.rules.extend(custom.rules);
+            rules.patterns.extend(custom.patterns);
         }
+        rules.compile()?;
         Ok(rules)
     }
 
-    /// Rules from `spec.ignore` only (VCS patterns plus the given text), for unpacked OCI layers.
-    pub fn from_spec(spec_ignore: Option<&str>) -> Self {
-        let mut rules = Self::default();
-        rules.add_lines(&VCS_PATTERNS.join("\n"), "");
-        if let Some(text) = spec_ignore {
-            rules.add_lines(text, "");
+    /// Adds the pattern lines of `text`, relative to directory `base` ("" for the root).
+    pub fn add_lines(&mut self, text: &str, base: &str) -> Result<(), IgnoreError> {
+        self.bytes = self.bytes.saturating_add(text.len());
+        if self.bytes > MAX_PATTERN_BYTES {
+            return Err(IgnoreError::TooLarge);
         }
-        rules
+        for (rule, pattern) in text.lines().filter_map(|line| compile(line, base)) {
+            if self.rules.len() >= MAX_RULES {
+                return Err(IgnoreError::TooLarge);
+            }
+            self.rules.push(rule);
+            self.patterns.push(pattern);
+        }
+        self.set = None;
+        Ok(())
     }
 
-    /// Adds the pattern lines of `text`, relative to directory `base` ("" for the root).
-    pub fn add_lines(&mut self, text: &str, base: &str) {
-        self.rules
-            .extend(text.lines().filter_map(|line| compile(line, base)));
+    /// Compiles the patterns into one matcher (needed once after the last `add_lines`).
+    pub fn compile(&mut self) -> Result<(), IgnoreError> {
+        let set = RegexSetBuilder::new(&self.patterns)
+            .size_limit(64 << 20)
+            .dfa_size_limit(16 << 20)
+            .build()?;
+        self.set = Some(set);
+        Ok(())
     }
 
     /// Whether `path` (relative, `/`-separated) is excluded; `is_dir` for directories.
     pub fn is_excluded(&self, path: &str, is_dir: bool) -> bool {
-        let mut excluded = false;
-        for rule in &self.rules {
-            if rule.directory_only && !is_dir {
-                continue;
-            }
-            if rule.regex.is_match(path) {
-                excluded = !rule.negated;
-            }
-        }
-        excluded
+        let Some(set) = &self.set else {
+            return false;
+        };
+        set.matches(path)
+            .iter()
+            .rev()
+            .map(|index| self.rules[index])
+            .find(|rule| is_dir || !rule.directory_only)
+            .is_some_and(|rule| !rule.negated)
     }
 }
 
@@ -112,14 +142,19 @@ fn load_source_ignore_files(
     base: &str,
     rules: &mut IgnoreRules,
 ) -> Result<(), IgnoreError> {
-    let io_error = |path: &Path, source| IgnoreError {
+    let io_error = |path: &Path, source| IgnoreError::Io {
         path: path.display().to_string(),
         source,
     };
     let file = dir.join(SOURCE_IGNORE_FILE);
-    if file.is_file() {
+    // A regular file only: a committed symbolic link is not followed out of the checkout.
+    if std::fs::symlink_metadata(&file).is_ok_and(|metadata| metadata.is_file()) {
+        let metadata = std::fs::metadata(&file).map_err(|e| io_error(&file, e))?;
+        if metadata.len() > MAX_PATTERN_BYTES as u64 {
+            return Err(IgnoreError::TooLarge);
+        }
         let text = std::fs::read_to_string(&file).map_err(|e| io_error(&file, e))?;
-        rules.add_lines(&text, base);
+        rules.add_lines(&text, base)?;
     }
     let mut entries = std::fs::read_dir(dir)
         .map_err(|e| io_error(dir, e))?
@@ -142,7 +177,8 @@ fn load_source_ignore_files(
     Ok(())
 }
 
-fn compile(line: &str, base: &str) -> Option<Rule> {
+/// A pattern line's rule and its regex source; `None` for blank lines and comments.
+fn compile(line: &str, base: &str) -> Option<(Rule, String)> {
     let mut pattern = line.trim_end_matches([' ', '\t', '\r']);
     if pattern.is_empty() || pattern.starts_with('#') {
         return None;
@@ -169,11 +205,18 @@ fn compile(line: &str, base: &str) -> Option<Rule> {
     } else {
         format!("^{prefix}(?:.*/)?{body}$")
     };
-    Regex::new(&source).ok().map(|regex| Rule {
-        regex,
-        negated,
-        directory_only,
-    })
+    regex_syntax_ok(&source).then_some((
+        Rule {
+            negated,
+            directory_only,
+        },
+        source,
+    ))
+}
+
+/// Whether `source` parses, so one malformed line is skipped instead of failing the set.
+fn regex_syntax_ok(source: &str) -> bool {
+    regex::Regex::new(source).is_ok()
 }
 
 fn glob_to_regex(glob: &str) -> String {
@@ -236,7 +279,8 @@ mod tests {
 
     fn rules(text: &str) -> IgnoreRules {
         let mut rules = IgnoreRules::default();
-        rules.add_lines(text, "");
+        rules.add_lines(text, "").unwrap();
+        rules.compile().unwrap();
         rules
     }
 
@@ -279,7 +323,8 @@ mod tests {
     #[test]
     fn nested_base_scopes_patterns() {
         let mut rules = IgnoreRules::default();
-        rules.add_lines("*.txt\n/top.yaml\n", "sub");
+        rules.add_lines("*.txt\n/top.yaml\n", "sub").unwrap();
+        rules.compile().unwrap();
         assert!(rules.is_excluded("sub/a.txt", false));
         assert!(rules.is_excluded("sub/deeper/a.txt", false));
         assert!(!rules.is_excluded("a.txt", false));
@@ -306,5 +351,58 @@ mod tests {
         assert!(nested.is_excluded("sub/a.yaml", false));
         assert!(!nested.is_excluded("a.yaml", false));
         assert!(!nested.is_excluded("logo.png", false));
+    }
+
+    #[test]
+    fn oversized_ignore_patterns_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines: String = (0..MAX_RULES + 1).map(|i| format!("f{i}\n")).collect();
+        std::fs::write(dir.path().join(".sourceignore"), &lines).unwrap();
+        assert!(matches!(
+            IgnoreRules::for_tree(dir.path(), None),
+            Err(IgnoreError::TooLarge)
+        ));
+        std::fs::write(
+            dir.path().join(".sourceignore"),
+            "x".repeat(MAX_PATTERN_BYTES + 1),
+        )
+        .unwrap();
+        assert!(matches!(
+            IgnoreRules::for_tree(dir.path(), None),
+            Err(IgnoreError::TooLarge)
+        ));
+        let spec: String = (0..MAX_RULES).map(|i| format!("s{i}\n")).collect();
+        std::fs::remove_file(dir.path().join(".sourceignore")).unwrap();
+        assert!(IgnoreRules::for_tree(dir.path(), Some(&spec)).is_err());
+    }
+
+    #[test]
+    fn many_rules_match_through_one_compiled_set() {
+        let text: String = (0..MAX_RULES - 10)
+            .map(|i| format!("dir{i}/**/*.tmp\n"))
+            .collect();
+        let rules = rules(&format!("{text}!dir7/keep.tmp\n"));
+        let started = std::time::Instant::now();
+        for i in 0..MAX_RULES - 10 {
+            assert!(rules.is_excluded(&format!("dir{i}/a/b/x.tmp"), false));
+        }
+        assert!(!rules.is_excluded("dir7/keep.tmp", false));
+        assert!(!rules.is_excluded("other/x.tmp", false));
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+
+    #[test]
+    fn a_symlinked_sourceignore_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("rules"), "*.yaml\n").unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("rules"),
+            dir.path().join(".sourceignore"),
+        )
+        .unwrap();
+        let rules = IgnoreRules::for_tree(dir.path(), None).unwrap();
+        assert!(!rules.is_excluded("a.yaml", false));
+        assert!(rules.is_excluded("logo.png", false));
     }
 }

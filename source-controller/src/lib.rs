@@ -6,6 +6,7 @@ pub mod oci;
 pub mod reconcile;
 pub mod status;
 pub mod storage;
+pub mod url_policy;
 pub mod verify;
 
 pub use reconcile::{SourceContext, run_controllers};

@@ -42,6 +42,11 @@ struct Cli {
     /// The largest artifact (compressed) or OCI layer accepted, in bytes.
     #[arg(long, default_value_t = 100 * 1024 * 1024)]
     max_artifact_size: u64,
+
+    /// Refuse source URLs whose host resolves to a loopback, link-local or private address
+    /// (the cloud metadata endpoint, cluster services); off by default, as in Flux.
+    #[arg(long, default_value_t = false)]
+    deny_private_source_urls: bool,
 }
 
 /// Flux's fallback for an empty --storage-adv-addr: the bind host, `localhost` when unset,
@@ -85,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
     let context = Arc::new(SourceContext {
         runtime: runtime.clone(),
         storage,
+        deny_private_urls: cli.deny_private_source_urls,
     });
     run_controllers(context).await;
     runtime.shutdown.trigger();

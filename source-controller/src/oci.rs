@@ -19,6 +19,10 @@ use sluice_secrets::{RegistryAccess, SecretError};
 pub const DEFAULT_TAG: &str = "latest";
 /// Tags requested per page when listing for SemVer.
 const TAGS_PAGE: usize = 1000;
+/// Most tag pages listed for one SemVer resolution.
+const MAX_TAG_PAGES: usize = 100;
+/// Longest registry-supplied text (an error envelope) kept in a message.
+const MAX_REMOTE_TEXT: usize = 200;
 
 /// A registry operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,8 +51,12 @@ pub struct Repository {
 impl Repository {
     /// Parses `spec.url`, refusing tags and digests in it.
     pub fn parse(url: &str) -> Result<Self, OciError> {
-        let invalid =
-            |why: &str| OciError::InvalidUrl(format!("spec.url '{url}' is invalid: {why}"));
+        let invalid = |why: &str| {
+            OciError::InvalidUrl(format!(
+                "spec.url '{}' is invalid: {why}",
+                sluice_git::display_url(url)
+            ))
+        };
         let rest = url
             .strip_prefix("oci://")
             .ok_or_else(|| invalid("it must start with oci://"))?;
@@ -56,6 +64,11 @@ impl Repository {
             .split_once('/')
             .ok_or_else(|| invalid("it needs a repository path after the host"))?;
         let last = repository.rsplit('/').next().unwrap_or_default();
+        if registry.contains('@') {
+            return Err(invalid(
+                "credentials belong in spec.secretRef, not in the URL",
+            ));
+        }
         if registry.is_empty() || repository.is_empty() {
             return Err(invalid("host and repository must not be empty"));
         }
@@ -209,7 +222,12 @@ impl OciRemote {
         let listing = self.repository.tagged(DEFAULT_TAG);
         let mut tags = Vec::new();
         let mut last: Option<String> = None;
-        loop {
+        for page_number in 0.. {
+            if page_number == MAX_TAG_PAGES {
+                return Err(OciError::Pull(format!(
+                    "the tag list has more than {MAX_TAG_PAGES} pages of {TAGS_PAGE}; remove old tags or pin spec.ref.tag"
+                )));
+            }
             let page = self
                 .timed(
                     "listing tags",
@@ -264,22 +282,121 @@ impl OciRemote {
                 layer.digest, layer.size
             )));
         }
-        let mut bytes = Vec::new();
+        // Foreign `urls` are ignored: the layer comes from this registry or not at all.
+        let layer = OciDescriptor {
+            urls: None,
+            ..layer.clone()
+        };
+        let declared = usize::try_from(layer.size).unwrap_or(usize::MAX);
+        let mut sink = BoundedSink::new(declared);
         self.timed(
             "downloading the layer",
-            self.client.pull_blob(&pinned, layer, &mut bytes),
+            self.client.pull_blob(&pinned, &layer, &mut sink),
         )
         .await?;
         Ok(PulledLayer {
-            bytes,
+            bytes: sink.bytes,
             media_type: layer.media_type.clone(),
             annotations: manifest.annotations.clone().unwrap_or_default(),
         })
     }
 }
 
+/// A layer buffer that refuses bytes beyond the size the manifest declared, so a registry cannot
+/// make the controller hold more than it advertised before the digest is checked.
+struct BoundedSink {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+impl BoundedSink {
+    fn new(limit: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(limit.min(1 << 20)),
+            limit,
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for BoundedSink {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buffer: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if this.bytes.len().saturating_add(buffer.len()) > this.limit {
+            return std::task::Poll::Ready(Err(std::io::Error::other(format!(
+                "the registry sent more than the {} bytes the manifest declares",
+                this.limit
+            ))));
+        }
+        this.bytes.extend_from_slice(buffer);
+        std::task::Poll::Ready(Ok(buffer.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// What an error says, without response bodies a registry (or whatever the URL reached) sent:
+/// a server error keeps its status only, other text is shortened.
+fn describe(error: &OciDistributionError) -> String {
+    match error {
+        OciDistributionError::ServerError { code, url, .. } => {
+            format!("{} answered HTTP {code}", strip_userinfo(url))
+        }
+        OciDistributionError::RegistryError { envelope, url } => {
+            let codes: Vec<String> = envelope
+                .errors
+                .iter()
+                .map(|error| format!("{:?}", error.code))
+                .collect();
+            format!("{} answered {}", strip_userinfo(url), codes.join(", "))
+        }
+        OciDistributionError::AuthenticationFailure(_) => {
+            "the registry's token service refused the request".to_owned()
+        }
+        OciDistributionError::UnauthorizedError { url } => {
+            format!("{} answered unauthorized", strip_userinfo(url))
+        }
+        other => shorten(&other.to_string()),
+    }
+}
+
+/// `text` cut to at most [`MAX_REMOTE_TEXT`] characters.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(MAX_REMOTE_TEXT) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// A URL without `user:password@`.
+fn strip_userinfo(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
 fn classify(what: &str, error: &OciDistributionError) -> OciError {
-    let text = error.to_string();
+    let text = describe(error);
     let authentication = matches!(
         error,
         OciDistributionError::AuthenticationFailure(_)
@@ -300,6 +417,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn remote_bodies_stay_out_of_messages() {
+        let body = "internal-service-token=hunter2 ".repeat(20);
+        let server = OciDistributionError::ServerError {
+            code: 500,
+            url: "http://user:pw@10.0.0.1/v2/x/manifests/latest".to_owned(),
+            message: body.clone(),
+        };
+        let OciError::Pull(message) = classify("pulling the manifest", &server) else {
+            panic!("not a pull error");
+        };
+        assert!(
+            !message.contains("hunter2") && !message.contains("pw@"),
+            "{message}"
+        );
+        assert!(message.contains("HTTP 500"), "{message}");
+        let auth = OciDistributionError::AuthenticationFailure(body.clone());
+        let text = classify("resolving", &auth).to_string();
+        assert!(!text.contains("hunter2"), "{text}");
+        let other = classify("x", &OciDistributionError::SpecViolationError(body));
+        assert!(other.to_string().len() < 400, "{other}");
+    }
+
+    #[tokio::test]
+    async fn a_layer_longer_than_declared_is_refused() {
+        use tokio::io::AsyncWriteExt;
+        let mut sink = BoundedSink::new(10);
+        sink.write_all(b"0123456789").await.unwrap();
+        assert!(sink.write_all(b"x").await.is_err());
+        assert_eq!(sink.bytes.len(), 10);
+    }
+
+    #[test]
     fn url_parsing() {
         let repo = Repository::parse("oci://127.0.0.1:5000/org/app").unwrap();
         assert_eq!(repo.registry, "127.0.0.1:5000");
@@ -308,5 +457,7 @@ mod tests {
         assert!(Repository::parse("oci://127.0.0.1:5000/app@sha256:00").is_err());
         assert!(Repository::parse("https://x/app").is_err());
         assert!(Repository::parse("oci://host").is_err());
+        let error = Repository::parse("oci://user:tok3n@host/app").unwrap_err();
+        assert!(!error.to_string().contains("tok3n"), "{error}");
     }
 }

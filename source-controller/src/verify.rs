@@ -142,7 +142,12 @@ impl Verifier {
                 "commit does not have a signature".to_owned(),
             ));
         }
-        let output = self.git(repo, &["verify-commit", "--raw", commit]).await?;
+        let output = self
+            .git(
+                repo,
+                &["verify-commit", "--raw", "--end-of-options", commit],
+            )
+            .await?;
         signer_key(&output).ok_or_else(|| {
             VerifyError::Invalid("unable to verify commit with any of the given keys".to_owned())
         })
@@ -157,7 +162,12 @@ impl Verifier {
         if !signed {
             return Err(VerifyError::Unsigned("tag is not signed".to_owned()));
         }
-        let output = self.git(repo, &["verify-tag", "--raw", tag_object]).await?;
+        let output = self
+            .git(
+                repo,
+                &["verify-tag", "--raw", "--end-of-options", tag_object],
+            )
+            .await?;
         signer_key(&output).ok_or_else(|| {
             VerifyError::Invalid("unable to verify tag with any of the given keys".to_owned())
         })
@@ -192,7 +202,9 @@ impl Verifier {
     }
 
     async fn read_object(&self, repo: &Path, kind: &str, sha: &str) -> Result<String, VerifyError> {
-        let output = self.git(repo, &["cat-file", kind, sha]).await?;
+        let output = self
+            .git(repo, &["cat-file", "--end-of-options", kind, sha])
+            .await?;
         if !output.status.success() {
             return Err(VerifyError::Unavailable(format!(
                 "reading {kind} '{sha}' failed: {}",

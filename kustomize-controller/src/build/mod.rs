@@ -8,10 +8,12 @@ mod overlay;
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::Value;
+use sluice_api::duration::parse_duration;
 use sluice_api::kustomize::KustomizationSpec;
-use sluice_kustomize::{BuildOptions, FileAccess, MissingKustomization};
+use sluice_kustomize::{BuildLimits, BuildOptions, FileAccess, MissingKustomization};
 
 use crate::objects::metadata_map_mut;
 use overlay::{copy_tree, overlay_fields, write_overlay};
@@ -62,7 +64,7 @@ pub fn build(
     }
     let overlay = overlay_fields(spec, &root_dir.join(&relative))?;
     let mut objects = if overlay.is_empty() {
-        engine_build(root_dir, &root_dir.join(&relative))?
+        engine_build(root_dir, &root_dir.join(&relative), build_timeout(spec))?
     } else {
         let workspace = tempfile::Builder::new()
             .prefix("kustomize-build-")
@@ -71,7 +73,7 @@ pub fn build(
         copy_tree(root_dir, workspace.path()).map_err(BuildError::Workspace)?;
         let dir = workspace.path().join(&relative);
         write_overlay(workspace.path(), &dir, overlay)?;
-        engine_build(workspace.path(), &dir)?
+        engine_build(workspace.path(), &dir, build_timeout(spec))?
     };
     if let Some(common) = &spec.common_metadata {
         for object in &mut objects {
@@ -99,11 +101,23 @@ fn secure_relative(path: &str) -> Result<PathBuf, BuildError> {
     Ok(relative)
 }
 
-fn engine_build(root: &Path, dir: &Path) -> Result<Vec<Value>, BuildError> {
+/// The engine's time limit: `spec.timeout`, else the interval, at least 30 seconds.
+fn build_timeout(spec: &KustomizationSpec) -> Duration {
+    let timeout = spec.timeout.as_deref().unwrap_or(&spec.interval);
+    parse_duration(timeout)
+        .unwrap_or(Duration::from_secs(300))
+        .max(Duration::from_secs(30))
+}
+
+fn engine_build(root: &Path, dir: &Path, timeout: Duration) -> Result<Vec<Value>, BuildError> {
     let options = BuildOptions {
         root: Some(root.to_path_buf()),
         missing_kustomization: MissingKustomization::GenerateLikeFlux,
         file_access: FileAccess::BuildRoot,
+        limits: BuildLimits {
+            timeout: Some(timeout),
+            ..BuildLimits::default()
+        },
     };
     sluice_kustomize::build_with(dir, &options).map_err(|error| kustomize_error(root, &error))
 }

@@ -68,7 +68,8 @@ impl KustomizationReconciler {
                     .step("fetch", source_step::fetch(context, artifact))
                     .await?;
                 attempt.fetched = true;
-                let building = build_step::build_manifests(context, ks, root, &revision);
+                let building =
+                    build_step::build_manifests(context, ks, root.path().to_path_buf(), &revision);
                 let built = lifecycle.step("build", building).await?;
                 attempt.digest = Some(built.digest);
                 let cluster = apply_step::target_cluster(context, ks).await?;

@@ -35,6 +35,7 @@ use crate::tenancy::{KubeconfigPolicy, Tenancy};
 use health_step::HealthWaits;
 use kustomization::KustomizationReconciler;
 use sluice_artifact::fetch::{ArtifactFetcher, FetchOptions};
+use sluice_runtime::throttle::ThrottleLayer;
 use watches::{dependents_of, source_trigger};
 
 /// Name of the controller: events, metrics and the runner.
@@ -81,6 +82,8 @@ impl Context {
                 max_size: flags.artifact_max_size,
                 retries: flags.http_retry,
                 max_cached: flags.artifact_cache_size,
+                max_cached_bytes: flags.artifact_cache_max_bytes,
+                allowed_hosts: flags.artifact_allowed_hosts.clone(),
                 hints: &ARTIFACT_FETCH_HINTS,
             },
         );
@@ -93,6 +96,7 @@ impl Context {
                 allow_exec: flags.insecure_kubeconfig_exec,
                 allow_insecure_tls: flags.insecure_kubeconfig_tls,
             },
+            ThrottleLayer::new(runtime.flags.kube_api_qps, runtime.flags.kube_api_burst),
         );
         let drift = DriftWatcher::new(
             runtime.client.clone(),

@@ -4,7 +4,7 @@
 //! not stored yet are waits, not failures: `Ready=False`, no warning event, retried after
 //! `--requeue-dependency`, as in Flux.
 
-use std::path::PathBuf;
+use sluice_artifact::fetch::CachedArtifact;
 
 use sluice_api::duration::format_duration;
 use sluice_api::kustomize::Kustomization;
@@ -55,8 +55,8 @@ pub async fn dependencies(
     Err(Outcome::waiting(reason::DEPENDENCY_NOT_READY, message))
 }
 
-/// The unpacked artifact, downloaded unless cached.
-pub async fn fetch(context: &Context, artifact: &Artifact) -> Result<PathBuf, Outcome> {
+/// The unpacked artifact, downloaded unless cached; kept in the cache while held.
+pub async fn fetch(context: &Context, artifact: &Artifact) -> Result<CachedArtifact, Outcome> {
     context.fetcher.fetch(artifact).await.map_err(|error| {
         if error.is_not_found() {
             Outcome::waiting(reason::ARTIFACT_FAILED, error.to_string())

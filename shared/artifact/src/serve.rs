@@ -68,7 +68,7 @@ async fn serve_file<S: ArtifactRoot>(State(store): State<Arc<S>>, request: Reque
     let Some(path) = servable_path(store.root(), request.uri().path()) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    match respond(&path, &method, request.headers()).await {
+    match respond(store.root(), &path, &method, request.headers()).await {
         Ok(response) => response,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             StatusCode::NOT_FOUND.into_response()
@@ -93,21 +93,41 @@ fn servable_path(root: &Path, uri_path: &str) -> Option<PathBuf> {
     resolve_within(root, relative)
 }
 
+/// The size of `path` when it is a regular file reached from `root` through real directories
+/// only: a symbolic link at any level is not followed (NotFound).
+async fn regular_file_size(root: &Path, path: &Path) -> std::io::Result<u64> {
+    let relative = path
+        .strip_prefix(root)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::NotFound))?;
+    let mut current = root.to_path_buf();
+    let mut components = relative.components().peekable();
+    while let Some(component) = components.next() {
+        current.push(component);
+        let meta = tokio::fs::symlink_metadata(&current).await?;
+        let last = components.peek().is_none();
+        if (last && !meta.is_file()) || (!last && !meta.is_dir()) {
+            return Err(std::io::ErrorKind::NotFound.into());
+        }
+        if last {
+            return Ok(meta.len());
+        }
+    }
+    Err(std::io::ErrorKind::NotFound.into())
+}
+
 async fn respond(
-    path: &std::path::Path,
+    root: &Path,
+    path: &Path,
     method: &Method,
     headers: &HeaderMap,
 ) -> std::io::Result<Response> {
-    let meta = tokio::fs::symlink_metadata(path).await?;
-    if !meta.is_file() {
-        return Err(std::io::ErrorKind::NotFound.into());
-    }
-    let size = meta.len();
+    let size = regular_file_size(root, path).await?;
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         None => None,
         Some(value) => match parse_range(value, size) {
-            Some(range) => Some(range),
-            None => {
+            RangeRequest::Satisfiable(start, end) => Some((start, end)),
+            RangeRequest::Ignored => None,
+            RangeRequest::Unsatisfiable => {
                 return Ok((
                     StatusCode::RANGE_NOT_SATISFIABLE,
                     [(header::CONTENT_RANGE, format!("bytes */{size}"))],
@@ -143,28 +163,58 @@ async fn respond(
         .map_err(|error| std::io::Error::other(error.to_string()))
 }
 
-/// One satisfiable `bytes=` range as inclusive `(start, end)`; `None` when unsatisfiable.
-fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
-    let spec = value.trim().strip_prefix("bytes=")?;
-    if spec.contains(',') || size == 0 {
-        return None;
-    }
-    let (first, last) = spec.split_once('-')?;
-    let (first, last) = (first.trim(), last.trim());
-    if first.is_empty() {
-        let suffix: u64 = last.parse().ok()?;
-        if suffix == 0 {
-            return None;
-        }
-        return Some((size.saturating_sub(suffix), size - 1));
-    }
-    let start: u64 = first.parse().ok()?;
-    let end = if last.is_empty() {
-        size - 1
-    } else {
-        last.parse::<u64>().ok()?.min(size - 1)
+/// What a `Range` header asks of a file.
+#[derive(Debug, PartialEq, Eq)]
+enum RangeRequest {
+    /// One `bytes=` range, as inclusive `(start, end)`.
+    Satisfiable(u64, u64),
+    /// Nothing that can be served from this file (416).
+    Unsatisfiable,
+    /// Another unit, several ranges or a malformed value: the whole file is served (RFC 9110 14.2).
+    Ignored,
+}
+
+fn parse_range(value: &str, size: u64) -> RangeRequest {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return RangeRequest::Ignored;
     };
-    (start <= end && start < size).then_some((start, end))
+    if spec.contains(',') {
+        return RangeRequest::Ignored;
+    }
+    let Some((first, last)) = spec.split_once('-') else {
+        return RangeRequest::Ignored;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let parse = |text: &str| text.parse::<u64>().ok();
+    let range = match (first.is_empty(), last.is_empty()) {
+        (true, true) => return RangeRequest::Ignored,
+        (true, false) => match parse(last) {
+            None => return RangeRequest::Ignored,
+            Some(0) => None,
+            Some(suffix) => (size > 0).then(|| (size.saturating_sub(suffix), size - 1)),
+        },
+        (false, _) => {
+            let Some(start) = parse(first) else {
+                return RangeRequest::Ignored;
+            };
+            let end = if last.is_empty() {
+                Some(u64::MAX)
+            } else {
+                parse(last)
+            };
+            let Some(end) = end else {
+                return RangeRequest::Ignored;
+            };
+            if start > end {
+                return RangeRequest::Ignored;
+            }
+            (start < size).then(|| (start, end.min(size - 1)))
+        }
+    };
+    match range {
+        Some((start, end)) => RangeRequest::Satisfiable(start, end),
+        None => RangeRequest::Unsatisfiable,
+    }
 }
 
 #[cfg(test)]
@@ -173,14 +223,45 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
-        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=50-500", 100), Some((50, 99)));
-        assert_eq!(parse_range("bytes=100-", 100), None);
-        assert_eq!(parse_range("bytes=5-1", 100), None);
-        assert_eq!(parse_range("bytes=0-1,3-4", 100), None);
-        assert_eq!(parse_range("items=0-1", 100), None);
+        use RangeRequest::{Ignored, Satisfiable, Unsatisfiable};
+        assert_eq!(parse_range("bytes=0-9", 100), Satisfiable(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), Satisfiable(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), Satisfiable(90, 99));
+        assert_eq!(parse_range("bytes=50-500", 100), Satisfiable(50, 99));
+        assert_eq!(parse_range("bytes=100-", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-", 0), Unsatisfiable);
+        assert_eq!(parse_range("bytes=5-1", 100), Ignored);
+        assert_eq!(parse_range("bytes=0-1,3-4", 100), Ignored);
+        assert_eq!(parse_range("bytes=x-1", 100), Ignored);
+    }
+
+    #[test]
+    fn other_range_units_are_ignored() {
+        assert_eq!(parse_range("items=0-1", 100), RangeRequest::Ignored);
+        assert_eq!(parse_range("items=500-", 100), RangeRequest::Ignored);
+    }
+
+    #[tokio::test]
+    async fn symlinked_directories_inside_the_root_are_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(root.join("real")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("x.tar.gz"), b"secret").unwrap();
+        std::fs::write(root.join("real/x.tar.gz"), b"artifact").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+        let linked = regular_file_size(&root, &root.join("link/x.tar.gz")).await;
+        assert_eq!(linked.unwrap_err().kind(), std::io::ErrorKind::NotFound);
+        assert_eq!(
+            regular_file_size(&root, &root.join("real/x.tar.gz"))
+                .await
+                .unwrap(),
+            8
+        );
+        let headers = HeaderMap::new();
+        let response = respond(&root, &root.join("link/x.tar.gz"), &Method::GET, &headers).await;
+        assert!(response.is_err());
     }
 
     #[test]

@@ -98,7 +98,7 @@ impl GitRemote {
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             let message = format!(
                 "authentication failed for '{}': HTTP {}",
-                self.url,
+                crate::remote::display_url(&self.url),
                 status.as_u16()
             );
             return Err(GitError::Authentication(format!(

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::fetch::InProcessError;
+use crate::refs::check_commit_id;
 use crate::remote::Session;
 use crate::{GitError, GitRemote, RefSelector, ResolvedRef};
 
@@ -44,12 +45,15 @@ impl GitRemote {
         dir: &Path,
         options: &CheckoutOptions,
     ) -> Result<CheckedOut, GitError> {
+        if let Some(sha) = &resolved.commit {
+            check_commit_id(sha)?;
+        }
         if self.fetches_in_process(dir, options) {
             match self.checkout_in_process(resolved, dir).await {
                 Ok(checked_out) => return Ok(checked_out),
                 Err(InProcessError::Git(error)) => return Err(error),
                 Err(InProcessError::Unsupported(reason)) => {
-                    tracing::debug!(url = %self.url, %reason, "checking out with git instead");
+                    tracing::debug!(url = %crate::remote::display_url(&self.url), %reason, "checking out with git instead");
                     remove_partial_checkout(dir)?;
                 }
             }
@@ -240,7 +244,7 @@ impl GitRemote {
             .map_err(|_| {
                 GitError::Operation(format!(
                     "commit '{sha}' not found in '{}'{}; check spec.ref.commit",
-                    self.url,
+                    crate::remote::display_url(&self.url),
                     branch
                         .map(|b| format!(" on branch '{b}'"))
                         .unwrap_or_default()
@@ -255,7 +259,11 @@ impl GitRemote {
         rev: &str,
     ) -> Result<String, GitError> {
         Ok(self
-            .run(session, Some(dir), &["rev-parse", "--verify", "-q", rev])
+            .run(
+                session,
+                Some(dir),
+                &["rev-parse", "--verify", "-q", "--end-of-options", rev],
+            )
             .await?
             .trim()
             .to_owned())

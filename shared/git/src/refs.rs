@@ -13,6 +13,21 @@ use crate::{GitError, GitRemote};
 /// The branch checked out when `spec.ref` is unset.
 pub const DEFAULT_BRANCH: &str = "master";
 
+/// Whether `sha` is a full commit id: 40 (SHA-1) or 64 (SHA-256) hexadecimal digits.
+pub fn is_full_commit_id(sha: &str) -> bool {
+    matches!(sha.len(), 40 | 64) && sha.bytes().all(|byte| byte.is_ascii_hexdigit())
+}
+
+/// Refuses a pinned commit that is not a full commit id, before it reaches any `git` command.
+pub(crate) fn check_commit_id(sha: &str) -> Result<(), GitError> {
+    if is_full_commit_id(sha) {
+        return Ok(());
+    }
+    Err(GitError::Operation(
+        "spec.ref.commit must be a full commit id of 40 or 64 hexadecimal digits".to_owned(),
+    ))
+}
+
 /// Which reference to check out, after Flux's precedence (commit > name > semver > tag > branch).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefSelector {
@@ -177,6 +192,7 @@ impl GitRemote {
     pub async fn resolve(&self, selector: &RefSelector) -> Result<ResolvedRef, GitError> {
         let mut resolved = match selector {
             RefSelector::Commit { sha, branch } => {
+                check_commit_id(sha)?;
                 return Ok(ResolvedRef::commit(sha, branch.as_deref()));
             }
             RefSelector::Semver(range) => return self.resolve_semver(range).await,
@@ -194,7 +210,8 @@ impl GitRemote {
             self.ensure_not_empty(&session).await?;
             return Err(GitError::Operation(format!(
                 "reference '{}' not found in '{}'; check spec.ref",
-                resolved.fetch, self.url
+                resolved.fetch,
+                crate::remote::display_url(&self.url)
             )));
         };
         if let RefSelector::Branch(branch) = selector {
@@ -223,7 +240,9 @@ impl GitRemote {
 
     async fn ensure_not_empty(&self, session: &Session) -> Result<(), GitError> {
         if self.ls_remote(session, false, &[]).await?.is_empty() {
-            return Err(GitError::EmptyRepository(self.url.clone()));
+            return Err(GitError::EmptyRepository(crate::remote::display_url(
+                &self.url,
+            )));
         }
         Ok(())
     }

@@ -132,6 +132,7 @@ impl GitRemote {
             config.push(("http.sslKey".into(), key.display().to_string()));
         }
         let mut redactions = credentials.redactions();
+        redactions.extend(url_secrets(&self.url));
         if let Some(proxy) = &self.proxy {
             config.push(("http.proxy".into(), proxy.url.clone()));
             redactions.extend(proxy.secrets.clone());
@@ -186,24 +187,43 @@ impl GitRemote {
         Ok(command)
     }
 
-    /// Removes the passphrase from the private key copy, so ssh needs no prompt.
-    async fn unlock_key(&self, path: &Path) -> Result<(), GitError> {
+    /// Removes the passphrase from the private key copy, so ssh needs no prompt. The passphrase
+    /// reaches `ssh-keygen` through an askpass script reading a private file, never its argv,
+    /// and the key's KDF (whose rounds the key's author chose) runs within the remote's timeout.
+    pub(crate) async fn unlock_key(&self, path: &Path) -> Result<(), GitError> {
         let password = self.credentials.ssh_password.clone().unwrap_or_default();
-        let output = Command::new("ssh-keygen")
-            .arg("-p")
-            .arg("-P")
-            .arg(&password)
-            .args(["-N", "", "-q", "-f"])
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let passphrase = write_private(dir, "key-passphrase", password.as_bytes())?;
+        let askpass = write_private(
+            dir,
+            "key-askpass",
+            format!(
+                "#!/bin/sh\nexec cat '{}'\n",
+                passphrase.display().to_string().replace('\'', "'\\''")
+            )
+            .as_bytes(),
+        )?;
+        set_executable(&askpass)?;
+        let running = Command::new("ssh-keygen")
+            .args(["-p", "-N", "", "-q", "-f"])
             .arg(path)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("SSH_ASKPASS", &askpass)
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("DISPLAY", ":0")
             .stdin(Stdio::null())
             .kill_on_drop(true)
-            .output()
+            .output();
+        let output = tokio::time::timeout(self.timeout, running)
             .await
+            .map_err(|_| GitError::Timeout(self.timeout))?
             .map_err(|e| {
                 GitError::Operation(format!(
                     "running ssh-keygen failed: {e}; install openssh-client"
                 ))
             })?;
+        let _ = std::fs::remove_file(&passphrase);
         if output.status.success() {
             return Ok(());
         }
@@ -263,6 +283,49 @@ impl GitRemote {
     }
 }
 
+/// The `user:password@` part of a URL's authority, without the `@`.
+fn userinfo(url: &str) -> Option<(usize, &str)> {
+    let start = url.find("://")? + 3;
+    let authority_end = url[start..].find('/').map_or(url.len(), |end| start + end);
+    let at = url[start..authority_end].rfind('@')?;
+    Some((start, &url[start..start + at]))
+}
+
+/// `url` without its userinfo, for messages: `https://token@host/x` shows as `https://host/x`.
+pub fn display_url(url: &str) -> String {
+    match userinfo(url) {
+        Some((start, info)) => format!("{}{}", &url[..start], &url[start + info.len() + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+/// What of a URL's userinfo to redact from git's output: the password, and over HTTP(S) a
+/// username (which is often a token); a short SSH user name such as `git` is left alone.
+fn url_secrets(url: &str) -> Vec<String> {
+    let Some((_, info)) = userinfo(url) else {
+        return Vec::new();
+    };
+    let mut secrets = Vec::new();
+    let (user, password) = info.split_once(':').unwrap_or((info, ""));
+    if !password.is_empty() {
+        secrets.extend([info.to_owned(), password.to_owned()]);
+    }
+    if url.starts_with("http") && user.len() >= 6 {
+        secrets.push(user.to_owned());
+    }
+    secrets
+}
+
+/// Makes a file written by [`write_private`] executable by its owner only.
+fn set_executable(path: &Path) -> Result<(), GitError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+        GitError::Operation(format!(
+            "preparing the SSH key in a temporary directory failed: {e}"
+        ))
+    })
+}
+
 fn write_private(dir: &Path, name: &str, contents: &[u8]) -> Result<PathBuf, GitError> {
     use std::io::Write;
     let path = dir.join(name);
@@ -281,4 +344,112 @@ fn write_private(dir: &Path, name: &str, contents: &[u8]) -> Result<PathBuf, Git
         ))
     })?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSPHRASE: &str = "kdf-pass-7731-unique";
+
+    /// An ed25519 key encrypted with `passphrase` and `rounds` bcrypt KDF rounds, by ssh-keygen.
+    fn encrypted_key(dir: &Path, passphrase: &str, rounds: u32) -> PathBuf {
+        let path = dir.join("key");
+        let status = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-C", "", "-N", passphrase, "-a"])
+            .arg(rounds.to_string())
+            .arg("-f")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::remove_file(dir.join("key.pub")).unwrap();
+        path
+    }
+
+    fn remote(password: &str, timeout: Duration) -> GitRemote {
+        GitRemote {
+            url: "ssh://git@127.0.0.1/repo".to_owned(),
+            credentials: GitCredentials {
+                ssh_password: Some(password.to_owned()),
+                ..GitCredentials::default()
+            },
+            proxy: None,
+            timeout,
+        }
+    }
+
+    fn decrypts_without_passphrase(path: &Path) -> bool {
+        std::process::Command::new("ssh-keygen")
+            .args(["-y", "-P", "", "-f"])
+            .arg(path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+
+    /// Whether any process's command line holds `needle`.
+    fn on_any_argv(needle: &str) -> bool {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return false;
+        };
+        entries.flatten().any(|entry| {
+            std::fs::read(entry.path().join("cmdline"))
+                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(needle))
+        })
+    }
+
+    #[test]
+    fn urls_lose_their_userinfo_in_messages() {
+        assert_eq!(
+            display_url("https://user:tok3n@host:8443/org/repo"),
+            "https://host:8443/org/repo"
+        );
+        assert_eq!(display_url("ssh://git@host/repo"), "ssh://host/repo");
+        assert_eq!(display_url("https://host/a@b"), "https://host/a@b");
+        assert_eq!(display_url("oci://u:p@registry/app"), "oci://registry/app");
+        assert_eq!(
+            url_secrets("https://user:tok3n@host/x"),
+            ["user:tok3n", "tok3n"]
+        );
+        assert_eq!(
+            url_secrets("https://ghp_token1234@host/x"),
+            ["ghp_token1234"]
+        );
+        assert!(url_secrets("ssh://git@host/x").is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_passphrase_never_appears_on_a_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = encrypted_key(dir.path(), PASSPHRASE, 64);
+        let right = remote(PASSPHRASE, Duration::from_secs(60));
+        let unlocking = right.unlock_key(&key);
+        tokio::pin!(unlocking);
+        let mut seen = false;
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut unlocking => break outcome,
+                () = tokio::time::sleep(Duration::from_millis(2)) => seen |= on_any_argv(PASSPHRASE),
+            }
+        };
+        outcome.unwrap();
+        assert!(!seen, "the passphrase was visible in /proc/*/cmdline");
+        assert!(decrypts_without_passphrase(&key));
+        let wrong = remote("wrong", Duration::from_secs(60));
+        let other = tempfile::tempdir().unwrap();
+        let key = encrypted_key(other.path(), "other-pass", 16);
+        let error = wrong.unlock_key(&key).await.unwrap_err();
+        assert!(error.to_string().contains("does not decrypt"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn decrypting_a_key_is_bounded_by_the_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = encrypted_key(dir.path(), "slow-pass", 256);
+        let hurried = remote("slow-pass", Duration::from_millis(5));
+        let error = hurried.unlock_key(&key).await.unwrap_err();
+        assert!(matches!(error, GitError::Timeout(_)), "{error}");
+    }
 }

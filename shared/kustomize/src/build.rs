@@ -48,7 +48,7 @@ struct Builder<'a> {
 
 /// Builds the kustomization in `dir` into its objects, in output order.
 pub(crate) fn build(dir: &Path, options: &BuildOptions) -> Result<Vec<Value>> {
-    let loader = Loader::new(options.root.as_deref().unwrap_or(dir))?;
+    let loader = Loader::with_limits(options.root.as_deref().unwrap_or(dir), &options.limits)?;
     let start = loader.resolve(dir, ".", loader.root(), dir, "(build directory)")?;
     let kustomization = match loader.kustomization_file(&start)? {
         Some(file) => read_kustomization(&file)?,
@@ -172,8 +172,13 @@ impl Builder<'_> {
             scope,
             file,
         };
+        loader.check(
+            resources.resources.len(),
+            self.stack.len().saturating_sub(1),
+        )?;
         let mut loaded = ResMap::default();
         for (i, reference) in kustomization.resources.iter().enumerate() {
+            loader.check(resources.resources.len() + loaded.resources.len(), 0)?;
             let field = format!("resources[{i}]");
             let path = loader.resolve(dir, reference, loader.root(), file, &field)?;
             if path.is_dir() {
@@ -186,10 +191,11 @@ impl Builder<'_> {
                     .map_err(|e| Error::invalid(file, &field, e))?;
             } else {
                 loader.resolve(dir, reference, ctx.scope, file, &field)?;
-                let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+                let bytes = loader.read_counted(&path).map_err(|source| Error::Io {
                     path: path.clone(),
                     source,
                 })?;
+                loader.check_read()?;
                 let text = crate::load::text(&path, bytes)?;
                 for object in objects_from_text(&text, &path)? {
                     loaded.resources.push(Resource::new(object, path.clone()));
@@ -236,7 +242,9 @@ impl Builder<'_> {
             }
             resources = self.nested(&path, true, file, &field, resources)?;
         }
+        loader.check(resources.resources.len(), 0)?;
         transform(&mut resources, kustomization, &ctx)?;
+        loader.check(resources.resources.len(), 0)?;
         vars::declare(&mut resources, &kustomization.vars, file)?;
         Ok(resources)
     }

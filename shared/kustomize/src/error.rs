@@ -39,6 +39,9 @@ pub enum Error {
         path: PathBuf,
         allowed: PathBuf,
     },
+    /// The build went past one of its [`crate::BuildLimits`].
+    #[error("the build exceeds {limit}; split it into smaller builds")]
+    LimitExceeded { limit: String },
     /// A directory used as a kustomization has no kustomization file.
     #[error("{dir}: no kustomization.yaml, kustomization.yml or Kustomization file")]
     MissingKustomization { dir: PathBuf },

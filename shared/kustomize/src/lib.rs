@@ -42,6 +42,7 @@ mod vars;
 mod yaml;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -80,6 +81,32 @@ pub struct BuildOptions {
     pub root: Option<PathBuf>,
     pub missing_kustomization: MissingKustomization,
     pub file_access: FileAccess,
+    pub limits: BuildLimits,
+}
+
+/// What one build may consume, so a crafted tree (a base included many times over) cannot hold
+/// a worker or exhaust memory; exceeding one is [`Error::LimitExceeded`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildLimits {
+    /// Most objects the build holds at any step.
+    pub max_objects: usize,
+    /// Most bytes of files read, a base counted again each time it is included.
+    pub max_bytes: u64,
+    /// Deepest nesting of bases and components.
+    pub max_depth: usize,
+    /// Longest the build may run; checked between files and steps.
+    pub timeout: Option<Duration>,
+}
+
+impl Default for BuildLimits {
+    fn default() -> Self {
+        Self {
+            max_objects: 20_000,
+            max_bytes: 256 << 20,
+            max_depth: 64,
+            timeout: None,
+        }
+    }
 }
 
 /// Builds the kustomization in `dir` like `kustomize build dir`.

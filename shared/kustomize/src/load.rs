@@ -2,13 +2,15 @@
 //! directory of the kustomization naming them), remote sources are refused, and directories
 //! without a kustomization file can get one generated the way Flux does.
 
+use std::cell::Cell;
 use std::path::{Component, Path, PathBuf};
+use std::time::Instant;
 
 use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::resource::scalar_text;
-use crate::yaml;
+use crate::{BuildLimits, yaml};
 
 /// The names kustomize recognises for a kustomization file, in lookup order.
 pub const KUSTOMIZATION_FILE_NAMES: [&str; 3] =
@@ -17,10 +19,18 @@ pub const KUSTOMIZATION_FILE_NAMES: [&str; 3] =
 /// Reads files under one build root.
 pub(crate) struct Loader {
     root: PathBuf,
+    limits: BuildLimits,
+    deadline: Option<Instant>,
+    read: Cell<u64>,
 }
 
 impl Loader {
     pub fn new(root: &Path) -> Result<Loader> {
+        Self::with_limits(root, &BuildLimits::default())
+    }
+
+    /// A loader whose reads and checks count against `limits`, its clock starting now.
+    pub fn with_limits(root: &Path, limits: &BuildLimits) -> Result<Loader> {
         let root = root.canonicalize().map_err(|source| Error::Io {
             path: root.to_path_buf(),
             source,
@@ -31,7 +41,47 @@ impl Loader {
                 source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
             });
         }
-        Ok(Loader { root })
+        Ok(Loader {
+            root,
+            limits: limits.clone(),
+            deadline: limits.timeout.map(|timeout| Instant::now() + timeout),
+            read: Cell::new(0),
+        })
+    }
+
+    /// Fails once the build holds more than its object limit, nests too deep or runs too long.
+    pub fn check(&self, objects: usize, depth: usize) -> Result<()> {
+        let exceeded = |limit: String| Err(Error::LimitExceeded { limit });
+        if objects > self.limits.max_objects {
+            return exceeded(format!("{} objects", self.limits.max_objects));
+        }
+        if depth > self.limits.max_depth {
+            return exceeded(format!("{} levels of nested bases", self.limits.max_depth));
+        }
+        match (self.deadline, self.limits.timeout) {
+            (Some(deadline), Some(timeout)) if Instant::now() > deadline => {
+                exceeded(format!("its time limit of {timeout:?}"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads a file, counting its bytes against the build's read limit.
+    pub fn read_counted(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        let bytes = std::fs::read(path)?;
+        let read = self.read.get().saturating_add(bytes.len() as u64);
+        self.read.set(read);
+        Ok(bytes)
+    }
+
+    /// Fails once more bytes were read than the limit allows (or time ran out).
+    pub fn check_read(&self) -> Result<()> {
+        if self.read.get() > self.limits.max_bytes {
+            return Err(Error::LimitExceeded {
+                limit: format!("{} bytes read", self.limits.max_bytes),
+            });
+        }
+        self.check(0, 0)
     }
 
     pub fn root(&self) -> &Path {
@@ -47,13 +97,34 @@ impl Loader {
             .collect();
         match found.len() {
             0 => Ok(None),
-            1 => Ok(found.into_iter().next()),
+            1 => found
+                .into_iter()
+                .next()
+                .map(|file| self.inside(file))
+                .transpose(),
             _ => Err(Error::invalid(
                 dir,
                 "(directory)",
                 "found multiple kustomization files",
             )),
         }
+    }
+
+    /// `file` itself when it resolves inside the root: a symbolic link pointing out is refused.
+    fn inside(&self, file: PathBuf) -> Result<PathBuf> {
+        let resolved = file.canonicalize().map_err(|source| Error::Io {
+            path: file.clone(),
+            source,
+        })?;
+        if !resolved.starts_with(&self.root) {
+            return Err(Error::OutsideRoot {
+                field: "(kustomization file)".to_string(),
+                file,
+                path: resolved,
+                allowed: self.root.clone(),
+            });
+        }
+        Ok(resolved)
     }
 
     /// Resolves `reference` (relative to `base`) to an existing path inside `allowed`; `file` and
@@ -104,11 +175,12 @@ impl Loader {
         field: &str,
     ) -> Result<(PathBuf, Vec<u8>)> {
         let path = self.resolve(base, reference, allowed, file, field)?;
-        let bytes = std::fs::read(&path).map_err(|source| Error::Invalid {
+        let bytes = self.read_counted(&path).map_err(|source| Error::Invalid {
             file: file.to_path_buf(),
             field: field.to_string(),
             message: format!("cannot read `{reference}`: {source}"),
         })?;
+        self.check_read()?;
         Ok((path, bytes))
     }
 }

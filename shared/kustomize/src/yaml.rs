@@ -13,6 +13,8 @@ use serde_json::{Map, Number, Value};
 const MAX_DEPTH: usize = 200;
 /// Most nodes one stream may produce, counting every alias expansion (guards against alias bombs).
 const MAX_NODES: usize = 2_000_000;
+/// Most scalar bytes aliases may add on top of the stream's own size (each alias copies its value).
+const MAX_ALIAS_BYTES: usize = 64 << 20;
 
 /// A YAML syntax or value error with its position (1-based line and column).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,6 +47,7 @@ pub(crate) fn parse_documents_as(text: &str, dialect: Dialect) -> Result<Vec<Val
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut builder = Builder {
         dialect,
+        max_bytes: text.len().saturating_add(MAX_ALIAS_BYTES),
         ..Builder::default()
     };
     let mut documents = Vec::new();
@@ -121,15 +124,31 @@ enum Frame {
     Sequence {
         items: Vec<Value>,
         anchor: usize,
-        nodes: usize,
+        size: Size,
     },
     Mapping {
         entries: Map<String, Value>,
         key: Option<PendingKey>,
         merges: Vec<Value>,
         anchor: usize,
-        nodes: usize,
+        size: Size,
     },
+}
+
+/// What a node expands to: its nodes and its scalar bytes, aliases included.
+#[derive(Clone, Copy, Default)]
+struct Size {
+    nodes: usize,
+    bytes: usize,
+}
+
+impl Size {
+    const NODE: Size = Size { nodes: 1, bytes: 0 };
+
+    fn add(&mut self, other: Size) {
+        self.nodes = self.nodes.saturating_add(other.nodes);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+    }
 }
 
 enum PendingKey {
@@ -141,9 +160,10 @@ enum PendingKey {
 struct Builder {
     dialect: Dialect,
     stack: Vec<Frame>,
-    anchors: HashMap<usize, (Value, usize)>,
+    anchors: HashMap<usize, (Value, Size)>,
     root: Option<Value>,
-    nodes: usize,
+    total: Size,
+    max_bytes: usize,
 }
 
 impl Builder {
@@ -168,31 +188,38 @@ impl Builder {
                         self.dialect,
                     )?)
                 };
+                let size = Size {
+                    nodes: 1,
+                    bytes: text.len(),
+                };
                 if let Node::Value(value) = &node
                     && anchor != 0
                 {
-                    self.anchors.insert(anchor, (value.clone(), 1));
+                    self.anchors.insert(anchor, (value.clone(), size));
                 }
-                self.finish(node, 1)
+                self.finish(node, size)
             }
             Event::SequenceStart(_, anchor, _) => self.open(Frame::Sequence {
                 items: Vec::new(),
                 anchor,
-                nodes: 1,
+                size: Size::NODE,
             }),
             Event::MappingStart(_, anchor, _) => self.open(Frame::Mapping {
                 entries: Map::new(),
                 key: None,
                 merges: Vec::new(),
                 anchor,
-                nodes: 1,
+                size: Size::NODE,
             }),
             Event::SequenceEnd | Event::MappingEnd => self.close(),
             Event::Alias(id) => {
-                let Some((value, count)) = self.anchors.get(&id).cloned() else {
+                let Some(&(_, size)) = self.anchors.get(&id) else {
                     return Err("alias to an unknown anchor".to_string());
                 };
-                self.finish(Node::Value(value), count)
+                // Checked before cloning, so an alias bomb fails before it allocates.
+                self.charge(size)?;
+                let value = self.anchors.get(&id).map(|(value, _)| value.clone());
+                self.attach(Node::Value(value.unwrap_or(Value::Null)), size)
             }
             Event::UnresolvedAlias(name) => Err(format!("alias to an unknown anchor `{name}`")),
             _ => Ok(()),
@@ -214,17 +241,17 @@ impl Builder {
         let Some(frame) = self.stack.pop() else {
             return Err("unbalanced collection end".to_string());
         };
-        let (value, anchor, nodes) = match frame {
+        let (value, anchor, size) = match frame {
             Frame::Sequence {
                 items,
                 anchor,
-                nodes,
-            } => (Value::Array(items), anchor, nodes),
+                size,
+            } => (Value::Array(items), anchor, size),
             Frame::Mapping {
                 mut entries,
                 merges,
                 anchor,
-                nodes,
+                size,
                 ..
             } => {
                 for source in merges {
@@ -237,23 +264,42 @@ impl Builder {
                         entries.entry(key).or_insert(value);
                     }
                 }
-                (Value::Object(entries), anchor, nodes)
+                (Value::Object(entries), anchor, size)
             }
         };
         if anchor != 0 {
-            self.anchors.insert(anchor, (value.clone(), nodes));
+            self.anchors.insert(anchor, (value.clone(), size));
         }
-        self.finish(Node::Value(value), nodes)
+        // Its children were charged as they arrived; only the collection's own node remains.
+        self.charge(Size::NODE)?;
+        self.attach(Node::Value(value), size)
     }
 
-    /// Attaches a finished node to its parent collection, or makes it the document root.
-    fn finish(&mut self, node: Node, nodes: usize) -> Result<(), String> {
-        self.nodes = self.nodes.saturating_add(nodes);
-        if self.nodes > MAX_NODES {
+    /// Counts a node's expansion against the stream's budgets of nodes and scalar bytes.
+    fn charge(&mut self, size: Size) -> Result<(), String> {
+        self.total.add(size);
+        if self.total.nodes > MAX_NODES {
             return Err(format!(
                 "more than {MAX_NODES} nodes after expanding aliases"
             ));
         }
+        if self.total.bytes > self.max_bytes {
+            return Err(format!(
+                "more than {} bytes of values after expanding aliases",
+                self.max_bytes
+            ));
+        }
+        Ok(())
+    }
+
+    /// Charges a new scalar and attaches it.
+    fn finish(&mut self, node: Node, size: Size) -> Result<(), String> {
+        self.charge(size)?;
+        self.attach(node, size)
+    }
+
+    /// Attaches a finished node to its parent collection, or makes it the document root.
+    fn attach(&mut self, node: Node, size: Size) -> Result<(), String> {
         let Some(parent) = self.stack.last_mut() else {
             return match node {
                 Node::Value(value) => {
@@ -265,11 +311,9 @@ impl Builder {
         };
         match parent {
             Frame::Sequence {
-                items,
-                nodes: count,
-                ..
+                items, size: total, ..
             } => {
-                *count = count.saturating_add(nodes);
+                total.add(size);
                 match node {
                     Node::Value(value) => items.push(value),
                     Node::MergeKey => items.push(Value::String("<<".to_string())),
@@ -279,10 +323,10 @@ impl Builder {
                 entries,
                 key,
                 merges,
-                nodes: count,
+                size: total,
                 ..
             } => {
-                *count = count.saturating_add(nodes);
+                total.add(size);
                 match (key.take(), node) {
                     (None, Node::MergeKey) => {
                         if !merges.is_empty() {
@@ -740,6 +784,24 @@ mod tests {
             text.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
         }
         assert!(parse_documents(&text).is_err());
+    }
+
+    #[test]
+    fn aliases_to_large_values_are_refused_before_they_are_copied() {
+        let big = "x".repeat(1 << 20);
+        let mut text = format!("a: &big \"{big}\"\nrefs:\n");
+        for _ in 0..100 {
+            text.push_str("- *big\n");
+        }
+        let error = parse_documents(&text).unwrap_err();
+        assert!(error.message.contains("bytes of values"), "{error}");
+        let nested = format!("a: &big {{v: \"{big}\"}}\nrefs: [*big, *big, *big]\n");
+        assert_eq!(
+            parse_single(&nested).unwrap()["refs"][2]["v"]
+                .as_str()
+                .map(str::len),
+            Some(1 << 20)
+        );
     }
 
     #[test]

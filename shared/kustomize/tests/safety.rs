@@ -3,7 +3,11 @@
 
 use std::path::Path;
 
-use sluice_kustomize::{BuildOptions, Error, FileAccess, MissingKustomization, build, build_with};
+use std::time::Duration;
+
+use sluice_kustomize::{
+    BuildLimits, BuildOptions, Error, FileAccess, MissingKustomization, build, build_with,
+};
 
 fn write(dir: &Path, files: &[(&str, &str)]) {
     for (name, content) in files {
@@ -168,5 +172,128 @@ fn errors_name_the_file_and_the_field() {
     assert!(
         err.contains("kustomization.yaml") && err.contains("images[0].newTag"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_symlinked_kustomization_file_must_resolve_inside_the_root() {
+    let outer = tempfile::tempdir().unwrap();
+    write(
+        outer.path(),
+        &[
+            ("private/kustomization.yaml", "resources: [cm.yaml]\n"),
+            ("app/cm.yaml", CONFIGMAP),
+        ],
+    );
+    std::os::unix::fs::symlink(
+        outer.path().join("private/kustomization.yaml"),
+        outer.path().join("app/kustomization.yaml"),
+    )
+    .unwrap();
+    let err = build(&outer.path().join("app")).unwrap_err();
+    assert!(matches!(err, Error::OutsideRoot { .. }), "{err}");
+}
+
+/// `layers` layers, each including the previous one twice with different suffixes: 2^layers
+/// objects from a few hundred bytes.
+fn fan_out(dir: &Path, layers: usize) -> std::path::PathBuf {
+    write(
+        dir,
+        &[
+            ("l0/kustomization.yaml", "resources: [cm.yaml]\n"),
+            ("l0/cm.yaml", CONFIGMAP),
+        ],
+    );
+    for layer in 1..=layers {
+        let previous = layer - 1;
+        for side in ["a", "b"] {
+            write(
+                dir,
+                &[(
+                    &format!("l{layer}/{side}/kustomization.yaml"),
+                    &format!("nameSuffix: -{side}\nresources: [../../l{previous}]\n"),
+                )],
+            );
+        }
+        write(
+            dir,
+            &[(
+                &format!("l{layer}/kustomization.yaml"),
+                "resources: [a, b]\n",
+            )],
+        );
+    }
+    dir.join(format!("l{layers}"))
+}
+
+#[test]
+fn base_fan_out_stops_at_the_object_and_byte_limits() {
+    let root = tempfile::tempdir().unwrap();
+    let top = fan_out(root.path(), 10);
+    let options = |limits: BuildLimits| BuildOptions {
+        root: Some(root.path().to_path_buf()),
+        limits,
+        ..BuildOptions::default()
+    };
+    let objects = BuildLimits {
+        max_objects: 500,
+        ..BuildLimits::default()
+    };
+    let err = build_with(&top, &options(objects)).unwrap_err();
+    assert!(matches!(err, Error::LimitExceeded { .. }), "{err}");
+    assert!(err.to_string().contains("500 objects"), "{err}");
+    let bytes = BuildLimits {
+        max_bytes: 16 << 10,
+        ..BuildLimits::default()
+    };
+    let err = build_with(&top, &options(bytes)).unwrap_err();
+    assert!(err.to_string().contains("bytes read"), "{err}");
+    let expired = BuildLimits {
+        timeout: Some(Duration::ZERO),
+        ..BuildLimits::default()
+    };
+    let err = build_with(&top, &options(expired)).unwrap_err();
+    assert!(err.to_string().contains("time limit"), "{err}");
+    let small = fan_out(&root.path().join("small"), 3);
+    assert_eq!(
+        build_with(&small, &options(BuildLimits::default()))
+            .unwrap()
+            .len(),
+        8
+    );
+}
+
+#[test]
+fn nesting_stops_at_the_depth_limit() {
+    let root = tempfile::tempdir().unwrap();
+    write(
+        root.path(),
+        &[
+            ("d0/kustomization.yaml", "resources: [cm.yaml]\n"),
+            ("d0/cm.yaml", CONFIGMAP),
+        ],
+    );
+    for depth in 1..=10 {
+        write(
+            root.path(),
+            &[(
+                &format!("d{depth}/kustomization.yaml"),
+                &format!("resources: [../d{}]\n", depth - 1),
+            )],
+        );
+    }
+    let options = BuildOptions {
+        root: Some(root.path().to_path_buf()),
+        limits: BuildLimits {
+            max_depth: 5,
+            ..BuildLimits::default()
+        },
+        ..BuildOptions::default()
+    };
+    let err = build_with(&root.path().join("d10"), &options).unwrap_err();
+    assert!(err.to_string().contains("5 levels"), "{err}");
+    assert_eq!(
+        build_with(&root.path().join("d5"), &options).unwrap().len(),
+        1
     );
 }

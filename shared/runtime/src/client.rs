@@ -26,8 +26,17 @@ pub async fn kube_client(qps: f32, burst: u32) -> Result<Client, ClientError> {
 /// A client for `config`, throttled to `qps` requests per second with bursts of `burst` for
 /// each API resource.
 pub fn throttled_client(config: Config, qps: f32, burst: u32) -> Result<Client, ClientError> {
+    client_with_throttle(config, &ThrottleLayer::new(qps, burst))
+}
+
+/// A client for `config` drawing on the buckets of `throttle`, which other clients may share
+/// (impersonating and remote clients, so tenants cannot multiply the request rate).
+pub fn client_with_throttle(
+    config: Config,
+    throttle: &ThrottleLayer,
+) -> Result<Client, ClientError> {
     let builder = ClientBuilder::try_from(config).map_err(ClientError::Build)?;
-    Ok(builder.with_layer(&ThrottleLayer::new(qps, burst)).build())
+    Ok(builder.with_layer(throttle).build())
 }
 
 /// A kube client error as a message for conditions and events, withholding what credential
@@ -53,6 +62,36 @@ pub fn describe_kube_error(error: &kube::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two clients on one throttle against a real HTTP server on 127.0.0.1: the second waits
+    /// for the budget the first used.
+    #[tokio::test]
+    async fn clients_sharing_a_throttle_share_its_budget() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let app = axum::Router::new().fallback(|| async {
+            axum::Json(serde_json::json!({"kind": "ConfigMap", "apiVersion": "v1",
+                "metadata": {"name": "a", "namespace": "ns"}}))
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let config = Config::new(format!("http://{address}").parse().unwrap());
+        let throttle = ThrottleLayer::new(2.0, 1);
+        let clients = [
+            client_with_throttle(config.clone(), &throttle).unwrap(),
+            client_with_throttle(config, &throttle).unwrap(),
+        ];
+        let started = std::time::Instant::now();
+        for client in clients.iter().cycle().take(4) {
+            let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+                kube::Api::namespaced(client.clone(), "ns");
+            api.get("a").await.unwrap();
+        }
+        assert!(
+            started.elapsed() >= std::time::Duration::from_millis(1_400),
+            "4 requests at 2/s with a burst of 1 took {:?}",
+            started.elapsed()
+        );
+    }
 
     #[test]
     fn credential_command_output_is_withheld() {

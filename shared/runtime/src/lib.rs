@@ -22,7 +22,9 @@ pub mod shutdown;
 pub mod status;
 pub mod throttle;
 
-pub use client::{ClientError, describe_kube_error, kube_client, throttled_client};
+pub use client::{
+    ClientError, client_with_throttle, describe_kube_error, kube_client, throttled_client,
+};
 pub use conditions::{ConditionStatus, Summary, SummaryPolicy};
 pub use context::{BackgroundTasks, RuntimeContext, StartupError};
 pub use controller::{ControllerRunner, ReconcileError, Requeue, Retry};

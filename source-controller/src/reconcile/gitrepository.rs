@@ -27,6 +27,7 @@ impl SourceKind for GitRepository {
 
     async fn run(context: &SourceContext, object: &mut GitRepository) -> Result<(), Outcome> {
         unsupported_fields(object)?;
+        context.check_url(&object.spec.url).await?;
         clear_verification(object);
         let included = resolve_includes(context, object).await?;
         let Some(checkout) = fetch(context, object, &included).await? else {
@@ -92,7 +93,10 @@ fn unsupported_fields(object: &GitRepository) -> Result<(), Outcome> {
     if !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with("ssh://")) {
         return Err(step::stalled(
             reason::URL_INVALID,
-            format!("spec.url '{url}' has an unsupported scheme; use http://, https:// or ssh://"),
+            format!(
+                "spec.url '{}' has an unsupported scheme; use http://, https:// or ssh://",
+                sluice_git::display_url(url)
+            ),
         ));
     }
     if let Some(provider) = spec.provider.filter(|p| *p != GitProvider::Generic) {

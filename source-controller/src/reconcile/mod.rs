@@ -21,6 +21,26 @@ use crate::storage::Storage;
 pub struct SourceContext {
     pub runtime: RuntimeContext,
     pub storage: Arc<Storage>,
+    /// `--deny-private-source-urls`: refuse URLs resolving to loopback, link-local or private addresses.
+    pub deny_private_urls: bool,
+}
+
+impl SourceContext {
+    /// Applies `--deny-private-source-urls` to `url`; a refusal fails the fetch with `URLInvalid`.
+    pub async fn check_url(&self, url: &str) -> Result<(), Outcome> {
+        if !self.deny_private_urls {
+            return Ok(());
+        }
+        crate::url_policy::check_source_url(url, std::time::Duration::from_secs(10))
+            .await
+            .map_err(|error| {
+                step::failed(
+                    sluice_api::meta::condition_type::FETCH_FAILED,
+                    sluice_api::meta::reason::URL_INVALID,
+                    error.to_string(),
+                )
+            })
+    }
 }
 
 /// A source kind: its storage name and the steps that produce its artifact.

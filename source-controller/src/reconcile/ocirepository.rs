@@ -26,6 +26,7 @@ impl SourceKind for OCIRepository {
 
     async fn run(context: &SourceContext, object: &mut OCIRepository) -> Result<(), Outcome> {
         unsupported_fields(object)?;
+        context.check_url(&object.spec.url).await?;
         let Some((remote, resolved)) = resolve(context, object).await? else {
             return Ok(());
         };
@@ -47,7 +48,8 @@ impl SourceKind for OCIRepository {
             stored_message: format!("stored artifact for digest '{}'", resolved.revision),
             new_artifact_message: format!(
                 "stored artifact with revision '{}' from '{}'",
-                resolved.revision, object.spec.url
+                resolved.revision,
+                sluice_git::display_url(&object.spec.url)
             ),
             revision: resolved.revision,
             metadata: annotations,
@@ -193,7 +195,8 @@ async fn resolve(
     if !same_revision {
         let message = format!(
             "new revision '{}' for '{}'",
-            resolved.revision, object.spec.url
+            resolved.revision,
+            sluice_git::display_url(&object.spec.url)
         );
         status::mark_true(
             object.conditions_mut(),

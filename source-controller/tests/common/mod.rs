@@ -89,6 +89,7 @@ impl Harness {
         let context = Arc::new(SourceContext {
             runtime,
             storage: storage.clone(),
+            deny_private_urls: false,
         });
         let controllers = tokio::spawn(run_controllers(context));
         Ok(Self {

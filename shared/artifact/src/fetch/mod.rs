@@ -4,7 +4,7 @@
 mod cache;
 mod download;
 
-pub use cache::{ArtifactFetcher, FetchOptions, SOURCE_HOST_OVERRIDE_ENV};
+pub use cache::{ArtifactFetcher, CachedArtifact, FetchOptions, SOURCE_HOST_OVERRIDE_ENV};
 pub use download::{Downloader, resolve_url, resolve_url_with};
 
 use crate::digest::DigestError;
@@ -18,6 +18,8 @@ pub struct FetchHints {
     pub raise_limit: &'static str,
     /// What follows a 404, as in "the source has not stored it yet, {after_not_found}".
     pub after_not_found: &'static str,
+    /// How to allow another artifact host.
+    pub allowed_hosts: &'static str,
 }
 
 impl FetchHints {
@@ -26,6 +28,7 @@ impl FetchHints {
         server: "the server",
         raise_limit: "raise the size limit",
         after_not_found: "retry later",
+        allowed_hosts: "allow the host in the fetch options",
     };
 }
 
@@ -102,6 +105,7 @@ mod tests {
     use super::*;
 
     const CONTROLLER_HINTS: FetchHints = FetchHints {
+        allowed_hosts: "add it to --artifact-allowed-hosts",
         server: "source-controller",
         raise_limit: "raise --artifact-max-size",
         after_not_found: "retrying after --requeue-dependency",
