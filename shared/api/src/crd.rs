@@ -12,10 +12,11 @@ use kube_core::CustomResourceExt;
 
 use crate::image::{ImagePolicy, ImageRepository, ImageUpdateAutomation};
 use crate::kustomize::Kustomization;
+use crate::notification::Receiver;
 use crate::source::{Bucket, GitRepository, OCIRepository};
 
-/// The CRDs of GitRepository, OCIRepository, Bucket, Kustomization, ImageRepository, ImagePolicy
-/// and ImageUpdateAutomation.
+/// The CRDs of GitRepository, OCIRepository, Bucket, Kustomization, ImageRepository, ImagePolicy,
+/// ImageUpdateAutomation and Receiver.
 pub fn all() -> Vec<CustomResourceDefinition> {
     let mut crds = vec![
         GitRepository::crd(),
@@ -25,6 +26,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         ImageRepository::crd(),
         ImagePolicy::crd(),
         ImageUpdateAutomation::crd(),
+        Receiver::crd(),
     ];
     for crd in &mut crds {
         crd.spec.names.list_kind = Some(format!("{}List", crd.spec.names.kind));
@@ -295,6 +297,16 @@ mod tests {
                     "imageupdateautomations.image.toolkit.fluxcd.io".to_owned(),
                     vec!["iua".to_owned(), "imgupd".to_owned(), "imgauto".to_owned()],
                     images,
+                ),
+                (
+                    "notification.toolkit.fluxcd.io_receivers.yaml".to_owned(),
+                    "receivers.notification.toolkit.fluxcd.io".to_owned(),
+                    vec![],
+                    vec![
+                        "all".to_owned(),
+                        "fluxcd".to_owned(),
+                        "fluxcd-notifications".to_owned(),
+                    ],
                 ),
             ]
         );

@@ -9,6 +9,7 @@ pub mod duration;
 pub mod image;
 pub mod kustomize;
 pub mod meta;
+pub mod notification;
 pub mod object;
 pub mod revision;
 mod schema;
