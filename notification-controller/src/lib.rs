@@ -3,6 +3,7 @@
 //! event HTTP API and forwards them to Providers as Alerts select, and turns webhooks into
 //! reconcile requests through Receivers.
 
+pub mod dora;
 pub mod observe;
 pub mod receiver;
 pub mod reconcile;
