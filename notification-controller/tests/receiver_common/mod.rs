@@ -90,10 +90,15 @@ impl Harness {
     }
 
     pub async fn start_with(prefix: &str, options: ReceiverServerOptions) -> Result<Self> {
+        let namespace = ControlPlane::shared().await?.namespace(prefix).await?;
+        Self::start_in(&namespace, options).await
+    }
+
+    /// A harness on an existing namespace of the shared control plane.
+    pub async fn start_in(namespace: &str, options: ReceiverServerOptions) -> Result<Self> {
         logs();
-        let control_plane = ControlPlane::shared().await?;
-        let namespace = control_plane.namespace(prefix).await?;
-        let client = control_plane.client().await?;
+        let namespace = namespace.to_owned();
+        let client = ControlPlane::shared().await?.client().await?;
         let flags = TestFlags::parse_from([
             "test",
             "--watch-all-namespaces=false",
