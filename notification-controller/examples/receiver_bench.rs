@@ -12,7 +12,7 @@ use aws_lc_rs::hmac;
 use clap::Parser;
 use futures::StreamExt;
 use kube::api::{Api, PostParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 use sluice_api::meta::RECONCILE_REQUESTED_AT_ANNOTATION;
 use sluice_api::notification::Receiver;
@@ -33,6 +33,13 @@ struct Args {
     requests: usize,
 }
 
+/// The controller's runtime flags, scoped to the bench namespace.
+#[derive(Parser)]
+struct BenchFlags {
+    #[command(flatten)]
+    flags: RuntimeFlags,
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
@@ -40,11 +47,12 @@ async fn main() -> Result<()> {
     let namespace = plane.namespace("receiver-bench").await?;
     let client = plane.client().await?;
     let shutdown = Shutdown::new();
-    let flags = RuntimeFlags::try_parse_from([
+    let flags = BenchFlags::try_parse_from([
         "bench",
         "--watch-all-namespaces=false",
         &format!("--runtime-namespace={namespace}"),
-    ])?;
+    ])?
+    .flags;
     let (runtime, _tasks) = RuntimeContext::with_client(
         notification_controller::CONTROLLER_NAME,
         client.clone(),
@@ -62,8 +70,10 @@ async fn main() -> Result<()> {
     let (seen_tx, mut seen) = mpsc::channel(16);
     let repositories: Api<GitRepository> = Api::namespaced(client.clone(), &namespace);
     tokio::spawn(async move {
-        let mut stream = watcher(repositories, watcher::Config::default()).boxed();
-        while let Some(Ok(watcher::Event::Apply(repository))) = stream.next().await {
+        let mut stream = watcher(repositories, watcher::Config::default())
+            .applied_objects()
+            .boxed();
+        while let Some(Ok(repository)) = stream.next().await {
             let value = repository
                 .metadata
                 .annotations
