@@ -389,7 +389,32 @@ async fn missing_token_is_token_not_found_and_no_secret_leaks() -> Result<()> {
     );
     let events: kube::Api<k8s_openapi::api::core::v1::Event> =
         kube::Api::namespaced(harness.client.clone(), &harness.namespace);
-    let events = serde_json::to_string(&events.list(&Default::default()).await?.items)?;
+    let events = sluice_e2e::poll::eventually(
+        "the TokenNotFound warning and the success event",
+        std::time::Duration::from_secs(20),
+        std::time::Duration::from_millis(200),
+        || async {
+            let list = events
+                .list(&Default::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let text = serde_json::to_string(&list.items).map_err(|e| e.to_string())?;
+            let warned = list.items.iter().any(|e| {
+                e.type_.as_deref() == Some("Warning")
+                    && e.reason.as_deref() == Some("TokenNotFound")
+            });
+            let succeeded = list.items.iter().any(|e| {
+                e.reason.as_deref() == Some("Succeeded")
+                    && e.message.as_deref() == Some("Reconciliation finished, next run in 10m0s")
+            });
+            if warned && succeeded {
+                Ok(text)
+            } else {
+                Err(text)
+            }
+        },
+    )
+    .await?;
     let body = br#"{"ref":"main"}"#;
     let path = ready
         .status

@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
+use sluice_api::duration::format_duration;
 use sluice_api::meta::reason;
 use sluice_api::notification::{Receiver, ReceiverType, TOKEN_NOT_FOUND_REASON};
 use sluice_runtime::lifecycle::{self, Policy, ReadyRule, Reconciler};
-use sluice_runtime::{ControllerRunner, Failure, Lifecycle, Outcome, RuntimeContext};
+use sluice_runtime::{ControllerRunner, Failure, Lifecycle, ObjectEvent, Outcome, RuntimeContext};
 use sluice_secrets::{SecretError, read_secret};
 
 use super::{TOKEN_KEY, webhook_path};
@@ -53,7 +54,11 @@ impl Reconciler<Receiver> for ReceiverReconciler {
         &self.policy
     }
 
-    async fn reconcile(&self, receiver: &mut Receiver, _: &Lifecycle<'_, Receiver>) -> Outcome {
+    async fn reconcile(
+        &self,
+        receiver: &mut Receiver,
+        lifecycle: &Lifecycle<'_, Receiver>,
+    ) -> Outcome {
         if let Some(unsupported) = unsupported_feature(receiver) {
             clear_path(receiver);
             return Outcome::stalled(UNSUPPORTED_REASON, unsupported);
@@ -71,6 +76,12 @@ impl Reconciler<Receiver> for ReceiverReconciler {
                     );
                     status.webhook_path = Some(path);
                 }
+                // A Kubernetes Event only, as Flux records it (never sent to --events-addr).
+                let interval = format_duration(receiver.effective_interval());
+                lifecycle.publish_after_status(ObjectEvent::trace(
+                    reason::SUCCEEDED,
+                    format!("Reconciliation finished, next run in {interval}"),
+                ));
                 Outcome::Success
             }
             Err(message) => {
