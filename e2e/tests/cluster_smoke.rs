@@ -28,6 +28,7 @@ fn resource(kind: &str) -> ApiResource {
         "ImageRepository" => ("image.toolkit.fluxcd.io", "imagerepositories"),
         "ImagePolicy" => ("image.toolkit.fluxcd.io", "imagepolicies"),
         "ImageUpdateAutomation" => ("image.toolkit.fluxcd.io", "imageupdateautomations"),
+        "Receiver" => ("notification.toolkit.fluxcd.io", "receivers"),
         other => panic!("unexpected kind {other}"),
     };
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", kind), plural)
@@ -44,6 +45,7 @@ async fn crds_are_installed_with_flux_names_and_short_names() {
         ("imagerepositories.image.toolkit.fluxcd.io", "imgrepo"),
         ("imagepolicies.image.toolkit.fluxcd.io", "imgpol"),
         ("imageupdateautomations.image.toolkit.fluxcd.io", "iua"),
+        ("receivers.notification.toolkit.fluxcd.io", ""),
     ] {
         let crd = crds
             .get(name)

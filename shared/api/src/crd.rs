@@ -12,11 +12,11 @@ use kube_core::CustomResourceExt;
 
 use crate::image::{ImagePolicy, ImageRepository, ImageUpdateAutomation};
 use crate::kustomize::Kustomization;
-use crate::notification::{Alert, Provider};
+use crate::notification::{Alert, Provider, Receiver};
 use crate::source::{Bucket, GitRepository, OCIRepository};
 
 /// The CRDs of GitRepository, OCIRepository, Bucket, Kustomization, ImageRepository, ImagePolicy,
-/// ImageUpdateAutomation, Provider and Alert.
+/// ImageUpdateAutomation, Provider, Alert and Receiver.
 pub fn all() -> Vec<CustomResourceDefinition> {
     let mut crds = vec![
         GitRepository::crd(),
@@ -28,6 +28,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         ImageUpdateAutomation::crd(),
         Provider::crd(),
         Alert::crd(),
+        Receiver::crd(),
     ];
     for crd in &mut crds {
         crd.spec.names.list_kind = Some(format!("{}List", crd.spec.names.kind));
@@ -313,6 +314,12 @@ mod tests {
                 (
                     "notification.toolkit.fluxcd.io_alerts.yaml".to_owned(),
                     "alerts.notification.toolkit.fluxcd.io".to_owned(),
+                    vec![],
+                    notifications.clone(),
+                ),
+                (
+                    "notification.toolkit.fluxcd.io_receivers.yaml".to_owned(),
+                    "receivers.notification.toolkit.fluxcd.io".to_owned(),
                     vec![],
                     notifications,
                 ),

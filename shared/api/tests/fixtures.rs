@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sluice_api::image::{ImagePolicy, ImageRepository, ImageUpdateAutomation};
 use sluice_api::kustomize::Kustomization;
-use sluice_api::notification::{Alert, Provider};
+use sluice_api::notification::{Alert, Provider, Receiver};
 use sluice_api::source::{Bucket, GitRepository, OCIRepository};
 
 fn documents(file_name: &str) -> Vec<Value> {
@@ -136,6 +136,11 @@ fn alert_round_trips() {
 }
 
 #[test]
+fn receiver_round_trips() {
+    assert_round_trip::<Receiver>("receiver-full.yaml");
+}
+
+#[test]
 fn fixtures_set_every_spec_and_status_field() {
     for (kind, file_name) in [
         ("GitRepository", "gitrepository-full.yaml"),
@@ -147,6 +152,7 @@ fn fixtures_set_every_spec_and_status_field() {
         ("ImageUpdateAutomation", "imageupdateautomation-full.yaml"),
         ("Provider", "provider-full.yaml"),
         ("Alert", "alert-full.yaml"),
+        ("Receiver", "receiver-full.yaml"),
     ] {
         assert_eq!(
             uncovered_fields(kind, file_name),

@@ -15,6 +15,8 @@ pub struct CheckedOut {
     pub revision: String,
     /// First line of the commit message.
     pub subject: String,
+    /// Committer time in seconds since the Unix epoch, when the commit records one.
+    pub committed_at: Option<i64>,
     /// The tag the commit was checked out through, if the reference is a tag.
     pub tag: Option<CheckedOutTag>,
 }
@@ -99,10 +101,16 @@ impl GitRemote {
                 .await?;
         }
         let head = self
-            .run(&session, cwd, &["log", "-1", "--format=%H%n%s", "HEAD"])
+            .run(
+                &session,
+                cwd,
+                &["log", "-1", "--format=%H%n%ct%n%s", "HEAD"],
+            )
             .await?;
-        let (commit, subject) = head.split_once('\n').unwrap_or((head.as_str(), ""));
-        let (commit, subject) = (commit.trim().to_owned(), subject.trim().to_owned());
+        let mut lines = head.splitn(3, '\n');
+        let commit = lines.next().unwrap_or_default().trim().to_owned();
+        let committed_at = lines.next().and_then(|time| time.trim().parse().ok());
+        let subject = lines.next().unwrap_or_default().trim().to_owned();
         for directory in sparse {
             if !dir.join(directory.trim_matches('/')).is_dir() {
                 return Err(GitError::Operation(format!(
@@ -130,6 +138,7 @@ impl GitRemote {
             revision: resolved.revision(&commit),
             commit,
             subject,
+            committed_at,
             tag,
         })
     }

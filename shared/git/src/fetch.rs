@@ -64,7 +64,7 @@ impl GitRemote {
         let response = self.upload_pack(&advertisement, &want).await?;
         let redactions = self.credentials.redactions();
         let dir = dir.to_owned();
-        let (commit, subject) =
+        let (commit, subject, committed_at) =
             tokio::task::spawn_blocking(move || unpack(&response, want_id, &dir, &redactions))
                 .await
                 .map_err(|e| InProcessError::Unsupported(format!("unpacking stopped: {e}")))??;
@@ -82,6 +82,7 @@ impl GitRemote {
             revision: resolved.revision(&commit),
             commit,
             subject,
+            committed_at,
             tag,
         })
     }
@@ -174,13 +175,13 @@ fn wanted<'a>(
 }
 
 /// Reads the pack from `response` and writes the wanted commit's tree into `dir`; returns the
-/// commit's id and subject. Blocking.
+/// commit's id, subject and committer time. Blocking.
 fn unpack(
     response: &[u8],
     want: ObjectId,
     dir: &Path,
     redactions: &[String],
-) -> Result<(String, String), InProcessError> {
+) -> Result<(String, String, Option<i64>), InProcessError> {
     let pack = demultiplex(response, redactions)?;
     let objects = pack::read(&pack)?;
     let commit_id = objects::peel_to_commit(&objects, want)
@@ -188,7 +189,7 @@ fn unpack(
     let commit =
         objects::commit(&objects, &commit_id).ok_or_else(|| unsupported("malformed commit"))?;
     tree::write(&objects, &commit.tree, dir)?;
-    Ok((hex::encode(commit_id), commit.subject))
+    Ok((hex::encode(commit_id), commit.subject, commit.committed_at))
 }
 
 /// The pack from an upload-pack response: shallow lines, `NAK`, then side-band packets

@@ -5,11 +5,13 @@ use crate::pack::{Kind, ObjectId, Objects};
 /// At most this many annotated tags on top of one another.
 const MAX_TAG_DEPTH: usize = 10;
 
-/// A commit's tree and subject.
+/// A commit's tree, subject and committer time.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Commit {
     pub tree: ObjectId,
     pub subject: String,
+    /// Seconds since the Unix epoch from the `committer` line.
+    pub committed_at: Option<i64>,
 }
 
 /// Peels annotated tags from `id` down to a commit's id.
@@ -41,7 +43,14 @@ pub(crate) fn commit(objects: &Objects, id: &ObjectId) -> Option<Commit> {
     Some(Commit {
         tree,
         subject: subject(&String::from_utf8_lossy(message)),
+        committed_at: header(data, "committer ").and_then(signature_time),
     })
+}
+
+/// The time of a `Name <email> <seconds> <zone>` signature line.
+fn signature_time(signature: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(signature).ok()?;
+    text.rsplit(' ').nth(1)?.parse().ok()
 }
 
 /// The hex id in the first header line of `data` starting with `field`.
@@ -112,6 +121,11 @@ mod tests {
         let read = commit(&objects, &commit_id).unwrap();
         assert_eq!(hex::encode(read.tree), tree);
         assert_eq!(read.subject, "Hello");
+        assert_eq!(read.committed_at, Some(1));
+        assert_eq!(
+            signature_time(b"A B <a@b> 1700000000 +0200"),
+            Some(1_700_000_000)
+        );
         assert_eq!(commit(&objects, &tag_id), None);
         assert_eq!(parse_hex(b"ABCDEF"), None);
         let latin1 = format!("tree {tree}\nencoding ISO-8859-1\n\nCaf\u{e9}\n");

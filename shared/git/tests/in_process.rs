@@ -185,6 +185,7 @@ async fn in_process_checkouts_match_git() {
     let branch = compare(&server, RefSelector::Branch("main".into()), true).await;
     assert_eq!(branch.commit, last);
     assert_eq!(branch.subject, "Round 2");
+    assert!(branch.committed_at.is_some_and(|time| time > 1_600_000_000));
     assert_eq!(branch.revision, format!("main@sha1:{last}"));
     assert_eq!(branch.tag, None);
 

@@ -26,7 +26,13 @@ pub struct Publication {
     pub stored_message: String,
     /// Message of the `NewArtifact` event when the digest changed.
     pub new_artifact_message: String,
+    /// Commit time (Unix seconds) announced in the `NewArtifact` event as `<group>/commit_time`,
+    /// for notification-controller's DORA lead time.
+    pub committed_at: Option<i64>,
 }
+
+/// Event metadata key suffix of the commit time (RFC 3339).
+pub const COMMIT_TIME_METADATA: &str = "commit_time";
 
 /// The storage directory of `object`.
 pub fn object_dir<K: SourceObject>(kind: &str, object: &K) -> String {
@@ -131,9 +137,16 @@ pub async fn publish_artifact<K: SourceObject>(
         generation,
     );
     let event = if digest_changed {
-        ObjectEvent::info("NewArtifact", publication.new_artifact_message)
+        let event = ObjectEvent::info("NewArtifact", publication.new_artifact_message)
             .with_revision(publication.revision.clone())
-            .with_metadata(digest_suffix(), artifact.digest.clone())
+            .with_metadata(digest_suffix(), artifact.digest.clone());
+        match publication
+            .committed_at
+            .and_then(|seconds| Timestamp::from_second(seconds).ok())
+        {
+            Some(time) => event.with_metadata(COMMIT_TIME_METADATA, time.to_string()),
+            None => event,
+        }
     } else {
         ObjectEvent::trace(
             reason::ARTIFACT_UP_TO_DATE,

@@ -45,6 +45,7 @@ impl SourceKind for GitRepository {
             ),
             revision,
             metadata: Default::default(),
+            committed_at: checkout.checked_out.committed_at,
         };
         drop(checkout);
         publish_artifact(context, object, GitRepository::KIND, publication).await;

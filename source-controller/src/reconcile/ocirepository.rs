@@ -53,6 +53,7 @@ impl SourceKind for OCIRepository {
             ),
             revision: resolved.revision,
             metadata: annotations,
+            committed_at: None,
         };
         let artifact = publish_artifact(context, object, OCIRepository::KIND, publication).await;
         let spec = object.spec.clone();

@@ -1,8 +1,9 @@
 //! `notification.toolkit.fluxcd.io`: Provider and Alert (`v1beta3`, static objects without a
-//! status, as in Flux 2.x) and the references they share with Receiver (`v1`).
+//! status, as in Flux 2.x) and Receiver (`v1`), with the references they share.
 
 pub mod alert;
 pub mod provider;
+pub mod receiver;
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,11 @@ use serde::{Deserialize, Serialize};
 
 pub use alert::{Alert, AlertSpec, EventSeverityFilter};
 pub use provider::{Provider, ProviderSpec, ProviderType};
+pub use receiver::{
+    DEFAULT_OIDC_AUDIENCE, DEFAULT_RECEIVER_INTERVAL, OidcProvider, OidcValidation, OidcVariable,
+    Receiver, ReceiverResource, ReceiverSpec, ReceiverStatus, ReceiverType, TOKEN_NOT_FOUND_REASON,
+    WEBHOOK_PATH_PREFIX,
+};
 
 /// API group of the notification kinds.
 pub const GROUP: &str = "notification.toolkit.fluxcd.io";
@@ -54,5 +60,7 @@ pub struct CrossNamespaceObjectReference {
     pub match_labels: BTreeMap<String, String>,
 }
 
+#[cfg(test)]
+mod receiver_tests;
 #[cfg(test)]
 mod tests;
