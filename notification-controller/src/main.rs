@@ -1,7 +1,6 @@
 //! notification-controller binary: Flux's flags, the Alert and Provider caches, the event server
-//! and (added separately) the webhook receiver server.
+//! with the DORA metrics, and the webhook receiver server with the Receiver reconciler.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,15 +8,18 @@ use anyhow::Context;
 use clap::{ArgAction, Parser};
 use notification_controller::CONTROLLER_NAME;
 use notification_controller::dispatch::{DispatchSettings, Dispatcher};
+use notification_controller::dora::DoraMetrics;
 use notification_controller::matching::Matcher;
 use notification_controller::observe::EventObserver;
 use notification_controller::ratelimit::{MAX_KEYS, RateLimiter};
+use notification_controller::receiver::{self, ReceiverFlags, ReceiverServerOptions};
 use notification_controller::server::EventServer;
 use notification_controller::statics;
 use sluice_api::duration::parse_go_duration;
 use sluice_runtime::flags::parse_listen_addr;
 use sluice_runtime::server::{bind, serve};
-use sluice_runtime::{RuntimeContext, RuntimeFlags, init_logging};
+
+use sluice_runtime::{Metrics, RuntimeContext, RuntimeFlags, init_logging};
 
 /// How long startup waits for the first listing of Alerts and Providers.
 const CACHE_SYNC_TIMEOUT: Duration = Duration::from_secs(120);
@@ -32,9 +34,8 @@ struct Cli {
     #[command(flatten)]
     runtime: RuntimeFlags,
 
-    /// The address the webhook receiver server binds to.
-    #[arg(long = "receiverAddr", default_value = ":9292", value_parser = parse_listen_addr)]
-    receiver_addr: SocketAddr,
+    #[command(flatten)]
+    receiver: ReceiverFlags,
 
     /// Ignore Alerts whose event sources are in other namespaces (Flux's default: off).
     #[arg(long, default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
@@ -58,10 +59,14 @@ async fn main() -> anyhow::Result<()> {
     // The notification-controller records Kubernetes Events only; it never posts to itself.
     cli.runtime.events_addr.clear();
     let events_listener = bind("events", events_addr).await?;
-    let (runtime, mut tasks) = RuntimeContext::start(CONTROLLER_NAME, cli.runtime)
-        .await
-        .context("starting the controller runtime")?;
-    tracing::info!(controller = CONTROLLER_NAME, %events_addr, receiver_addr = %cli.receiver_addr, "starting");
+    let receiver_listener = bind("webhook receiver", cli.receiver.receiver_addr).await?;
+    let dora = Arc::new(DoraMetrics::new());
+    let metrics = Metrics::with_extra_metrics(|registry| dora.register(registry));
+    let (runtime, mut tasks) =
+        RuntimeContext::start_with_metrics(CONTROLLER_NAME, cli.runtime, metrics)
+            .await
+            .context("starting the controller runtime")?;
+    tracing::info!(controller = CONTROLLER_NAME, %events_addr, receiver_addr = %cli.receiver.receiver_addr, "starting");
     let ready = runtime.readiness.gate("event server");
     let (caches, watches) = statics::start(&runtime);
     for watch in watches {
@@ -84,7 +89,7 @@ async fn main() -> anyhow::Result<()> {
         settings,
         runtime.shutdown.token(),
     );
-    let observers: Vec<Arc<dyn EventObserver>> = Vec::new();
+    let observers: Vec<Arc<dyn EventObserver>> = vec![dora];
     let server = Arc::new(EventServer {
         alerts: caches.alerts.clone(),
         matcher: Matcher::new(runtime.client.clone()),
@@ -107,10 +112,24 @@ async fn main() -> anyhow::Result<()> {
         }),
     );
 
+    let receiver_options = ReceiverServerOptions {
+        no_cross_namespace_refs: cli.no_cross_namespace_refs,
+        ..ReceiverServerOptions::default()
+    };
+    let receiver_runtime = runtime.clone();
+    let shutdown = runtime.shutdown.clone();
+    tasks.push(
+        "webhook receiver",
+        tokio::spawn(async move {
+            if let Err(error) =
+                receiver::run(receiver_runtime, receiver_listener, receiver_options).await
+            {
+                tracing::error!(%error, "webhook receiver stopped; shutting down");
+                shutdown.trigger();
+            }
+        }),
+    );
     ready.set(true);
-
-    // ---- Receiver server (--receiverAddr): started here by the receiver module. ----
-
     runtime.shutdown.cancelled().await;
     tasks.finished().await;
     Ok(())
@@ -124,7 +143,7 @@ mod tests {
     fn flags_match_flux_names_and_defaults() {
         let cli = Cli::parse_from(["notification-controller"]);
         assert_eq!(cli.runtime.events_addr, ":9090");
-        assert_eq!(cli.receiver_addr, "0.0.0.0:9292".parse().unwrap());
+        assert_eq!(cli.receiver.receiver_addr, "0.0.0.0:9292".parse().unwrap());
         assert_eq!(cli.rate_limit_interval, Duration::from_secs(300));
         assert!(!cli.no_cross_namespace_refs);
         let cli = Cli::parse_from([
@@ -138,7 +157,7 @@ mod tests {
             parse_listen_addr(&cli.runtime.events_addr).unwrap(),
             "127.0.0.1:19090".parse().unwrap()
         );
-        assert_eq!(cli.receiver_addr.port(), 19292);
+        assert_eq!(cli.receiver.receiver_addr.port(), 19292);
         assert_eq!(cli.rate_limit_interval, Duration::from_secs(60));
         assert!(cli.no_cross_namespace_refs);
     }

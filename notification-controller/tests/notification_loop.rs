@@ -21,20 +21,29 @@ use sluice_e2e::net::free_port;
 use sluice_e2e::poll::eventually;
 use sluice_e2e::process::Supervised;
 
-/// Starts the notification-controller binary watching `namespace`; returns it, its event URL
-/// and its readiness URL.
+/// The notification-controller binary and its endpoints.
+struct Running {
+    process: Supervised,
+    events: String,
+    readyz: String,
+    metrics: String,
+    receiver: String,
+}
+
+/// Starts the notification-controller binary watching `namespace`.
 fn start_notification_controller(
     kubeconfig: &Path,
     dir: &Path,
     namespace: &str,
-) -> Result<(Supervised, String, String)> {
+) -> Result<Running> {
     std::fs::create_dir_all(dir)?;
     let events_port = free_port()?;
     let health_port = free_port()?;
+    let (metrics_port, receiver_port) = (free_port()?, free_port()?);
     let args = vec![
         format!("--events-addr=127.0.0.1:{events_port}"),
-        format!("--receiverAddr=127.0.0.1:{}", free_port()?),
-        format!("--metrics-addr=127.0.0.1:{}", free_port()?),
+        format!("--receiverAddr=127.0.0.1:{receiver_port}"),
+        format!("--metrics-addr=127.0.0.1:{metrics_port}"),
         format!("--health-addr=127.0.0.1:{health_port}"),
         "--watch-all-namespaces=false".to_owned(),
         format!("--runtime-namespace={namespace}"),
@@ -60,11 +69,13 @@ fn start_notification_controller(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Ok((
+    Ok(Running {
         process,
-        format!("http://127.0.0.1:{events_port}/"),
-        format!("http://127.0.0.1:{health_port}/readyz"),
-    ))
+        events: format!("http://127.0.0.1:{events_port}/"),
+        readyz: format!("http://127.0.0.1:{health_port}/readyz"),
+        metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
+        receiver: format!("http://127.0.0.1:{receiver_port}"),
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,8 +90,13 @@ async fn our_controllers_events_reach_a_provider_through_our_notification_contro
 
     let dir = plane.dir().join(format!("{namespace}-controllers"));
     let kubeconfig = plane.kubeconfig_path().to_path_buf();
-    let (mut notification, events_url, readyz) =
-        start_notification_controller(&kubeconfig, &dir, &namespace)?;
+    let Running {
+        process: mut notification,
+        events: events_url,
+        readyz,
+        metrics,
+        receiver,
+    } = start_notification_controller(&kubeconfig, &dir, &namespace)?;
     eventually(
         "notification-controller ready",
         Duration::from_secs(30),
@@ -136,6 +152,32 @@ async fn our_controllers_events_reach_a_provider_through_our_notification_contro
         let revision = body["metadata"]["revision"].as_str().unwrap_or_default();
         ensure!(revision.starts_with("main@sha1:"), "{body}");
     }
+    // The binary feeds its DORA metrics from the same events and serves webhooks.
+    eventually(
+        "the DORA deployment of the Kustomization on /metrics",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || async {
+            let text = reqwest::get(&metrics).await.map_err(|e| e.to_string())?;
+            let text = text.text().await.map_err(|e| e.to_string())?;
+            let deployed = text.lines().any(|line| {
+                line.starts_with("sluice_dora_deployments_total{")
+                    && line.contains(&format!("namespace=\"{namespace}\""))
+            });
+            if deployed {
+                Ok(())
+            } else {
+                Err("no sluice_dora_deployments_total line yet".to_owned())
+            }
+        },
+    )
+    .await?;
+    let unknown_hook = reqwest::Client::new()
+        .post(format!("{receiver}/hook/0000"))
+        .body("{}")
+        .send()
+        .await?;
+    ensure!(unknown_hook.status() == 404, "{}", unknown_hook.status());
     // The Provider whose address and token come from a Secret fails (nothing listens there):
     // its failure is logged and recorded, never its secrets.
     let log = dir.join("notification-controller.log");

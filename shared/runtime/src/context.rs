@@ -101,11 +101,20 @@ impl RuntimeContext {
         controller_name: &str,
         flags: RuntimeFlags,
     ) -> Result<(Self, BackgroundTasks), StartupError> {
+        Self::start_with_metrics(controller_name, flags, Metrics::new()).await
+    }
+
+    /// Like [`RuntimeContext::start`], serving `metrics` (e.g. [`Metrics::with_extra_metrics`]).
+    pub async fn start_with_metrics(
+        controller_name: &str,
+        flags: RuntimeFlags,
+        metrics: Metrics,
+    ) -> Result<(Self, BackgroundTasks), StartupError> {
         flags.validate()?;
         // Another component may have installed the same provider already; either way one is set.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let client = kube_client(flags.kube_api_qps, flags.kube_api_burst).await?;
-        Self::start_with_client(controller_name, client, flags).await
+        Self::launch(controller_name, client, flags, metrics).await
     }
 
     /// Like [`RuntimeContext::start`] with a ready-made client (no client throttling is added).
@@ -114,11 +123,21 @@ impl RuntimeContext {
         client: Client,
         flags: RuntimeFlags,
     ) -> Result<(Self, BackgroundTasks), StartupError> {
+        Self::launch(controller_name, client, flags, Metrics::new()).await
+    }
+
+    async fn launch(
+        controller_name: &str,
+        client: Client,
+        flags: RuntimeFlags,
+        metrics: Metrics,
+    ) -> Result<(Self, BackgroundTasks), StartupError> {
         flags.validate()?;
         let (shutdown, signal_watcher) = Shutdown::on_signals()?;
         let metrics_listener = bind("metrics", flags.metrics_addr).await?;
         let health_listener = bind("health", flags.health_addr).await?;
-        let (context, mut tasks) = Self::with_client(controller_name, client, flags, shutdown)?;
+        let (mut context, mut tasks) = Self::with_client(controller_name, client, flags, shutdown)?;
+        context.metrics = metrics;
         tasks.push("signals", signal_watcher);
         tasks.push(
             "metrics server",
