@@ -6,7 +6,7 @@ mod gcr;
 mod notify;
 mod reconcile;
 mod server;
-mod verify;
+pub mod verify;
 
 use std::net::SocketAddr;
 

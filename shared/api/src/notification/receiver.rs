@@ -144,11 +144,7 @@ pub struct ReceiverResource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
     /// Kind of the referent.
-    #[schemars(extend("enum" = [
-        "Bucket", "GitRepository", "Kustomization", "HelmRelease", "HelmChart", "HelmRepository",
-        "ImageRepository", "ImagePolicy", "ImageUpdateAutomation", "OCIRepository",
-        "ArtifactGenerator", "ExternalArtifact"
-    ]))]
+    #[schemars(extend("enum" = super::EVENT_SOURCE_KINDS))]
     pub kind: String,
     /// Name of the referent, or `*` for every object matching `matchLabels`.
     #[schemars(length(min = 1, max = 253))]
