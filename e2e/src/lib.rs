@@ -9,6 +9,7 @@ pub mod flux;
 pub mod git;
 pub mod gitops;
 pub mod kustomize;
+pub mod leak;
 pub mod net;
 pub mod poll;
 pub mod process;
