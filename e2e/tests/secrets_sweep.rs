@@ -64,6 +64,7 @@ fn encrypted_key(source: &Path, dir: &Path, passphrase: &str) -> Result<String> 
     let status = std::process::Command::new("ssh-keygen")
         .args(["-q", "-p", "-P", "", "-N", passphrase, "-f"])
         .arg(&path)
+        .stdout(std::process::Stdio::null())
         .status()?;
     ensure!(status.success(), "ssh-keygen -p failed");
     Ok(std::fs::read_to_string(&path)?)
@@ -477,8 +478,9 @@ fn start_controllers(kubeconfig: &Path, dir: &Path, ns: &str) -> Result<Running>
 
 const PENDING_REASONS: [&str; 3] = ["Progressing", "ArtifactFailed", "DependencyNotReady"];
 
-/// `None` when `object` reports its failure (Ready=False, not waiting for its source), else why not.
-fn not_failed_yet(object: &DynamicObject) -> Option<String> {
+/// `Kind name: Ready <status>/<reason>` of `object`, and whether that reports its failure
+/// (Ready=False, not merely waiting for its source). Never the message, which might leak.
+fn failure_state(kind: &str, object: &DynamicObject) -> (String, bool) {
     let name = object.metadata.name.clone().unwrap_or_default();
     let conditions = object.data["status"]["conditions"]
         .as_array()
@@ -492,7 +494,7 @@ fn not_failed_yet(object: &DynamicObject) -> Option<String> {
         )
     });
     let failed = status == "False" && !PENDING_REASONS.contains(&reason);
-    (!failed).then(|| format!("{name}: Ready {status}/{reason}"))
+    (format!("{kind} {name}: Ready {status}/{reason}"), failed)
 }
 
 fn api_of(client: &kube::Client, ns: &str, api_version: &str, kind: &str) -> Api<DynamicObject> {
@@ -501,36 +503,35 @@ fn api_of(client: &kube::Client, ns: &str, api_version: &str, kind: &str) -> Api
     Api::namespaced_with(client.clone(), ns, &resource)
 }
 
-/// Waits until every object in `failing` reports its failure; the timeout names reasons only.
-async fn wait_failures(client: &kube::Client, ns: &str, failing: &[Value]) -> Result<()> {
-    eventually(
+/// Waits until every object in `failing` reports its failure; returns their Ready reasons.
+async fn wait_failures(client: &kube::Client, ns: &str, failing: &[Value]) -> Result<Vec<String>> {
+    let reasons = eventually(
         "every object to report its failure",
         FAILURE_TIMEOUT,
         Duration::from_millis(500),
         || async {
-            let mut pending = Vec::new();
+            let (mut reached, mut pending) = (Vec::new(), Vec::new());
             for manifest in failing {
-                let (api_version, kind) = (
-                    manifest["apiVersion"].as_str().unwrap_or_default(),
-                    manifest["kind"].as_str().unwrap_or_default(),
-                );
+                let api_version = manifest["apiVersion"].as_str().unwrap_or_default();
+                let kind = manifest["kind"].as_str().unwrap_or_default();
                 let name = manifest["metadata"]["name"].as_str().unwrap_or_default();
                 match api_of(client, ns, api_version, kind).get(name).await {
-                    Ok(object) => {
-                        pending.extend(not_failed_yet(&object).map(|s| format!("{kind} {s}")))
-                    }
+                    Ok(object) => match failure_state(kind, &object) {
+                        (state, true) => reached.push(state),
+                        (state, false) => pending.push(state),
+                    },
                     Err(e) => pending.push(format!("{kind} {name}: {e}")),
                 }
             }
             if pending.is_empty() {
-                Ok(())
+                Ok(reached)
             } else {
                 Err(pending.join("; "))
             }
         },
     )
     .await?;
-    Ok(())
+    Ok(reasons)
 }
 
 /// Every place a canary could surface: `(where, text)` for statuses, events and logs.
@@ -611,7 +612,8 @@ async fn no_credential_from_a_secret_reaches_events_status_or_logs() -> Result<(
         .into_iter()
         .filter(|o| o["metadata"]["name"] != "fleet")
         .collect();
-    wait_failures(&client, &ns, &failing).await?;
+    let reasons = wait_failures(&client, &ns, &failing).await?;
+    eprintln!("failures reported:\n{}", reasons.join("\n"));
     let nc_log = running.others[0].log_path().to_path_buf();
     eventually(
         "the Provider's delivery failure in the log",
