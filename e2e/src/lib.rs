@@ -16,6 +16,7 @@ pub mod process;
 pub mod registry;
 pub mod tarball;
 pub mod tls;
+pub mod toolkit;
 pub mod tools;
 
 /// Errors from the test environment; each says what failed and how to fix it.

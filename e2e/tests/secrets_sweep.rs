@@ -3,26 +3,22 @@
 //! distinctive canary; no event, status or controller log may contain one, raw, base64 or
 //! URL-encoded. Needs the binaries: `cargo build --workspace --bins`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use age::secrecy::ExposeSecret;
 use anyhow::{Context, Result, ensure};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use kube::api::{
-    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
-};
+use kube::api::{DynamicObject, ListParams};
 use serde_json::{Value, json};
 use sluice_e2e::ControlPlane;
-use sluice_e2e::bench::sibling_binary;
 use sluice_e2e::git::GitServer;
-use sluice_e2e::gitops::{Controller, Controllers, FIELD_MANAGER, Scope};
 use sluice_e2e::leak::Canaries;
 use sluice_e2e::net::free_port;
 use sluice_e2e::poll::eventually;
-use sluice_e2e::process::Supervised;
 use sluice_e2e::registry::{Artifact, Registry};
+use sluice_e2e::toolkit::{Toolkit, apply_manifest, dynamic_api};
 
 const REPO: &str = "fleet";
 const SOPS_DOCUMENT: &str =
@@ -31,17 +27,7 @@ const FAILURE_TIMEOUT: Duration = Duration::from_secs(150);
 
 /// Server-side applies a manifest of any kind in `ns`.
 async fn apply(client: &kube::Client, ns: &str, manifest: Value) -> Result<()> {
-    let api_version = manifest["apiVersion"].as_str().context("apiVersion")?;
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let kind = manifest["kind"].as_str().context("kind")?;
-    let name = manifest["metadata"]["name"].as_str().context("name")?;
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(name, &params, &Patch::Apply(&manifest))
-        .await
-        .with_context(|| format!("applying {kind}/{name}"))?;
-    Ok(())
+    Ok(apply_manifest(client, ns, &manifest).await?)
 }
 
 fn secret(name: &str, type_: &str, data: Value) -> Value {
@@ -386,96 +372,6 @@ async fn notification_objects(
     .await
 }
 
-/// All five controllers, watching only the test namespace, posting events to notification-controller.
-struct Running {
-    /// source-controller and kustomize-controller.
-    gitops: Controllers,
-    /// notification-controller, image-reflector and image-automation.
-    others: Vec<Supervised>,
-}
-
-impl Running {
-    /// Every controller's log file, named by binary.
-    fn logs(&self) -> Vec<(String, PathBuf)> {
-        let gitops = Controller::ALL
-            .iter()
-            .map(|&c| (c.binary_name().to_owned(), self.gitops.log_path(c)));
-        let others = self
-            .others
-            .iter()
-            .map(|p| (p.name().to_owned(), p.log_path().to_path_buf()));
-        gitops.chain(others).collect()
-    }
-}
-
-/// Starts `binary` with the common flags plus `extra`; waits until `port` accepts connections.
-fn spawn(
-    binary: &str,
-    dir: &Path,
-    kubeconfig: &Path,
-    ns: &str,
-    port: u16,
-    extra: Vec<String>,
-) -> Result<Supervised> {
-    let mut args = vec![
-        "--watch-all-namespaces=false".to_owned(),
-        format!("--runtime-namespace={ns}"),
-        "--enable-leader-election=false".to_owned(),
-        "--log-encoding=console".to_owned(),
-        format!("--metrics-addr=127.0.0.1:{}", free_port()?),
-    ];
-    args.extend(extra);
-    let env = [("KUBECONFIG".to_owned(), kubeconfig.display().to_string())];
-    let log = dir.join(format!("{binary}.log"));
-    let mut process = Supervised::spawn(binary, &sibling_binary(binary)?, &args, &env, &log, None)?;
-    let up = sluice_e2e::net::wait_for_port(port, Duration::from_secs(30));
-    ensure!(
-        up && process.is_running(),
-        "{binary} did not start:\n{}",
-        process.log_tail(3000)
-    );
-    Ok(process)
-}
-
-fn start_controllers(kubeconfig: &Path, dir: &Path, ns: &str) -> Result<Running> {
-    std::fs::create_dir_all(dir)?;
-    let events = free_port()?;
-    let events_addr = format!("--events-addr=http://127.0.0.1:{events}/");
-    let nc_args = vec![
-        format!("--events-addr=127.0.0.1:{events}"),
-        format!("--receiverAddr=127.0.0.1:{}", free_port()?),
-        format!("--health-addr=127.0.0.1:{}", free_port()?),
-    ];
-    let mut others = vec![spawn(
-        "notification-controller",
-        dir,
-        kubeconfig,
-        ns,
-        events,
-        nc_args,
-    )?];
-    for binary in ["image-reflector", "image-automation"] {
-        let health = free_port()?;
-        let mut args = vec![
-            events_addr.clone(),
-            format!("--health-addr=127.0.0.1:{health}"),
-        ];
-        if binary == "image-reflector" {
-            args.push(format!("--storage-path={}", dir.join("tags").display()));
-        }
-        others.push(spawn(binary, dir, kubeconfig, ns, health, args)?);
-    }
-    let scope = Scope::Namespace(ns.to_owned());
-    let gitops = Controllers::start_with_args(
-        kubeconfig,
-        &dir.join("gitops"),
-        scope,
-        &Controller::ALL,
-        &[events_addr],
-    )?;
-    Ok(Running { gitops, others })
-}
-
 const PENDING_REASONS: [&str; 3] = ["Progressing", "ArtifactFailed", "DependencyNotReady"];
 
 /// `Kind name: Ready <status>/<reason>` of `object`, and whether that reports its failure
@@ -497,12 +393,6 @@ fn failure_state(kind: &str, object: &DynamicObject) -> (String, bool) {
     (format!("{kind} {name}: Ready {status}/{reason}"), failed)
 }
 
-fn api_of(client: &kube::Client, ns: &str, api_version: &str, kind: &str) -> Api<DynamicObject> {
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
-    Api::namespaced_with(client.clone(), ns, &resource)
-}
-
 /// Waits until every object in `failing` reports its failure; returns their Ready reasons.
 async fn wait_failures(client: &kube::Client, ns: &str, failing: &[Value]) -> Result<Vec<String>> {
     let reasons = eventually(
@@ -515,7 +405,7 @@ async fn wait_failures(client: &kube::Client, ns: &str, failing: &[Value]) -> Re
                 let api_version = manifest["apiVersion"].as_str().unwrap_or_default();
                 let kind = manifest["kind"].as_str().unwrap_or_default();
                 let name = manifest["metadata"]["name"].as_str().unwrap_or_default();
-                match api_of(client, ns, api_version, kind).get(name).await {
+                match dynamic_api(client, ns, api_version, kind).get(name).await {
                     Ok(object) => match failure_state(kind, &object) {
                         (state, true) => reached.push(state),
                         (state, false) => pending.push(state),
@@ -538,7 +428,7 @@ async fn wait_failures(client: &kube::Client, ns: &str, failing: &[Value]) -> Re
 async fn collect(
     client: &kube::Client,
     ns: &str,
-    running: &Running,
+    running: &Toolkit,
 ) -> Result<Vec<(String, String)>> {
     let mut texts = Vec::new();
     let kinds = [
@@ -551,7 +441,7 @@ async fn collect(
         (NOTIFICATION, "Alert"),
     ];
     for (api_version, kind) in kinds {
-        for object in api_of(client, ns, api_version, kind)
+        for object in dynamic_api(client, ns, api_version, kind)
             .list(&ListParams::default())
             .await?
             .items
@@ -564,7 +454,7 @@ async fn collect(
         }
     }
     for (api_version, kind) in [("v1", "Event"), ("events.k8s.io/v1", "Event")] {
-        for event in api_of(client, ns, api_version, kind)
+        for event in dynamic_api(client, ns, api_version, kind)
             .list(&ListParams::default())
             .await?
             .items
@@ -599,8 +489,7 @@ async fn no_credential_from_a_secret_reaches_events_status_or_logs() -> Result<(
         ns.clone(),
     );
     let running =
-        tokio::task::spawn_blocking(move || start_controllers(&kubeconfig, &dir, &scope_ns))
-            .await??;
+        tokio::task::spawn_blocking(move || Toolkit::start(&kubeconfig, &dir, &scope_ns)).await??;
 
     let mut objects = git_objects(&client, &ns, &servers, &mut canaries).await?;
     objects.extend(registry_objects(&client, &ns, &servers, &mut canaries).await?);
@@ -614,7 +503,12 @@ async fn no_credential_from_a_secret_reaches_events_status_or_logs() -> Result<(
         .collect();
     let reasons = wait_failures(&client, &ns, &failing).await?;
     eprintln!("failures reported:\n{}", reasons.join("\n"));
-    let nc_log = running.others[0].log_path().to_path_buf();
+    let nc_log = running
+        .logs()
+        .into_iter()
+        .find(|(binary, _)| binary == "notification-controller")
+        .map(|(_, path)| path)
+        .context("notification-controller's log")?;
     eventually(
         "the Provider's delivery failure in the log",
         FAILURE_TIMEOUT,
