@@ -18,6 +18,7 @@ use sluice_e2e::leak::Canaries;
 use sluice_e2e::net::free_port;
 use sluice_e2e::poll::eventually;
 use sluice_e2e::registry::{Artifact, Registry};
+use sluice_e2e::tls::TestCa;
 use sluice_e2e::toolkit::{Toolkit, apply_manifest, dynamic_api};
 
 const REPO: &str = "fleet";
@@ -61,6 +62,8 @@ struct Servers {
     git: GitServer,
     bearer: GitServer,
     registry: Registry,
+    /// A registry behind a token service.
+    token_registry: Registry,
     git_password: String,
     keys: tempfile::TempDir,
 }
@@ -93,14 +96,22 @@ async fn start_servers(canaries: &mut Canaries) -> Result<Servers> {
         .basic_auth("robot", &canaries.make("registry-right-password"))
         .start()?;
     let artifact = Artifact::from_files([("app.yaml", "kind: ConfigMap\n")], "test", "v1")?;
-    registry
-        .client()?
-        .push_artifact("apps/app", "1.0.0", &artifact)
-        .await?;
+    let ca = TestCa::new("secrets-sweep")?;
+    let token_password = canaries.make("token-registry-right-password");
+    let token_registry = Registry::builder()
+        .token_auth(&ca, "robot", &token_password)?
+        .start()?;
+    for registry in [&registry, &token_registry] {
+        registry
+            .client()?
+            .push_artifact("apps/app", "1.0.0", &artifact)
+            .await?;
+    }
     Ok(Servers {
         git,
         bearer,
         registry,
+        token_registry,
         git_password,
         keys: tempfile::tempdir()?,
     })
@@ -212,8 +223,19 @@ async fn registry_objects(
     canaries: &mut Canaries,
 ) -> Result<Vec<Value>> {
     let host = s.registry.host();
+    let token_host = s.token_registry.host();
     let secrets = [
         docker_secret("oci-docker", &host, &canaries.make("oci-docker-password")),
+        docker_secret(
+            "oci-token",
+            &token_host,
+            &canaries.make("oci-token-password"),
+        ),
+        docker_secret(
+            "image-token",
+            &token_host,
+            &canaries.make("image-token-password"),
+        ),
         docker_secret(
             "image-docker",
             &host,
@@ -238,17 +260,15 @@ async fn registry_objects(
     for manifest in secrets {
         apply(client, ns, manifest).await?;
     }
-    let url = s.registry.oci_url("apps/app");
-    let oci = |name: &str, reference: Value| {
-        let mut spec = json!({"url": url, "interval": "1m", "timeout": "10s", "insecure": true, "ref": {"tag": "1.0.0"}});
-        spec[if name == "oci-docker" {
-            "secretRef"
-        } else {
-            "certSecretRef"
-        }] = reference;
+    let oci = |name: &str, registry: &Registry, field: &str| {
+        let mut spec = json!({"url": registry.oci_url("apps/app"), "interval": "1m", "timeout": "10s", "insecure": true, "ref": {"tag": "1.0.0"}});
+        spec[field] = json!({"name": name});
         object(GIT, "OCIRepository", name, spec)
     };
-    let image = json!({"image": format!("{host}/apps/app"), "interval": "1m", "timeout": "10s", "insecure": true, "secretRef": {"name": "image-docker"}});
+    let image = |name: &str, host: &str| {
+        let spec = json!({"image": format!("{host}/apps/app"), "interval": "1m", "timeout": "10s", "insecure": true, "secretRef": {"name": name}});
+        object(IMAGE, "ImageRepository", name, spec)
+    };
     let automation = json!({
         "sourceRef": {"kind": "GitRepository", "name": "auto-git"},
         "interval": "1m",
@@ -256,10 +276,12 @@ async fn registry_objects(
         "update": {"path": "./"},
     });
     Ok(vec![
-        oci("oci-docker", json!({"name": "oci-docker"})),
-        oci("oci-cert-key", json!({"name": "oci-cert-key"})),
-        oci("oci-cert-ca", json!({"name": "oci-cert-ca"})),
-        object(IMAGE, "ImageRepository", "image-docker", image),
+        oci("oci-docker", &s.registry, "secretRef"),
+        oci("oci-token", &s.token_registry, "secretRef"),
+        oci("oci-cert-key", &s.registry, "certSecretRef"),
+        oci("oci-cert-ca", &s.registry, "certSecretRef"),
+        image("image-docker", &host),
+        image("image-token", &token_host),
         object(IMAGE, "ImageUpdateAutomation", "auto", automation),
     ])
 }
