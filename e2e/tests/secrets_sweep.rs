@@ -133,75 +133,51 @@ async fn git_objects(
     let stranger_passphrase = canaries.make("ssh-refused-key-passphrase");
     let stranger = encrypted_key(&stranger_path, s.keys.path(), &stranger_passphrase)?;
     let dead = free_port()?;
+    let basic = |what: &str, canaries: &mut Canaries| json!({"username": "flux", "password": canaries.make(what)});
     let secrets = [
-        secret(
+        (
             "git-right",
-            "Opaque",
             json!({"username": "flux", "password": s.git_password}),
         ),
-        secret(
-            "git-basic",
-            "Opaque",
-            json!({"username": "flux", "password": canaries.make("git-basic-password")}),
-        ),
-        secret(
+        ("git-basic", basic("git-basic-password", canaries)),
+        (
             "git-bearer",
-            "Opaque",
             json!({"bearerToken": canaries.make("git-bearer-token")}),
         ),
-        secret(
+        (
             "git-ssh-pass",
-            "Opaque",
             json!({"identity": authorized, "known_hosts": known_hosts, "password": canaries.make("ssh-wrong-passphrase")}),
         ),
-        secret(
+        (
             "git-ssh-refused",
-            "Opaque",
             json!({"identity": stranger, "known_hosts": known_hosts, "password": stranger_passphrase}),
         ),
-        secret(
+        (
             "git-proxy",
-            "Opaque",
             json!({"address": format!("http://127.0.0.1:{dead}"), "username": "proxy-user", "password": canaries.make("proxy-password")}),
         ),
-        secret(
-            "auto-git",
-            "Opaque",
-            json!({"username": "flux", "password": canaries.make("automation-git-password")}),
-        ),
+        ("auto-git", basic("automation-git-password", canaries)),
     ];
-    for manifest in secrets {
-        apply(client, ns, manifest).await?;
+    for (name, data) in secrets {
+        apply(client, ns, secret(name, "Opaque", data)).await?;
     }
-    let http = s.git.http_url(REPO);
+    let (http, bearer) = (s.git.http_url(REPO), s.bearer.http_url(REPO));
     let ssh_url = s.git.ssh_url(REPO).context("ssh url")?;
     let spec = |url: &str, secret: &str| json!({"url": url, "interval": "1m", "timeout": "10s", "ref": {"branch": "main"}, "secretRef": {"name": secret}});
     let mut proxied = spec(&http, "git-right");
     proxied["proxySecretRef"] = json!({"name": "git-proxy"});
-    Ok(vec![
-        object(GIT, "GitRepository", "fleet", spec(&http, "git-right")),
-        object(GIT, "GitRepository", "git-basic", spec(&http, "git-basic")),
-        object(
-            GIT,
-            "GitRepository",
-            "git-bearer",
-            spec(&s.bearer.http_url(REPO), "git-bearer"),
-        ),
-        object(
-            GIT,
-            "GitRepository",
-            "git-ssh-pass",
-            spec(&ssh_url, "git-ssh-pass"),
-        ),
-        object(
-            GIT,
-            "GitRepository",
-            "git-ssh-refused",
-            spec(&ssh_url, "git-ssh-refused"),
-        ),
-        object(GIT, "GitRepository", "git-proxy", proxied),
-        object(GIT, "GitRepository", "auto-git", spec(&http, "auto-git")),
-    ])
+    let mut repositories = vec![object(GIT, "GitRepository", "git-proxy", proxied)];
+    for (name, url, secret) in [
+        ("fleet", &http, "git-right"),
+        ("git-basic", &http, "git-basic"),
+        ("git-bearer", &bearer, "git-bearer"),
+        ("git-ssh-pass", &ssh_url, "git-ssh-pass"),
+        ("git-ssh-refused", &ssh_url, "git-ssh-refused"),
+        ("auto-git", &http, "auto-git"),
+    ] {
+        repositories.push(object(GIT, "GitRepository", name, spec(url, secret)));
+    }
+    Ok(repositories)
 }
 
 /// A docker-config Secret for `robot` with `password` at `host`.
