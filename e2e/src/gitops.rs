@@ -240,8 +240,8 @@ impl Controllers {
         self.wait_until_healthy(controller)
     }
 
-    /// The log file of a controller.
-    fn log_path(&self, controller: Controller) -> PathBuf {
+    /// The log file of a controller (stdout and stderr).
+    pub fn log_path(&self, controller: Controller) -> PathBuf {
         self.dir.join(format!("{}.log", controller.binary_name()))
     }
 

@@ -9,12 +9,14 @@ pub mod flux;
 pub mod git;
 pub mod gitops;
 pub mod kustomize;
+pub mod leak;
 pub mod net;
 pub mod poll;
 pub mod process;
 pub mod registry;
 pub mod tarball;
 pub mod tls;
+pub mod toolkit;
 pub mod tools;
 
 /// Errors from the test environment; each says what failed and how to fix it.

@@ -80,8 +80,9 @@ pub async fn apply(
     Ok(change_set)
 }
 
-/// Fails the reconcile when an object could not be applied, listing every error.
-pub fn check(change_set: &ApplyReport) -> Result<(), Outcome> {
+/// Fails the reconcile when an object could not be applied, listing every error with the
+/// `secret_values` (the apiserver echoes invalid values) replaced by `***`.
+pub fn check(change_set: &ApplyReport, secret_values: &[String]) -> Result<(), Outcome> {
     if change_set.errors.is_empty() {
         return Ok(());
     }
@@ -91,7 +92,19 @@ pub fn check(change_set: &ApplyReport) -> Result<(), Outcome> {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("\n");
-    Err(Outcome::retry(reason::RECONCILIATION_FAILED, message))
+    Err(Outcome::retry(
+        reason::RECONCILIATION_FAILED,
+        redact(message, secret_values),
+    ))
+}
+
+/// `message` with each non-empty value, longest first, replaced by `***`.
+fn redact(message: String, values: &[String]) -> String {
+    let mut values: Vec<&String> = values.iter().filter(|v| !v.is_empty()).collect();
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    values.into_iter().fold(message, |message, value| {
+        message.replace(value.as_str(), "***")
+    })
 }
 
 /// Records this apply's writes and watches the applied kinds (local cluster only).
@@ -182,4 +195,29 @@ pub async fn publish_change_set(
     }
     let event = ObjectEvent::info(reason::PROGRESSING, lines.join("\n")).with_revision(revision);
     context.runtime.events.publish(ks, event).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::ApplyError;
+
+    #[test]
+    fn apply_errors_never_carry_values_substituted_from_secrets() {
+        let report = ApplyReport {
+            changes: Vec::new(),
+            errors: vec![ApplyError::Invalid {
+                subject: "Service/ns/app".into(),
+                reason: "spec.type: Unsupported value: \"hunter2-type\"".into(),
+            }],
+        };
+        let outcome = check(&report, &["hunter2-type".into()]);
+        assert_eq!(
+            outcome,
+            Err(Outcome::retry(
+                reason::RECONCILIATION_FAILED,
+                "Service/ns/app: spec.type: Unsupported value: \"***\""
+            ))
+        );
+    }
 }

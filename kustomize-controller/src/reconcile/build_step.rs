@@ -24,6 +24,8 @@ pub struct BuildOutput {
     pub objects: Vec<Value>,
     /// `sha256:<hex>` of the objects, as Flux records in history.
     pub digest: String,
+    /// The values substituted from `substituteFrom` Secrets, to redact from apply errors.
+    pub secret_values: Vec<String>,
 }
 
 /// Why the build step failed; every message names what to fix.
@@ -100,14 +102,19 @@ pub async fn build_manifests(
         let identities = age_identities(client, ks).await?;
         let mut objects = render(ks, root, identities).await?;
         refuse_encrypted(ks, &objects)?;
-        substitute(client, ks, &mut objects, context.flags.strict_substitution).await?;
+        let secret_values =
+            substitute(client, ks, &mut objects, context.flags.strict_substitution).await?;
         let digest = format!(
             "sha256:{}",
             hex::encode(Sha256::digest(
                 serde_json::to_vec(&objects).unwrap_or_default()
             ))
         );
-        Ok(BuildOutput { objects, digest })
+        Ok(BuildOutput {
+            objects,
+            digest,
+            secret_values,
+        })
     };
     steps
         .await
@@ -182,29 +189,36 @@ fn refuse_encrypted(ks: &Kustomization, objects: &[Value]) -> Result<(), BuildSt
     }
 }
 
-/// Substitutes `postBuild` variables: `substituteFrom` in order, then the inline `substitute`.
+/// Substitutes `postBuild` variables: `substituteFrom` in order, then the inline `substitute`;
+/// returns the values that came from Secrets.
 async fn substitute(
     client: &Client,
     ks: &Kustomization,
     objects: &mut [Value],
     strict: bool,
-) -> Result<(), BuildStepError> {
+) -> Result<Vec<String>, BuildStepError> {
     let Some(post_build) = &ks.spec.post_build else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let always = post_build.substitute_strategy == Some(SubstituteStrategy::Always);
     if !always && post_build.substitute.is_empty() && post_build.substitute_from.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let namespace = ks.namespace().unwrap_or_default();
     let mut variables = BTreeMap::new();
+    let mut secret_values = Vec::new();
     for reference in &post_build.substitute_from {
         let data = match reference.kind {
             SubstituteKind::ConfigMap => config_map_data(client, &namespace, &reference.name).await,
             SubstituteKind::Secret => secret_data(client, &namespace, &reference.name).await,
         }?;
         match data {
-            Some(data) => variables.extend(data),
+            Some(data) => {
+                if reference.kind == SubstituteKind::Secret {
+                    secret_values.extend(data.values().cloned());
+                }
+                variables.extend(data);
+            }
             None if reference.optional => {}
             None => {
                 return Err(BuildStepError::VariablesMissing {
@@ -217,7 +231,8 @@ async fn substitute(
     }
     variables.extend(post_build.substitute.clone());
     validate_names(&variables).map_err(BuildStepError::VariableNames)?;
-    substitute_all(objects, &variables, strict).map_err(BuildStepError::Substitution)
+    substitute_all(objects, &variables, strict).map_err(BuildStepError::Substitution)?;
+    Ok(secret_values)
 }
 
 async fn config_map_data(

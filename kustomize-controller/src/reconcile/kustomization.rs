@@ -72,6 +72,7 @@ impl KustomizationReconciler {
                     build_step::build_manifests(context, ks, root.path().to_path_buf(), &revision);
                 let built = lifecycle.step("build", building).await?;
                 attempt.digest = Some(built.digest);
+                attempt.secret_values = built.secret_values;
                 let cluster = apply_step::target_cluster(context, ks).await?;
                 let digest = attempt.digest.as_deref().unwrap_or_default();
                 if let Some(pending) = health_step::pending_apply(context, ks, digest) {
@@ -123,7 +124,7 @@ impl KustomizationReconciler {
     ) -> Result<(), Outcome> {
         let context = self.context.as_ref();
         let change_set = attempt.change_set.insert(change_set);
-        apply_step::check(change_set)?;
+        apply_step::check(change_set, &attempt.secret_values)?;
         apply_step::report_drift(context, ks, &change_set.changes, revision).await;
         let pruned = attempt.pruned.insert(
             lifecycle

@@ -59,6 +59,8 @@ pub struct Attempt {
     pub fetched: bool,
     /// Digest of the build output.
     pub digest: Option<String>,
+    /// Values substituted from Secrets, redacted from apply errors.
+    pub secret_values: Vec<String>,
     /// What the apply did.
     pub change_set: Option<ApplyReport>,
     /// What the prune deleted or failed to delete.

@@ -59,6 +59,7 @@ fn applied(revision: &str, applied: &[&str], health: HealthVerdict) -> Attempt {
         artifact: Some(artifact(revision)),
         fetched: true,
         digest: Some(DIGEST.into()),
+        secret_values: Vec::new(),
         change_set: Some(ApplyReport {
             changes: applied.iter().map(|name| change(name)).collect(),
             errors: Vec::new(),
