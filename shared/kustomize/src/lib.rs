@@ -26,6 +26,7 @@ mod error;
 mod fieldpath;
 mod fieldspecs;
 mod generators;
+mod goyaml;
 mod hash;
 mod kustomization;
 mod load;
@@ -46,6 +47,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 pub use error::{Error, Result};
+pub use goyaml::go_yaml_v2_stream;
 pub use load::KUSTOMIZATION_FILE_NAMES;
 pub use yaml::YamlError;
 
