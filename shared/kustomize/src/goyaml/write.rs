@@ -68,9 +68,11 @@ impl Emitter {
     pub(super) fn double_quoted(&mut self, text: &str, indent: i64, folding: bool) {
         self.indicator("\"", true, false, false);
         let bytes_len = text.len();
+        // go-yaml v2 tests for a byte order mark at the start of the value, not at each character.
+        let escape_all = text.starts_with('\u{FEFF}');
         let mut spaces = false;
         for (at, c) in text.char_indices() {
-            if !is_printable(c) || c == '\u{FEFF}' || is_break(c) || c == '"' || c == '\\' {
+            if escape_all || !is_printable(c) || is_break(c) || c == '"' || c == '\\' {
                 self.escape(c);
                 spaces = false;
             } else if c == ' ' {
