@@ -75,7 +75,12 @@ impl Emitter {
                 self.scalar(s, style, indent, context);
             }
             Value::Number(n) => self.scalar(&number::number(n), Style::Plain, indent, context),
-            Value::Bool(b) => self.scalar(if *b { "true" } else { "false" }, Style::Plain, indent, context),
+            Value::Bool(b) => self.scalar(
+                if *b { "true" } else { "false" },
+                Style::Plain,
+                indent,
+                context,
+            ),
             Value::Null => self.scalar("null", Style::Plain, indent, context),
         }
     }
@@ -101,7 +106,10 @@ impl Emitter {
     }
 
     fn sequence(&mut self, items: &[Value], indent: i64, context: Context) {
-        let in_mapping = matches!(context, Context::Value | Context::SimpleKey | Context::ComplexKey);
+        let in_mapping = matches!(
+            context,
+            Context::Value | Context::SimpleKey | Context::ComplexKey
+        );
         let indent = if indent < 0 {
             0
         } else if in_mapping && !self.indention {
@@ -145,7 +153,13 @@ impl Emitter {
         self.indention = true;
     }
 
-    fn indicator(&mut self, text: &str, need_whitespace: bool, is_whitespace: bool, is_indention: bool) {
+    fn indicator(
+        &mut self,
+        text: &str,
+        need_whitespace: bool,
+        is_whitespace: bool,
+        is_indention: bool,
+    ) {
         if need_whitespace && !self.whitespace {
             self.put(' ');
         }

@@ -16,7 +16,11 @@ pub(super) fn number(n: &Number) -> String {
     // which go-yaml reads back as an integer when it fits 64 bits.
     if f.fract() == 0.0 && f.abs() < 1e21 {
         let (negative, digits, exponent) = shortest(f);
-        let zeros = "0".repeat(usize::try_from(exponent + 1).unwrap_or(0).saturating_sub(digits.len()));
+        let zeros = "0".repeat(
+            usize::try_from(exponent + 1)
+                .unwrap_or(0)
+                .saturating_sub(digits.len()),
+        );
         let text = format!("{}{digits}{zeros}", if negative { "-" } else { "" });
         if let Ok(i) = text.parse::<i64>() {
             return i.to_string();
@@ -41,7 +45,11 @@ fn shortest(f: f64) -> (bool, String, i32) {
         "" => "0".to_string(),
         trimmed => trimmed.to_string(),
     };
-    (mantissa.starts_with('-'), digits, exponent.parse().unwrap_or(0))
+    (
+        mantissa.starts_with('-'),
+        digits,
+        exponent.parse().unwrap_or(0),
+    )
 }
 
 /// Go's `strconv.FormatFloat(f, 'g', -1, 64)`: shortest digits, exponent form below 1e-4 or from 1e6.

@@ -29,7 +29,12 @@ fn less(a: &str, b: &str) -> bool {
         let (mut an, mut bn) = (0i64, 0i64);
         if ar[i] == '0' || br[i] == '0' {
             // A zero inside a number (not a leading one) compares as a digit, not as a value.
-            if ar[..i].iter().rev().take_while(|c| is_digit(**c)).any(|c| *c != '0') {
+            if ar[..i]
+                .iter()
+                .rev()
+                .take_while(|c| is_digit(**c))
+                .any(|c| *c != '0')
+            {
                 an = 1;
                 bn = 1;
             }

@@ -24,7 +24,8 @@ pub(super) fn is_break(c: char) -> bool {
 
 /// The characters the emitter writes unescaped (any other is escaped in double quotes).
 pub(super) fn is_printable(c: char) -> bool {
-    matches!(c, '\n' | ' '..='~' | '\u{A0}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}') && c != '\u{FEFF}'
+    matches!(c, '\n' | ' '..='~' | '\u{A0}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}')
+        && c != '\u{FEFF}'
 }
 
 /// The style of a string value; `simple_key` for a mapping key written on one line.
@@ -94,7 +95,13 @@ fn analyze(s: &str) -> Allowed {
         preceded_by_blank = matches!(c, ' ' | '\t' | '\0') || is_break(c);
     }
     Allowed {
-        plain: !(leading || trailing || break_space || space_break || special || breaks || indicators),
+        plain: !(leading
+            || trailing
+            || break_space
+            || space_break
+            || special
+            || breaks
+            || indicators),
         single: !(break_space || space_break || special),
         block: !(trailing_space || space_break || special),
     }
