@@ -70,10 +70,7 @@ impl Emitter {
             Value::Array(items) if !items.is_empty() => self.sequence(items, indent, context),
             Value::Object(_) => self.flow_empty("{}"),
             Value::Array(_) => self.flow_empty("[]"),
-            Value::String(s) => {
-                let style = string_style(s, context == Context::SimpleKey);
-                self.scalar(s, style, indent, context);
-            }
+            Value::String(s) => self.string(s, indent, context),
             Value::Number(n) => self.scalar(&number::number(n), Style::Plain, indent, context),
             Value::Bool(b) => self.scalar(
                 if *b { "true" } else { "false" },
@@ -91,13 +88,12 @@ impl Emitter {
         keys.sort_by(|a, b| order::compare(a, b));
         for key in keys {
             self.write_indent(indent);
-            let key_value = Value::String(key.clone());
             if key.len() <= SIMPLE_KEY_MAX && !key.chars().any(is_break) {
-                self.node(&key_value, indent, Context::SimpleKey);
+                self.string(key, indent, Context::SimpleKey);
                 self.indicator(":", false, false, false);
             } else {
                 self.indicator("?", true, false, true);
-                self.node(&key_value, indent, Context::ComplexKey);
+                self.string(key, indent, Context::ComplexKey);
                 self.write_indent(indent);
                 self.indicator(":", true, false, true);
             }
@@ -122,6 +118,11 @@ impl Emitter {
             self.indicator("-", true, false, true);
             self.node(item, indent, Context::Item);
         }
+    }
+
+    fn string(&mut self, s: &str, indent: i64, context: Context) {
+        let style = string_style(s, context == Context::SimpleKey);
+        self.scalar(s, style, indent, context);
     }
 
     fn flow_empty(&mut self, text: &str) {
