@@ -311,7 +311,7 @@ fn numbers_print_as_go_prints_them() {
         0.00001,
         123456.5,
         1234567.5,
-        3.141592653589793,
+        std::f64::consts::PI,
         5e-324,
         1.7976931348623157e308,
         2.5e-300,
@@ -338,7 +338,7 @@ fn numbers_print_as_go_prints_them() {
 
 #[test]
 fn collections_print_as_go_prints_them() {
-    let objects = vec![
+    let objects = [
         json!({}),
         json!({ "a": {}, "b": [], "c": [{}], "d": [[]], "e": [[[1]]], "f": [{ "g": [] }] }),
         json!({ "list": [[1, 2], [3, [4, 5]], [{ "a": 1, "b": [2] }]], "m": { "n": { "o": [{}] } } }),
