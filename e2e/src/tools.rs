@@ -18,6 +18,7 @@ const MODULE_OF: &[(&str, &str)] = &[
     ("kwok-stages", "kwok"),
     ("registry", "registry"),
     ("kustomize", "kustomize"),
+    ("jsontoyaml", "jsontoyaml"),
     ("flux-source-controller", "flux-source-controller"),
     ("flux-source-controller-module", "flux-source-controller"),
     ("flux-kustomize-controller", "flux-kustomize-controller"),
@@ -32,7 +33,7 @@ type Built = HashMap<&'static str, Result<HashMap<String, PathBuf>, String>>;
 static BUILT: OnceLock<Mutex<Built>> = OnceLock::new();
 
 /// Absolute path of a test binary: `etcd`, `kube-apiserver`, `kube-controller-manager`,
-/// `kube-scheduler`, `kubectl`, `kwok`, `registry`, `kustomize`, Flux's `flux-source-controller`,
+/// `kube-scheduler`, `kubectl`, `kwok`, `registry`, `kustomize`, `jsontoyaml` (kustomize's `AsYaml` of JSON objects), Flux's `flux-source-controller`,
 /// `flux-kustomize-controller` and `flux` CLI; or a directory: `kwok-stages` (kwok's stage manifests),
 /// `flux-source-controller-module`, `flux-kustomize-controller-module` (the unpacked Go modules: CRDs, samples, docs). Builds its Go module on first use.
 pub fn binary(name: &str) -> Result<PathBuf> {

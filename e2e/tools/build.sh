@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real test servers (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
-# kwok, the distribution registry, kustomize) from the pinned Go modules beside this script, and Flux's
+# kwok, the distribution registry, kustomize, the jsontoyaml oracle) from the pinned Go modules beside this script, and Flux's
 # source-controller, kustomize-controller and CLI from their own pinned modules (see `flux` below).
 # Each module builds once per content of its go.mod/go.sum (or pin) and build settings into
 # $SLUICE_CACHE/tools/<module>-<hash>/; later runs reuse it.
@@ -23,6 +23,7 @@ declare -A packages=(
   [kwok]="kwok=sigs.k8s.io/kwok/cmd/kwok"
   [registry]="registry=github.com/distribution/distribution/v3/cmd/registry"
   [kustomize]="kustomize=sigs.k8s.io/kustomize/kustomize/v5"
+  [jsontoyaml]="jsontoyaml=."
 )
 
 # Flux's binaries, each built from a copy of its own module (its go.mod, go.sum and replaces) as Flux
@@ -142,7 +143,7 @@ build_module() {
 }
 
 modules=("$@")
-[ ${#modules[@]} -gt 0 ] || modules=(etcd kubernetes kwok registry kustomize flux-source-controller flux-kustomize-controller flux)
+[ ${#modules[@]} -gt 0 ] || modules=(etcd kubernetes kwok registry kustomize jsontoyaml flux-source-controller flux-kustomize-controller flux)
 for module in "${modules[@]}"; do
   if [ -n "${flux[$module]:-}" ]; then
     build_flux "$module"

@@ -104,12 +104,7 @@ pub async fn build_manifests(
         refuse_encrypted(ks, &objects)?;
         let secret_values =
             substitute(client, ks, &mut objects, context.flags.strict_substitution).await?;
-        let digest = format!(
-            "sha256:{}",
-            hex::encode(Sha256::digest(
-                serde_json::to_vec(&objects).unwrap_or_default()
-            ))
-        );
+        let digest = history_digest(&objects);
         Ok(BuildOutput {
             objects,
             digest,
@@ -119,6 +114,12 @@ pub async fn build_manifests(
     steps
         .await
         .map_err(|error: BuildStepError| error.into_outcome(revision))
+}
+
+/// Flux's history digest: `sha256:` and the hex SHA-256 of the YAML stream kustomize prints.
+pub fn history_digest(objects: &[Value]) -> String {
+    let stream = sluice_kustomize::go_yaml_v2_stream(objects);
+    format!("sha256:{}", hex::encode(Sha256::digest(stream.as_bytes())))
 }
 
 /// Runs the kustomize build and the decryption on a blocking thread.
@@ -316,6 +317,22 @@ mod tests {
                 reason::BUILD_FAILED,
                 "Secret/apps/db is SOPS-encrypted but spec.decryption is not set; configure decryption or commit it unencrypted"
             )
+        );
+    }
+
+    #[test]
+    fn the_history_digest_is_flux_s_sha256_of_the_kustomize_yaml_stream() {
+        let objects = vec![
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "app", "namespace": "default"},
+                "data": {"enabled": "true", "replicas": "3", "script": "echo hi\nexit 0\n"}}),
+            serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "app"}, "spec": {"replicas": 2}}),
+        ];
+        // `sha256sum` of what kustomize's AsYaml prints for these objects (the jsontoyaml oracle).
+        assert_eq!(
+            history_digest(&objects),
+            "sha256:667392065a1773105384f86c092a9508c9589ef6cdd0479a94d2eda841056ef3"
         );
     }
 }

@@ -26,6 +26,7 @@ mod error;
 mod fieldpath;
 mod fieldspecs;
 mod generators;
+mod goyaml;
 mod hash;
 mod kustomization;
 mod load;
@@ -47,6 +48,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use error::{Error, Result};
+pub use goyaml::go_yaml_v2_stream;
 pub use load::KUSTOMIZATION_FILE_NAMES;
 pub use yaml::YamlError;
 
