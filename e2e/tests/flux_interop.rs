@@ -139,6 +139,17 @@ async fn wait_handled(app: &AppLoop, logs: impl Fn() -> String) -> Kustomization
     .unwrap_or_else(|state| panic!("{state}\n{}", logs()))
 }
 
+/// The digests in `status.history`, sorted (each side orders entries by its own clock).
+fn history_digests(ks: &Kustomization) -> Vec<String> {
+    let mut digests: Vec<String> = ks
+        .status
+        .iter()
+        .flat_map(|status| status.history.iter().map(|entry| entry.digest.clone()))
+        .collect();
+    digests.sort();
+    digests
+}
+
 /// UID and resourceVersion of each of the app's objects that exists, by kind.
 async fn identities(app: &AppLoop) -> BTreeMap<&'static str, (String, String)> {
     let id = |meta: ObjectMeta| {
@@ -258,20 +269,27 @@ async fn swapping_flux_for_sluice_and_back_keeps_objects_and_prunes_later() {
     let app = scenario.app("v1").await;
     let flux_source = scenario.flux(FluxController::Source).await;
     let flux_ks = scenario.flux(FluxController::Kustomize).await;
-    wait_applied(&app, &scenario.revision(), || {
+    let applied = wait_applied(&app, &scenario.revision(), || {
         format!("{}\n{}", flux_source.log_tail(), flux_ks.log_tail())
     })
     .await;
     let before = identities(&app).await;
     assert_eq!(before.len(), 3, "Flux applied {before:?}");
+    let flux_history = history_digests(&applied);
+    assert_eq!(flux_history.len(), 1, "Flux recorded one build");
 
     // Flux → Sluice: both controllers at once, as the swap guide does.
     flux_ks.stop();
     flux_source.stop();
     let ours = scenario.sluice(&Controller::ALL).await;
     let logs = || ours.log_tails();
-    wait_handled(&app, logs).await;
+    let handled = wait_handled(&app, logs).await;
     assert_eq!(identities(&app).await, before, "no object was touched");
+    assert_eq!(
+        history_digests(&handled),
+        flux_history,
+        "Sluice's digest of the unchanged build is Flux's, so it extends Flux's history entry"
+    );
     scenario
         .git
         .delete(
@@ -295,8 +313,14 @@ async fn swapping_flux_for_sluice_and_back_keeps_objects_and_prunes_later() {
     let flux_source = scenario.flux(FluxController::Source).await;
     let flux_ks = scenario.flux(FluxController::Kustomize).await;
     let logs = || format!("{}\n{}", flux_source.log_tail(), flux_ks.log_tail());
-    wait_handled(&app, logs).await;
+    let sluice_history = history_digests(&app.kustomizations.get(APP).await.unwrap());
+    let handled = wait_handled(&app, logs).await;
     assert_eq!(identities(&app).await, after_prune, "no object was touched");
+    assert_eq!(
+        history_digests(&handled),
+        sluice_history,
+        "Flux's digest of the unchanged build is Sluice's, so it extends Sluice's history entry"
+    );
 
     scenario
         .git

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sluice_api::duration::parse_duration;
 use sluice_api::kustomize::KustomizationSpec;
-use sluice_kustomize::{BuildLimits, BuildOptions, FileAccess, MissingKustomization};
+use sluice_kustomize::{BuildLimits, BuildOptions, BuildOrder, FileAccess, MissingKustomization};
 
 use crate::objects::metadata_map_mut;
 use overlay::{copy_tree, overlay_fields, write_overlay};
@@ -118,6 +118,7 @@ fn engine_build(root: &Path, dir: &Path, timeout: Duration) -> Result<Vec<Value>
             timeout: Some(timeout),
             ..BuildLimits::default()
         },
+        order: BuildOrder::AsListed,
     };
     sluice_kustomize::build_with(dir, &options).map_err(|error| kustomize_error(root, &error))
 }

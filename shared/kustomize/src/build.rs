@@ -16,8 +16,8 @@ use crate::resource::{Gvk, Resource};
 use crate::transformers::prefix::Affix;
 use crate::transformers::{images, labels, namespace, prefix, replicas};
 use crate::{
-    BuildOptions, FileAccess, MissingKustomization, hash, namereference, patch, replacements, sort,
-    vars, yaml,
+    BuildOptions, BuildOrder, FileAccess, MissingKustomization, hash, namereference, patch,
+    replacements, sort, vars, yaml,
 };
 
 /// Where a kustomization's transformers and generators read files from.
@@ -74,7 +74,7 @@ pub(crate) fn build(dir: &Path, options: &BuildOptions) -> Result<Vec<Value>> {
         stack: vec![start.clone()],
     };
     let mut resources = builder.accumulate(&kustomization, &start, ResMap::default())?;
-    finish(&mut resources, &kustomization)?;
+    finish(&mut resources, &kustomization, options.order)?;
     Ok(resources.resources.into_iter().map(|r| r.object).collect())
 }
 
@@ -96,7 +96,7 @@ fn read_kustomization(file: &Path) -> Result<Kustomization> {
 }
 
 /// The top-level steps after accumulation.
-fn finish(resources: &mut ResMap, kustomization: &Kustomization) -> Result<()> {
+fn finish(resources: &mut ResMap, kustomization: &Kustomization, order: BuildOrder) -> Result<()> {
     for resource in &mut resources.resources {
         if !resource.needs_hash_suffix {
             continue;
@@ -118,11 +118,13 @@ fn finish(resources: &mut ResMap, kustomization: &Kustomization) -> Result<()> {
             .get("config.kubernetes.io/local-config")
             .is_none_or(|v| v == "false")
     });
-    sort::sort(
-        &mut resources.resources,
-        kustomization.sort_options.as_ref(),
-        &kustomization.file,
-    )?;
+    if order == BuildOrder::Legacy || kustomization.sort_options.is_some() {
+        sort::sort(
+            &mut resources.resources,
+            kustomization.sort_options.as_ref(),
+            &kustomization.file,
+        )?;
+    }
     for resource in &mut resources.resources {
         rewrite_annotations(&mut resource.object);
     }

@@ -84,6 +84,18 @@ pub struct BuildOptions {
     pub missing_kustomization: MissingKustomization,
     pub file_access: FileAccess,
     pub limits: BuildLimits,
+    pub order: BuildOrder,
+}
+
+/// The order of the built objects.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BuildOrder {
+    /// `kustomize build`: the kustomization's `sortOptions`, else kustomize's legacy kind order.
+    #[default]
+    Legacy,
+    /// Flux's build (`krusty.Options{}` with no reorder): the kustomization's `sortOptions` if it
+    /// has them, else the order the resources were listed and generated in.
+    AsListed,
 }
 
 /// What one build may consume, so a crafted tree (a base included many times over) cannot hold
