@@ -89,7 +89,10 @@ pub async fn run_one(
     let started = Instant::now();
     let mut rng = Rng::new(seed);
     let namespace = plane.namespace("fault").await?;
-    let dir = plane.dir().join(format!("campaign-{namespace}"));
+    // Outside the control plane's directory, which is removed when it stops.
+    let dir = std::env::temp_dir()
+        .join("sluice-fault-campaign")
+        .join(&namespace);
     let (files, model) = model::initial(&mut rng);
     let repo = namespace.clone();
     git.create_repo(&repo)?;
