@@ -7,6 +7,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -168,6 +169,8 @@ struct Shared {
     backend_log: PathBuf,
     auth: HttpAuth,
     requests: Mutex<Vec<GitRequest>>,
+    /// Milliseconds every HTTP(S) response is held back (slow-server fault injection).
+    delay_ms: AtomicU64,
 }
 
 /// A git server on 127.0.0.1 serving the bare repositories under one temporary root.
@@ -208,6 +211,7 @@ impl GitServer {
             backend_log: dir.path().join("http-backend.log"),
             auth: options.auth,
             requests: Mutex::new(Vec::new()),
+            delay_ms: AtomicU64::new(0),
         });
         let built = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -362,6 +366,24 @@ impl GitServer {
         V: AsRef<[u8]>,
     {
         self.change(repo, branch, &file_map(files), &[], message)
+    }
+
+    /// Holds back every later HTTP(S) response by `delay` (zero: answer at once), as a slow server.
+    pub fn set_response_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.shared.delay_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Writes `writes` and deletes `deletes` on `branch` in one commit; returns its SHA.
+    pub fn commit_changes(
+        &self,
+        repo: &str,
+        branch: &str,
+        writes: &BTreeMap<String, Vec<u8>>,
+        deletes: &[String],
+        message: &str,
+    ) -> Result<String> {
+        self.change(repo, branch, writes, deletes, message)
     }
 
     /// Deletes `paths` (files or directories) on `branch` and returns the new commit SHA.
@@ -539,6 +561,10 @@ async fn serve_tls(listener: tokio::net::TcpListener, acceptor: TlsAcceptor, app
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let delay = shared.delay_ms.load(Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     let (parts, body) = request.into_parts();
     let method = parts.method.to_string();
     let path = parts.uri.path().to_string();

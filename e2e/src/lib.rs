@@ -3,6 +3,7 @@
 //! all built from pinned Go modules or Debian packages and run as local processes on 127.0.0.1.
 
 pub mod bench;
+pub mod campaign;
 pub mod cluster;
 pub mod demo;
 pub mod flux;
