@@ -357,12 +357,13 @@ mod tests {
             before,
             "the artifact is never modified"
         );
+        // Flux's build order: resources as listed, then what the components add.
         assert_eq!(
             names(&objects),
             [
                 "ServiceAccount/prod/p-web-s",
-                "ConfigMap/prod/p-extra-s",
-                "Deployment/prod/p-web-s"
+                "Deployment/prod/p-web-s",
+                "ConfigMap/prod/p-extra-s"
             ]
         );
         let deployment = &objects[2];
