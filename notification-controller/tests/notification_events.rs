@@ -218,9 +218,16 @@ async fn duplicates_get_429_and_bad_requests_a_clear_400_or_413() -> Result<()> 
         .await?;
     ensure!(response.status() == 400);
     ensure!(response.text().await?.contains("involvedObject.kind"));
+    // The server may answer 413 and close before the client has sent the whole body; the client
+    // then sees the connection closed. Either way the body is refused.
     let huge = vec![b' '; 4 * 1024 * 1024];
-    let response = http.post(&harness.events_url).body(huge).send().await?;
-    ensure!(response.status() == 413, "{}", response.status());
+    match http.post(&harness.events_url).body(huge).send().await {
+        Ok(response) => ensure!(response.status() == 413, "{}", response.status()),
+        Err(error) => ensure!(
+            error.is_request() && !error.is_timeout(),
+            "oversized body: {error}"
+        ),
+    }
     ensure!(http.get(&harness.events_url).send().await?.status() == 405);
     Ok(())
 }
