@@ -20,6 +20,10 @@ async fn plane() -> &'static ControlPlane {
 }
 
 fn resource(kind: &str) -> ApiResource {
+    let version = match kind {
+        "Provider" | "Alert" => "v1beta3",
+        _ => "v1",
+    };
     let (group, plural) = match kind {
         "GitRepository" => ("source.toolkit.fluxcd.io", "gitrepositories"),
         "OCIRepository" => ("source.toolkit.fluxcd.io", "ocirepositories"),
@@ -29,9 +33,11 @@ fn resource(kind: &str) -> ApiResource {
         "ImagePolicy" => ("image.toolkit.fluxcd.io", "imagepolicies"),
         "ImageUpdateAutomation" => ("image.toolkit.fluxcd.io", "imageupdateautomations"),
         "Receiver" => ("notification.toolkit.fluxcd.io", "receivers"),
+        "Provider" => ("notification.toolkit.fluxcd.io", "providers"),
+        "Alert" => ("notification.toolkit.fluxcd.io", "alerts"),
         other => panic!("unexpected kind {other}"),
     };
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", kind), plural)
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
 #[tokio::test]
