@@ -366,7 +366,7 @@ mod tests {
                 "ConfigMap/prod/p-extra-s"
             ]
         );
-        let deployment = &objects[2];
+        let deployment = &objects[1];
         assert_eq!(deployment["spec"]["replicas"], 3);
         assert_eq!(deployment["metadata"]["labels"]["team"], "a");
         assert_eq!(deployment["metadata"]["annotations"]["note"], "x");
