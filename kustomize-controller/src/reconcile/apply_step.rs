@@ -94,17 +94,8 @@ pub fn check(change_set: &ApplyReport, secret_values: &[String]) -> Result<(), O
         .join("\n");
     Err(Outcome::retry(
         reason::RECONCILIATION_FAILED,
-        redact(message, secret_values),
+        sluice_secrets::redact(&message, secret_values),
     ))
-}
-
-/// `message` with each non-empty value, longest first, replaced by `***`.
-fn redact(message: String, values: &[String]) -> String {
-    let mut values: Vec<&String> = values.iter().filter(|v| !v.is_empty()).collect();
-    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-    values.into_iter().fold(message, |message, value| {
-        message.replace(value.as_str(), "***")
-    })
 }
 
 /// Records this apply's writes and watches the applied kinds (local cluster only).

@@ -117,14 +117,14 @@ pub async fn read_secret(
     Ok(SecretData::from_entries(namespace, name, entries))
 }
 
-/// Replaces every non-trivial secret value in `text` with `***`.
+/// Replaces every non-trivial secret value in `text` with `***`, longest first (so a value that
+/// contains another is hidden whole).
 pub fn redact(text: &str, secrets: &[String]) -> String {
-    secrets
-        .iter()
-        .filter(|secret| secret.len() >= 3)
-        .fold(text.to_owned(), |text, secret| {
-            text.replace(secret.as_str(), "***")
-        })
+    let mut secrets: Vec<&String> = secrets.iter().filter(|secret| secret.len() >= 3).collect();
+    secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+    secrets.into_iter().fold(text.to_owned(), |text, secret| {
+        text.replace(secret.as_str(), "***")
+    })
 }
 
 #[cfg(test)]
