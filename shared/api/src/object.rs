@@ -15,6 +15,7 @@ use crate::meta::condition_type::{
     IMAGE_NEGATIVE_POLARITY, KUSTOMIZATION_NEGATIVE_POLARITY, SOURCE_NEGATIVE_POLARITY,
 };
 use crate::meta::{Artifact, ReconcileRequest};
+use crate::notification::{DEFAULT_RECEIVER_INTERVAL, Receiver};
 use crate::source::{Bucket, GitRepository, OCIRepository};
 
 /// Status and spec fields shared machinery needs, implemented by the source kinds, Kustomization
@@ -116,6 +117,16 @@ pub trait SourceObject: FluxObject {
 #[macro_export]
 macro_rules! impl_flux_object {
     ($kind:ty, $negative_polarity:expr) => {
+        $crate::impl_flux_object!(@with $kind, $negative_polarity, fn interval(&self) -> &str {
+            &self.spec.interval
+        });
+    };
+    ($kind:ty, $negative_polarity:expr, default_interval = $default:expr) => {
+        $crate::impl_flux_object!(@with $kind, $negative_polarity, fn interval(&self) -> &str {
+            self.spec.interval.as_deref().unwrap_or($default)
+        });
+    };
+    (@with $kind:ty, $negative_polarity:expr, $($interval:tt)*) => {
         impl $crate::FluxObject for $kind {
             const NEGATIVE_POLARITY_CONDITIONS: &'static [&'static str] = $negative_polarity;
 
@@ -157,9 +168,7 @@ macro_rules! impl_flux_object {
                 self.spec.suspend
             }
 
-            fn interval(&self) -> &str {
-                &self.spec.interval
-            }
+            $($interval)*
         }
     };
 }
@@ -187,53 +196,19 @@ impl_flux_object!(Kustomization, KUSTOMIZATION_NEGATIVE_POLARITY);
 impl_flux_object!(ImageRepository, IMAGE_NEGATIVE_POLARITY);
 impl_flux_object!(ImageUpdateAutomation, IMAGE_NEGATIVE_POLARITY);
 
-/// ImagePolicy's `spec.interval` is optional (only `digestReflectionPolicy: Always` sets it), so
-/// its reconcile interval is that value or the 10m default: a cheap re-evaluation from stored
-/// tags that also covers a missed ImageRepository watch event.
-impl FluxObject for ImagePolicy {
-    const NEGATIVE_POLARITY_CONDITIONS: &'static [&'static str] = IMAGE_NEGATIVE_POLARITY;
-
-    fn conditions(&self) -> &[Condition] {
-        self.status
-            .as_ref()
-            .map_or(&[], |status| status.conditions.as_slice())
-    }
-
-    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-        &mut self.status.get_or_insert_with(Default::default).conditions
-    }
-
-    fn observed_generation(&self) -> Option<i64> {
-        self.status.as_ref()?.observed_generation
-    }
-
-    fn set_observed_generation(&mut self, generation: i64) {
-        self.status
-            .get_or_insert_with(Default::default)
-            .observed_generation = Some(generation);
-    }
-
-    fn last_handled_reconcile_at(&self) -> Option<&str> {
-        self.status.as_ref()?.last_handled_reconcile_at.as_deref()
-    }
-
-    fn set_last_handled_reconcile_at(&mut self, token: &str) {
-        self.status
-            .get_or_insert_with(Default::default)
-            .last_handled_reconcile_at = Some(token.to_owned());
-    }
-
-    fn suspended(&self) -> bool {
-        self.spec.suspend
-    }
-
-    fn interval(&self) -> &str {
-        self.spec
-            .interval
-            .as_deref()
-            .unwrap_or(DEFAULT_DIGEST_REFRESH_INTERVAL)
-    }
-}
+// ImagePolicy's `spec.interval` is optional (only `digestReflectionPolicy: Always` sets it), so
+// its reconcile interval is that value or the 10m default: a cheap re-evaluation from stored
+// tags that also covers a missed ImageRepository watch event.
+impl_flux_object!(
+    ImagePolicy,
+    IMAGE_NEGATIVE_POLARITY,
+    default_interval = DEFAULT_DIGEST_REFRESH_INTERVAL
+);
+impl_flux_object!(
+    Receiver,
+    IMAGE_NEGATIVE_POLARITY,
+    default_interval = DEFAULT_RECEIVER_INTERVAL
+);
 
 #[cfg(test)]
 mod tests {

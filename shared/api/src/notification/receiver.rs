@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 use crate::FluxObject;
 use crate::duration::INTERVAL_PATTERN;
 use crate::meta::LocalObjectReference;
-use crate::meta::condition_type::{RECONCILING, STALLED};
 use crate::schema::{conditions, is_false};
 
 /// Prefix of every webhook path; the controller appends hex SHA-256 of token, name and namespace.
@@ -221,50 +220,5 @@ impl Receiver {
     /// `spec.interval`, 10 minutes when unset or unparsable.
     pub fn effective_interval(&self) -> Duration {
         self.interval_duration().unwrap_or(Duration::from_secs(600))
-    }
-}
-
-impl FluxObject for Receiver {
-    const NEGATIVE_POLARITY_CONDITIONS: &'static [&'static str] = &[STALLED, RECONCILING];
-
-    fn conditions(&self) -> &[Condition] {
-        self.status
-            .as_ref()
-            .map_or(&[], |status| status.conditions.as_slice())
-    }
-
-    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-        &mut self.status.get_or_insert_with(Default::default).conditions
-    }
-
-    fn observed_generation(&self) -> Option<i64> {
-        self.status.as_ref()?.observed_generation
-    }
-
-    fn set_observed_generation(&mut self, generation: i64) {
-        self.status
-            .get_or_insert_with(Default::default)
-            .observed_generation = Some(generation);
-    }
-
-    fn last_handled_reconcile_at(&self) -> Option<&str> {
-        self.status.as_ref()?.last_handled_reconcile_at.as_deref()
-    }
-
-    fn set_last_handled_reconcile_at(&mut self, token: &str) {
-        self.status
-            .get_or_insert_with(Default::default)
-            .last_handled_reconcile_at = Some(token.to_owned());
-    }
-
-    fn suspended(&self) -> bool {
-        self.spec.suspend
-    }
-
-    fn interval(&self) -> &str {
-        self.spec
-            .interval
-            .as_deref()
-            .unwrap_or(DEFAULT_RECEIVER_INTERVAL)
     }
 }
