@@ -1,4 +1,5 @@
-//! Server-side apply of a build in Flux's stages, patching only new or drifted objects.
+//! Server-side apply of a build in Flux's stages: each stage is dry-run whole before any of it is
+//! written, and only new or drifted objects are patched.
 
 use std::time::{Duration, Instant};
 
@@ -150,9 +151,26 @@ pub async fn apply_staged(
             continue;
         }
         sort_for_apply(&mut stage);
-        let results: Vec<Result<Change, ApplyError>> = stream::iter(stage)
-            .map(|object| apply_one(cluster, object, options))
-            .buffered(options.concurrency.max(1))
+        let concurrency = options.concurrency.max(1);
+        let planned: Vec<Result<Planned, ApplyError>> = stream::iter(stage)
+            .map(|object| plan_one(cluster, object, options))
+            .buffered(concurrency)
+            .collect()
+            .await;
+        let mut plans = Vec::new();
+        for result in planned {
+            match result {
+                Ok(plan) => plans.push(plan),
+                Err(error) => report.errors.push(error),
+            }
+        }
+        // Like Flux's SSA manager: one refused object keeps the whole stage unwritten.
+        if !report.errors.is_empty() {
+            return report;
+        }
+        let results: Vec<Result<Change, ApplyError>> = stream::iter(plans)
+            .map(Planned::execute)
+            .buffered(concurrency)
             .collect()
             .await;
         let mut stage_changes = Vec::new();
@@ -246,12 +264,46 @@ pub fn is_immutable_error(error: &kube::Error) -> bool {
         .any(|needle| message.contains(needle))
 }
 
-/// Applies one object: skip rules, dry-run, drift comparison, then a real apply if needed.
-async fn apply_one(
+/// One object after its dry-run: nothing to write, or the write it needs.
+enum Planned {
+    Done(Change),
+    Write {
+        target: Target,
+        desired: Value,
+        action: Action,
+        /// Delete the live object first (`force` and an immutable-field change).
+        recreate: bool,
+    },
+}
+
+impl Planned {
+    /// Makes the planned write, if any.
+    async fn execute(self) -> Result<Change, ApplyError> {
+        match self {
+            Self::Done(change) => Ok(change),
+            Self::Write {
+                target,
+                desired,
+                action,
+                recreate,
+            } => {
+                if recreate {
+                    target.recreate().await?;
+                }
+                let written = target.apply(&desired).await?;
+                Ok(target.change(action, desired, Some(written)))
+            }
+        }
+    }
+}
+
+/// Decides what one object needs (skip rules, a dry-run that validates new objects too, the
+/// drift comparison) without writing anything.
+async fn plan_one(
     cluster: &Cluster,
     mut desired: Value,
     options: &ApplyOptions,
-) -> Result<Change, ApplyError> {
+) -> Result<Planned, ApplyError> {
     let target = Target::resolve(cluster, &mut desired).await?;
     let existing = target.read().await?;
     let excluded =
@@ -260,35 +312,42 @@ async fn apply_one(
         || existing.as_ref().is_some_and(excluded)
         || (existing.is_some() && has_flag(&desired, SSA, SSA_IF_NOT_PRESENT))
     {
-        return Ok(target.change(Action::Skipped, desired, None));
+        return Ok(Planned::Done(target.change(Action::Skipped, desired, None)));
     }
     options.owner.label(&mut desired);
     if let Some(object) = desired.as_object_mut() {
         object.remove("status");
     }
     let force = options.force || has_flag(&desired, FORCE, ENABLED);
-    let Some(existing) = existing else {
-        // Nothing to compare with: the apply itself validates, as a dry-run would.
-        let written = target.create(&desired).await?;
-        return Ok(target.change(Action::Created, desired, Some(written)));
+    let write = |target, desired, action, recreate| {
+        Ok(Planned::Write {
+            target,
+            desired,
+            action,
+            recreate,
+        })
     };
     let preview = match target.dry_run(&desired).await {
         Ok(preview) => preview,
-        Err(error) if force && is_immutable_error(&error) => {
-            target.recreate().await?;
-            let written = target.apply(&desired).await?;
-            return Ok(target.change(Action::Created, desired, Some(written)));
+        Err(error) if existing.is_some() && force && is_immutable_error(&error) => {
+            return write(target, desired, Action::Created, true);
         }
         Err(error) => return Err(target.dry_run_failed(&error)),
     };
+    let Some(existing) = existing else {
+        return write(target, desired, Action::Created, false);
+    };
     if !has_drifted(&existing, &preview) {
-        return Ok(target.change(Action::Unchanged, desired, None));
+        return Ok(Planned::Done(target.change(
+            Action::Unchanged,
+            desired,
+            None,
+        )));
     }
     if !options.correct_drift {
-        return Ok(target.change(Action::Drifted, desired, None));
+        return Ok(Planned::Done(target.change(Action::Drifted, desired, None)));
     }
-    let written = target.apply(&desired).await?;
-    Ok(target.change(Action::Configured, desired, Some(written)))
+    write(target, desired, Action::Configured, false)
 }
 
 /// Where one object is applied: its API, name, served version and subject for messages.
@@ -403,13 +462,6 @@ impl Target {
                 subject: self.subject.clone(),
                 reason: reason_of(&error),
             })
-    }
-
-    /// Creates `desired` by server-side apply; a refusal reads like the dry-run's would.
-    async fn create(&self, desired: &Value) -> Result<Written, ApplyError> {
-        self.patch(desired)
-            .await
-            .map_err(|error| self.dry_run_failed(&error))
     }
 
     async fn patch(&self, desired: &Value) -> Result<Written, kube::Error> {

@@ -202,6 +202,46 @@ async fn failed_build_and_bad_artifacts_keep_every_object() {
 }
 
 #[tokio::test]
+async fn a_revision_with_a_refused_object_writes_none_of_its_stage() {
+    let h = Harness::start("ks-partial", &[]).await;
+    h.publish("repo", "v1", &[("a.yaml", &config_map("a", "1"))])
+        .await;
+    h.kustomization("app", "repo", json!({})).await;
+    let good = h.wait_ready("app", "repo").await;
+
+    h.publish(
+        "repo",
+        "v2",
+        &[
+            ("a.yaml", &config_map("a", "2")),
+            ("b.yaml", &config_map("b", "new")),
+            ("bad.yaml", &config_map("Not_A_Valid_Name", "x")),
+        ],
+    )
+    .await;
+    let failed = h.revision_of("repo").await;
+    let ks = h
+        .wait_ks("app", "v2 attempted and refused", |ks| {
+            condition(ks, "Ready").is_some_and(|c| c.status == "False")
+                && ks
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.last_attempted_revision.as_deref())
+                    == Some(failed.as_str())
+        })
+        .await;
+    assert!(
+        condition(&ks, "Ready")
+            .unwrap()
+            .message
+            .contains("Not_A_Valid_Name")
+    );
+    assert_eq!(config_map_value(&h, "a").await.as_deref(), Some("1"));
+    assert_eq!(config_map_value(&h, "b").await, None, "b was created");
+    assert_eq!(inventory_ids(&ks), inventory_ids(&good));
+}
+
+#[tokio::test]
 async fn depends_on_chain_waits_then_applies() {
     let h = Harness::start("ks-deps", &[]).await;
     h.publish(

@@ -306,21 +306,24 @@ impl State {
         owner: &(String, String),
     ) -> Option<Trigger> {
         let fingerprint = observed.fingerprint;
+        let own_write = self.own_writes.get(&key);
         // Our own write, whether or not `track` has recorded its version yet.
-        let own = self
-            .own_writes
-            .get(&key)
-            .is_some_and(|(own_version, own_fingerprint)| {
-                Some(own_version) == version || *own_fingerprint == fingerprint
-            });
+        let own = own_write.is_some_and(|(own_version, own_fingerprint)| {
+            Some(own_version) == version || *own_fingerprint == fingerprint
+        });
+        // A watch that starts (or relists) after an out-of-band change first sees the changed
+        // object: compare it with what we wrote, not with nothing.
+        let baseline = match self.objects.get(&key) {
+            Some(previous) if !initial => Some(previous.fingerprint),
+            _ => own_write.map(|(_, own_fingerprint)| *own_fingerprint),
+        };
         let settled = matches!(observed.health, Health::Current | Health::Failed(_));
         let health_changed = self
             .objects
             .get(&key)
             .is_none_or(|previous| previous.health != observed.health);
-        let previous = self.objects.insert(key, observed);
-        if !initial && !own && previous.is_some_and(|previous| previous.fingerprint != fingerprint)
-        {
+        self.objects.insert(key, observed);
+        if !own && baseline.is_some_and(|baseline| baseline != fingerprint) {
             return Some(Trigger::Drift);
         }
         (settled && health_changed && self.awaiting_health.contains(owner))
@@ -452,6 +455,37 @@ mod tests {
             state.update(key, put_back, third.as_ref(), false, &owner),
             None,
             "our correction, seen before its version is recorded, matches what we wrote"
+        );
+    }
+
+    #[test]
+    fn a_change_made_before_the_watch_lists_the_object_is_drift() {
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "ConfigMap"));
+        let key = key_of("", "ConfigMap", "apps", "cm");
+        let owner = ("apps".to_owned(), "app".to_owned());
+        let observe = |object: &DynamicObject| Observed::of(&resource, object);
+        let ours = observe(&owned_config_map("desired", "1", FIELD_MANAGER));
+        let mut state = State::default();
+        state
+            .own_writes
+            .insert(key.clone(), ("1".to_owned(), ours.fingerprint));
+        let intruded = observe(&owned_config_map("changed", "2", "intruder"));
+        let listed = Some("2".to_owned());
+        assert_eq!(
+            state.update(key.clone(), intruded, listed.as_ref(), true, &owner),
+            Some(Trigger::Drift),
+            "the initial list shows a change to what we wrote"
+        );
+        let unchanged = observe(&owned_config_map("desired", "1", FIELD_MANAGER));
+        let mut fresh = State::default();
+        fresh
+            .own_writes
+            .insert(key.clone(), ("1".to_owned(), unchanged.fingerprint));
+        let ours_listed = Some("1".to_owned());
+        assert_eq!(
+            fresh.update(key, unchanged, ours_listed.as_ref(), true, &owner),
+            None,
+            "listing our own write is not drift"
         );
     }
 }
