@@ -70,6 +70,15 @@ pub fn update_text(
     let mut edits = Vec::new();
     for marked in scan::find_markers(text)? {
         let value = match resolve(&marked.marker) {
+            Resolution::Value(_) if marked.span.is_empty() => {
+                update.unresolved.push((
+                    marked.line,
+                    marked.marker,
+                    "the marked value is empty; write a placeholder value for the marker to replace"
+                        .to_owned(),
+                ));
+                continue;
+            }
             Resolution::Value(value) => value,
             Resolution::Ignore => continue,
             Resolution::Unresolved(reason) => {

@@ -191,3 +191,21 @@ proptest! {
         prop_assert_eq!(apply(&input), expected);
     }
 }
+
+#[test]
+fn an_empty_value_is_reported_not_written_into_its_neighbour() {
+    let text = concat!(
+        "a: {key} # {\"$imagepolicy\": \"ns:app:tag\"}\n",
+        "b: # {\"$imagepolicy\": \"ns:app\"}\n",
+        "c: [x, ] # {\"$imagepolicy\": \"ns:app:tag\"}\n",
+    );
+    let update = update_text(text, &resolve).unwrap();
+    assert_eq!(
+        update.text.as_deref(),
+        Some(text.replace("[x, ]", "[2.0.0, ]").as_str()),
+        "only the flow sequence's item is written"
+    );
+    let lines: Vec<usize> = update.unresolved.iter().map(|u| u.0).collect();
+    assert_eq!(lines, [1, 2]);
+    assert!(update.unresolved[0].2.contains("empty"));
+}
