@@ -15,7 +15,8 @@ fn credentials(value: &Value, found: &mut Vec<String>) {
             for (key, inner) in map {
                 match inner {
                     Value::String(text)
-                        if text.len() >= 6 && CREDENTIAL_KEYS.contains(&key.to_ascii_lowercase().as_str()) =>
+                        if text.len() >= 6
+                            && CREDENTIAL_KEYS.contains(&key.to_ascii_lowercase().as_str()) =>
                     {
                         found.push(text.clone());
                     }
@@ -29,7 +30,11 @@ fn credentials(value: &Value, found: &mut Vec<String>) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let secret = SecretData::from_entries("ns", "pull", [(".dockerconfigjson".to_owned(), data.to_vec())]);
+    let secret = SecretData::from_entries(
+        "ns",
+        "pull",
+        [(".dockerconfigjson".to_owned(), data.to_vec())],
+    );
     let mut secrets = Vec::new();
     if let Ok(value) = serde_json::from_slice::<Value>(data) {
         credentials(&value, &mut secrets);
@@ -38,7 +43,10 @@ fuzz_target!(|data: &[u8]| {
         if let Err(error) = sluice_secrets::docker_credentials(&secret, registry) {
             let message = error.to_string();
             for credential in &secrets {
-                assert!(!message.contains(credential.as_str()), "a credential in: {message}");
+                assert!(
+                    !message.contains(credential.as_str()),
+                    "a credential in: {message}"
+                );
             }
         }
     }

@@ -26,14 +26,18 @@ const TYPES: [ReceiverType; 13] = [
 ];
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, rest)) = data.split_first() else { return };
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
     let (head, body) = match rest.iter().position(|b| *b == 0) {
         Some(at) => (&rest[..at], &rest[at + 1..]),
         None => (rest, &[][..]),
     };
     let mut headers = HeaderMap::new();
     for line in head.split(|b| *b == b'\n') {
-        let Some(colon) = line.iter().position(|b| *b == b':') else { continue };
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
+            continue;
+        };
         let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(&line[..colon]),
             HeaderValue::from_bytes(line[colon + 1..].trim_ascii()),
@@ -43,11 +47,16 @@ fuzz_target!(|data: &[u8]| {
         headers.append(name, value);
     }
     let type_ = TYPES[usize::from(selector) % TYPES.len()];
-    let credentials = Credentials { token: TOKEN.to_vec() };
+    let credentials = Credentials {
+        token: TOKEN.to_vec(),
+    };
     let events = vec!["push".to_owned()];
     match verify(type_, &events, &credentials, &headers, body) {
         Err(rejection) => {
-            assert!(!rejection.to_string().contains("fuzz-receiver-token"), "token in {rejection}");
+            assert!(
+                !rejection.to_string().contains("fuzz-receiver-token"),
+                "token in {rejection}"
+            );
         }
         Ok(_) if matches!(type_, ReceiverType::GenericHmac | ReceiverType::Github) => {
             use aws_lc_rs::hmac;
@@ -57,7 +66,9 @@ fuzz_target!(|data: &[u8]| {
                 hmac::HMAC_SHA512,
             ]
             .into_iter()
-            .map(|algorithm| hex::encode(hmac::sign(&hmac::Key::new(algorithm, TOKEN), body).as_ref()))
+            .map(|algorithm| {
+                hex::encode(hmac::sign(&hmac::Key::new(algorithm, TOKEN), body).as_ref())
+            })
             .collect();
             let signed = headers.values().any(|value| {
                 value.to_str().is_ok_and(|v| {
@@ -65,7 +76,11 @@ fuzz_target!(|data: &[u8]| {
                     expected.iter().any(|mac| v.contains(mac.as_str()))
                 })
             });
-            assert!(signed, "{} accepted a request without the body's signature", type_.as_str());
+            assert!(
+                signed,
+                "{} accepted a request without the body's signature",
+                type_.as_str()
+            );
         }
         Ok(_) => {}
     }

@@ -6,7 +6,9 @@ use libfuzzer_sys::fuzz_target;
 use sluice_api::revision::{Digest, Revision};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(revision) = text.parse::<Revision>() {
         let printed = revision.to_string();
         let again: Revision = printed.parse().expect("a printed revision parses");

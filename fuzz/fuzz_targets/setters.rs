@@ -27,16 +27,25 @@ fn expected_edit(text: &str) -> String {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let resolve = |_: &_| Resolution::Value(NEW.to_owned());
     let Ok(update) = update_text(text, &resolve) else {
         return;
     };
     let updated = update.text.clone().unwrap_or_else(|| text.to_owned());
-    assert_eq!(updated, expected_edit(text), "bytes outside the marked scalars changed");
+    assert_eq!(
+        updated,
+        expected_edit(text),
+        "bytes outside the marked scalars changed"
+    );
     if update.text.is_none() {
         return;
     }
     let again = update_text(&updated, &resolve).expect("an updated text parses");
-    assert!(again.text.is_none(), "a second update changed the text again");
+    assert!(
+        again.text.is_none(),
+        "a second update changed the text again"
+    );
 });

@@ -5,8 +5,12 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    let Ok(documents) = sluice_kustomize::parse_yaml_stream(text) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(documents) = sluice_kustomize::parse_yaml_stream(text) else {
+        return;
+    };
     let rendered = sluice_kustomize::to_yaml(&documents);
     let reread = sluice_kustomize::parse_yaml_stream(&rendered)
         .unwrap_or_else(|e| panic!("rendered YAML does not parse: {e}\n{rendered}"));
