@@ -6,6 +6,7 @@ pub mod bench;
 pub mod campaign;
 pub mod cluster;
 pub mod demo;
+pub mod event_sink;
 pub mod flux;
 pub mod git;
 pub mod gitops;

@@ -1,7 +1,8 @@
 //! Flux's own controllers (built from their Go modules) and Sluice's side by side on one control
 //! plane that carries Flux's CRDs: each kustomize-controller applies the other's source artifacts,
 //! controllers are swapped in both directions without recreating or touching objects, later
-//! prunes work, and finalizers are written by the same field managers.
+//! prunes work, finalizers are written by the same field managers, and events (Kubernetes Events
+//! and the JSON posted to `--events-addr`) match Flux's field by field.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use kube::api::ObjectMeta;
 use sluice_api::kustomize::Kustomization;
 use sluice_api::meta::FINALIZER;
 use sluice_e2e::ControlPlane;
+use sluice_e2e::event_sink::EventSink;
 use sluice_e2e::flux::{FluxController, FluxProcess, install_flux_crds, kubectl_cli};
 use sluice_e2e::git::GitServer;
 use sluice_e2e::gitops::{
@@ -69,11 +71,26 @@ impl Scenario {
     }
 
     async fn flux(&self, controller: FluxController) -> FluxProcess {
+        self.flux_with_events(controller, None).await
+    }
+
+    /// Flux's `controller`, posting its events to `events_url` when given.
+    async fn flux_with_events(
+        &self,
+        controller: FluxController,
+        events_url: Option<String>,
+    ) -> FluxProcess {
         let kubeconfig = self.plane.kubeconfig_path().to_path_buf();
         let dir = self.dir("flux");
         let namespace = self.namespace.clone();
         tokio::task::spawn_blocking(move || {
-            FluxProcess::start(controller, &kubeconfig, &dir, &namespace, None)
+            FluxProcess::start(
+                controller,
+                &kubeconfig,
+                &dir,
+                &namespace,
+                events_url.as_deref(),
+            )
         })
         .await
         .unwrap()
@@ -81,11 +98,20 @@ impl Scenario {
     }
 
     async fn sluice(&self, which: &'static [Controller]) -> Controllers {
+        self.sluice_with_args(which, Vec::new()).await
+    }
+
+    /// Sluice's `which` controllers with `extra_args` (e.g. `--events-addr`).
+    async fn sluice_with_args(
+        &self,
+        which: &'static [Controller],
+        extra_args: Vec<String>,
+    ) -> Controllers {
         let kubeconfig = self.plane.kubeconfig_path().to_path_buf();
         let dir = self.dir("sluice");
         let scope = Scope::Namespace(self.namespace.clone());
         tokio::task::spawn_blocking(move || {
-            Controllers::start_only(&kubeconfig, &dir, scope, which)
+            Controllers::start_with_args(&kubeconfig, &dir, scope, which, &extra_args)
         })
         .await
         .unwrap()
@@ -394,6 +420,49 @@ fn event_shape(event: &Event, namespace: &str) -> serde_json::Value {
     })
 }
 
+/// The fields of a Flux event posted to `--events-addr` that must match whichever controller
+/// sent it: key sets, severity, reason, reporting controller, metadata (the revision is the same
+/// commit on both sides), message start.
+fn posted_event_shape(event: &serde_json::Value, namespace: &str) -> serde_json::Value {
+    let keys = |value: &serde_json::Value| -> Vec<String> {
+        value
+            .as_object()
+            .map(|object| object.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let object = &event["involvedObject"];
+    let text = |value: &serde_json::Value| value.as_str().unwrap_or_default().to_owned();
+    serde_json::json!({
+        "keys": keys(event),
+        "involvedObject": [keys(object), text(&object["kind"]), text(&object["apiVersion"])],
+        "severity": event["severity"],
+        "reason": event["reason"],
+        "reportingController": event["reportingController"],
+        "reportingInstance": !text(&event["reportingInstance"]).is_empty(),
+        "timestamp": text(&event["timestamp"]).ends_with('Z'),
+        "metadata": event["metadata"],
+        "message": text(&event["message"]).replace(namespace, "<ns>").split(" in ").next().unwrap_or_default().to_owned(),
+    })
+}
+
+/// The shapes of the Kustomization events a sink received at `path`, by reason.
+fn posted_kustomization_events(
+    sink: &EventSink,
+    path: &str,
+    namespace: &str,
+) -> BTreeMap<String, serde_json::Value> {
+    sink.events(path)
+        .iter()
+        .filter(|event| event["involvedObject"]["kind"] == "Kustomization")
+        .map(|event| {
+            (
+                event["reason"].as_str().unwrap_or_default().to_owned(),
+                posted_event_shape(event, namespace),
+            )
+        })
+        .collect()
+}
+
 /// The shapes of the events about the Kustomization `app` in `namespace`, by reason.
 async fn kustomization_events(
     client: kube::Client,
@@ -417,9 +486,15 @@ async fn kustomization_events(
 async fn kustomization_events_match_flux_field_by_field() {
     let flux_side = setup("events-flux").await;
     let sluice_side = setup("events-sluice").await;
+    let sink = EventSink::start().await.unwrap();
     let flux_source = flux_side.sluice(&[Controller::Source]).await;
-    let flux_ks = flux_side.flux(FluxController::Kustomize).await;
-    let ours = sluice_side.sluice(&Controller::ALL).await;
+    let flux_ks = flux_side
+        .flux_with_events(FluxController::Kustomize, Some(sink.url("flux")))
+        .await;
+    let events_addr = format!("--events-addr={}", sink.url("sluice"));
+    let ours = sluice_side
+        .sluice_with_args(&Controller::ALL, vec![events_addr])
+        .await;
     let flux_app = flux_side.app("same").await;
     let our_app = sluice_side.app("same").await;
     wait_applied(&flux_app, &flux_side.revision(), || {
@@ -433,6 +508,23 @@ async fn kustomization_events_match_flux_field_by_field() {
     eventually(what, STEP, POLL, || async {
         let flux = kustomization_events(client.clone(), &flux_side.namespace).await;
         let sluice = kustomization_events(client.clone(), &sluice_side.namespace).await;
+        if !flux.is_empty() && flux == sluice {
+            Ok(())
+        } else {
+            Err(format!(
+                "Flux:\n{}\nSluice:\n{}",
+                serde_json::to_string_pretty(&flux).unwrap_or_default(),
+                serde_json::to_string_pretty(&sluice).unwrap_or_default()
+            ))
+        }
+    })
+    .await
+    .unwrap();
+
+    let what = "the same event JSON at --events-addr as Flux's";
+    eventually(what, STEP, POLL, || async {
+        let flux = posted_kustomization_events(&sink, "flux", &flux_side.namespace);
+        let sluice = posted_kustomization_events(&sink, "sluice", &sluice_side.namespace);
         if !flux.is_empty() && flux == sluice {
             Ok(())
         } else {
