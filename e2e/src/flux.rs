@@ -40,6 +40,44 @@ impl FluxController {
     }
 }
 
+/// One of Flux's Go modules whose CRDs, samples and spec docs the tests read (the first two are
+/// also built and run as [`FluxController`]s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FluxModule {
+    Source,
+    Kustomize,
+    ImageReflector,
+    ImageAutomation,
+    Notification,
+}
+
+impl FluxModule {
+    pub const ALL: [Self; 5] = [
+        Self::Source,
+        Self::Kustomize,
+        Self::ImageReflector,
+        Self::ImageAutomation,
+        Self::Notification,
+    ];
+
+    /// The directory of this module, unpacked from the module cache.
+    pub fn dir(self) -> Result<PathBuf> {
+        let name = match self {
+            Self::Source => return FluxController::Source.module_dir(),
+            Self::Kustomize => return FluxController::Kustomize.module_dir(),
+            Self::ImageReflector => "flux-image-reflector-controller-module",
+            Self::ImageAutomation => "flux-image-automation-controller-module",
+            Self::Notification => "flux-notification-controller-module",
+        };
+        tools::binary(name)
+    }
+
+    /// The directory of this module's CRDs, as Flux publishes them.
+    pub fn crds_dir(self) -> Result<PathBuf> {
+        Ok(self.dir()?.join("config/crd/bases"))
+    }
+}
+
 /// A Flux controller running as a process with a kubeconfig, watching one namespace (leader
 /// election off, ports on 127.0.0.1). Stopped on drop.
 pub struct FluxProcess {

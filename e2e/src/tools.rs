@@ -27,6 +27,18 @@ const MODULE_OF: &[(&str, &str)] = &[
         "flux-kustomize-controller",
     ),
     ("flux", "flux"),
+    (
+        "flux-image-reflector-controller-module",
+        "flux-image-reflector-controller",
+    ),
+    (
+        "flux-image-automation-controller-module",
+        "flux-image-automation-controller",
+    ),
+    (
+        "flux-notification-controller-module",
+        "flux-notification-controller",
+    ),
 ];
 
 type Built = HashMap<&'static str, Result<HashMap<String, PathBuf>, String>>;

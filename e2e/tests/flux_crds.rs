@@ -1,8 +1,9 @@
-//! Sluice's CRDs against Flux's own (from the pinned Go modules): the same names, categories, short
-//! names and printer columns, the same CEL rules, and every object Flux's CRDs accept among Flux's
+//! Sluice's CRDs (source, kustomize, image, notification) against Flux's own (from the pinned Go
+//! modules): the same versions, names, categories, short names and printer columns, the same CEL rules, and every object Flux's CRDs accept among Flux's
 //! samples, test data and documented examples is accepted by Sluice's too, except one without a
 //! `spec` (a documented difference).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
@@ -13,14 +14,14 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client};
 use serde_json::Value;
 use sluice_e2e::ControlPlane;
-use sluice_e2e::flux::FluxController;
+use sluice_e2e::flux::FluxModule;
 
 /// Group prefix under which Flux's CRDs are installed beside Sluice's, to validate with both.
 const UPSTREAM: &str = "upstream.";
 
 fn flux_crd(file: &str) -> CustomResourceDefinition {
-    for controller in [FluxController::Source, FluxController::Kustomize] {
-        let path = controller.crds_dir().unwrap().join(file);
+    for module in FluxModule::ALL {
+        let path = module.crds_dir().unwrap().join(file);
         if path.is_file() {
             let text = std::fs::read_to_string(&path).unwrap();
             return serde_saphyr::from_str(&text).unwrap();
@@ -29,18 +30,23 @@ fn flux_crd(file: &str) -> CustomResourceDefinition {
     panic!("Flux publishes no {file}");
 }
 
-/// Our CRDs of the groups whose Flux controllers the suite builds (source and kustomize); the
-/// image kinds are checked against Flux's documented examples in `shared/api`'s fixtures.
+/// Every CRD of ours: source, kustomize, image and notification kinds.
 fn compared_crds() -> Vec<CustomResourceDefinition> {
-    const GROUPS: [&str; 2] = ["source.toolkit.fluxcd.io", "kustomize.toolkit.fluxcd.io"];
     sluice_api::crd::all()
-        .into_iter()
-        .filter(|crd| GROUPS.contains(&crd.spec.group.as_str()))
-        .collect()
 }
 
-fn v1(crd: &CustomResourceDefinition) -> &CustomResourceDefinitionVersion {
-    crd.spec.versions.iter().find(|v| v.name == "v1").unwrap()
+/// The version `ours` stores (Flux's CRD serves the same one).
+fn stored_version(ours: &CustomResourceDefinition) -> &str {
+    let stored = ours.spec.versions.iter().find(|v| v.storage);
+    &stored.unwrap().name
+}
+
+fn version<'a>(
+    crd: &'a CustomResourceDefinition,
+    name: &str,
+) -> &'a CustomResourceDefinitionVersion {
+    let found = crd.spec.versions.iter().find(|v| v.name == name);
+    found.unwrap_or_else(|| panic!("{} serves no {name}", crd.spec.names.kind))
 }
 
 #[test]
@@ -50,8 +56,22 @@ fn names_categories_and_printer_columns_match_flux() {
         let flux = flux_crd(&file);
         assert_eq!(ours.spec.names, flux.spec.names, "{file}: names");
         assert_eq!(ours.spec.scope, flux.spec.scope, "{file}: scope");
+        let stored = stored_version(&ours);
+        assert_eq!(
+            flux.spec
+                .versions
+                .iter()
+                .map(|v| &v.name)
+                .collect::<Vec<_>>(),
+            ours.spec
+                .versions
+                .iter()
+                .map(|v| &v.name)
+                .collect::<Vec<_>>(),
+            "{file}: versions"
+        );
         let columns = |crd: &CustomResourceDefinition| {
-            v1(crd)
+            version(crd, stored)
                 .additional_printer_columns
                 .iter()
                 .flatten()
@@ -83,9 +103,10 @@ fn cel_rules_match_flux() {
     for ours in compared_crds() {
         let file = sluice_api::crd::file_name(&ours);
         let flux = flux_crd(&file);
+        let stored = stored_version(&ours);
         let rules = |crd: &CustomResourceDefinition| {
             let mut out = Vec::new();
-            let schema = v1(crd)
+            let schema = version(crd, stored)
                 .schema
                 .as_ref()
                 .unwrap()
@@ -112,9 +133,14 @@ fn upstream_crd(file: &str) -> CustomResourceDefinition {
 /// Every YAML document in Flux's samples, test data and spec docs (fenced `yaml` blocks).
 fn flux_examples() -> Vec<(PathBuf, Value)> {
     let mut files = Vec::new();
-    for controller in [FluxController::Source, FluxController::Kustomize] {
-        let module = controller.module_dir().unwrap();
-        for dir in ["config/samples", "config/testdata", "docs/spec/v1"] {
+    for module in FluxModule::ALL {
+        let module = module.dir().unwrap();
+        for dir in [
+            "config/samples",
+            "config/testdata",
+            "docs/spec/v1",
+            "docs/spec/v1beta3",
+        ] {
             collect_files(&module.join(dir), &mut files);
         }
     }
@@ -173,11 +199,15 @@ async fn dry_run_create(
     plural: &str,
     object: &Value,
 ) -> Option<String> {
+    let version = object["apiVersion"]
+        .as_str()
+        .and_then(|v| v.rsplit_once('/'))
+        .map_or("v1", |(_, version)| version);
     let resource =
-        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", kind), plural);
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &resource);
     let mut object = object.clone();
-    object["apiVersion"] = Value::String(format!("{group}/v1"));
+    object["apiVersion"] = Value::String(format!("{group}/{version}"));
     object["metadata"]["namespace"] = Value::String("default".into());
     let object: DynamicObject = serde_json::from_value(object).ok()?;
     let params = PostParams {
@@ -206,12 +236,13 @@ async fn every_flux_valid_example_is_accepted_by_sluice_crds() {
     plane.apply_crds_from(&upstream).await.unwrap();
     let client = plane.client().await.unwrap();
 
-    let mut checked = 0;
+    let mut checked: BTreeMap<String, usize> = BTreeMap::new();
     for (file, example) in flux_examples() {
         let api_version = example["apiVersion"].as_str().unwrap_or_default();
         let kind = example["kind"].as_str().unwrap_or_default();
         let Some(crd) = ours.iter().find(|crd| {
-            crd.spec.names.kind == kind && api_version == format!("{}/v1", crd.spec.group)
+            crd.spec.names.kind == kind
+                && api_version == format!("{}/{}", crd.spec.group, stored_version(crd))
         }) else {
             continue;
         };
@@ -236,7 +267,17 @@ async fn every_flux_valid_example_is_accepted_by_sluice_crds() {
             "Flux's CRD",
             file.display()
         );
-        checked += 1;
+        *checked.entry(kind.to_owned()).or_default() += 1;
     }
-    assert!(checked >= 40, "only {checked} Flux-valid examples found");
+    for crd in &ours {
+        let kind = &crd.spec.names.kind;
+        assert!(
+            checked.get(kind).is_some_and(|count| *count > 0),
+            "no Flux-valid {kind} example was checked: {checked:?}"
+        );
+    }
+    assert!(
+        checked.values().sum::<usize>() >= 60,
+        "only {checked:?} Flux-valid examples found"
+    );
 }

@@ -36,6 +36,14 @@ declare -A flux=(
   [flux]="./cmd/flux github.com/fluxcd/flux2/v2@v2.9.5=h1:jwCccxvkD+2QnsjN+pl5QqM8KnFUwA8pIoQ1Lf0avkA="
 )
 
+# Flux modules read only for their CRDs, samples and spec docs (never built), at the versions Flux
+# v2.9's CLI pins or the newest the module proxy serves: name -> module@version=go.sum-hash.
+declare -A flux_sources=(
+  [flux-image-reflector-controller]="github.com/fluxcd/image-reflector-controller@v1.2.4=h1:pBC8XOgLXt3VaTzp9k2fYpuR3FFEnZRZBkuSfnGxPhM="
+  [flux-image-automation-controller]="github.com/fluxcd/image-automation-controller@v1.2.4=h1:uYtQq2kUb02q6fJE6zT/NdAPLTPLZUOIVp+JGFslW+M="
+  [flux-notification-controller]="github.com/fluxcd/notification-controller@v1.9.3=h1:vBONN/Lx5aQ2nDnJxYp5Sb0Wsgh13UbuP5A1MK4dmkY="
+)
+
 # The version a module pins for its main dependency, read from its go.mod require line.
 pinned_version() {
   sed -n "s#^\(require \)\{0,1\}[[:space:]]*$2 \(v[0-9.]*\).*#\2#p" "$here/$1/go.mod" | head -n1
@@ -143,10 +151,12 @@ build_module() {
 }
 
 modules=("$@")
-[ ${#modules[@]} -gt 0 ] || modules=(etcd kubernetes kwok registry kustomize jsontoyaml flux-source-controller flux-kustomize-controller flux)
+[ ${#modules[@]} -gt 0 ] || modules=(etcd kubernetes kwok registry kustomize jsontoyaml flux-source-controller flux-kustomize-controller flux "${!flux_sources[@]}")
 for module in "${modules[@]}"; do
   if [ -n "${flux[$module]:-}" ]; then
     build_flux "$module"
+  elif [ -n "${flux_sources[$module]:-}" ]; then
+    echo "$module-module=$(download_pinned "${flux_sources[$module]}")"
   else
     build_module "$module"
   fi
