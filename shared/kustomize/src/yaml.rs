@@ -70,11 +70,27 @@ pub(crate) fn parse_documents_as(text: &str, dialect: Dialect) -> Result<Vec<Val
                 )));
             }
             Event::DocumentStart(..) => builder.root = None,
+            Event::Scalar(value, style, anchor, tag)
+                if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
+                    && ends_without_line_break(text, span.end.index()) =>
+            {
+                // go-yaml adds no line break the input does not have.
+                let value = value.strip_suffix('\n').unwrap_or(&value).to_string();
+                builder
+                    .event(Event::Scalar(value.into(), style, anchor, tag))
+                    .map_err(at)?
+            }
             Event::DocumentEnd => documents.push(builder.root.take().unwrap_or(Value::Null)),
             other => builder.event(other).map_err(at)?,
         }
     }
     Ok(documents)
+}
+
+/// Whether a block scalar ending at `end` (a character index) runs to the end of a last line
+/// that has no line break.
+fn ends_without_line_break(text: &str, end: usize) -> bool {
+    !text.trim_end_matches([' ', '\t']).ends_with('\n') && end >= text.chars().count()
 }
 
 /// Parses a stream that must hold exactly one document.
