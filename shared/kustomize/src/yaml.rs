@@ -803,6 +803,38 @@ mod tests {
     }
 
     #[test]
+    fn deep_alias_free_documents_count_each_node_once() {
+        // 150 levels of nesting over 20,000 leaves: 3,000,000 nodes if each counted once per
+        // ancestor, about 20,150 in fact (like a large CRD bundle's deep schemas).
+        let mut text = String::new();
+        for depth in 0..150 {
+            text.push_str(&format!("{}l{depth}:\n", "  ".repeat(depth)));
+        }
+        let indent = "  ".repeat(150);
+        for i in 0..20_000 {
+            text.push_str(&format!("{indent}k{i}: v\n"));
+        }
+        let value = parse_single(&text).unwrap();
+        let mut leaf = &value;
+        for depth in 0..150 {
+            leaf = &leaf[format!("l{depth}")];
+        }
+        assert_eq!(leaf.as_object().map(Map::len), Some(20_000));
+        // Nested aliases still count every node they expand to: about 2,240,000 here.
+        let list = |item: &str, n: usize| format!("[{}]", vec![item; n].join(", "));
+        let nested_aliases = format!(
+            "a: &a {}\nb: &b {}\nc: &c {}\nd: &d {}\ne: {}\n",
+            list("x", 16),
+            list("*a", 16),
+            list("*b", 16),
+            list("*c", 16),
+            list("*d", 32)
+        );
+        let error = parse_documents(&nested_aliases).unwrap_err();
+        assert!(error.message.contains("after expanding aliases"), "{error}");
+    }
+
+    #[test]
     fn aliases_to_large_values_are_refused_before_they_are_copied() {
         let big = "x".repeat(1 << 20);
         let mut text = format!("a: &big \"{big}\"\nrefs:\n");
