@@ -137,6 +137,10 @@ fn rewrite_annotations(object: &mut Value) {
     let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
         return;
     };
+    if metadata.get("annotations").is_some_and(Value::is_null) {
+        metadata.remove("annotations");
+        return;
+    }
     let Some(Value::Object(annotations)) = metadata.get_mut("annotations") else {
         return;
     };
