@@ -43,8 +43,11 @@ pub(crate) fn load(
                 let fields = Fields { file: &file };
                 for (j, item) in items.iter().enumerate() {
                     let item_field = format!("[{j}]");
-                    let map =
-                        fields.object(item, &item_field, &["source", "sourceValue", "targets"])?;
+                    let map = &*fields.object(
+                        item,
+                        &item_field,
+                        &["source", "sourceValue", "targets"],
+                    )?;
                     replacements.push((
                         format!("{field} ({} {item_field})", file.display()),
                         fields.replacement(map, &item_field)?,
