@@ -33,12 +33,16 @@ pub(crate) fn load(
                         source,
                     },
                 )?;
-                let Value::Array(items) = value else {
-                    return Err(Error::invalid(
-                        &file,
-                        "(document)",
-                        "expected a list of replacements",
-                    ));
+                let items = match value {
+                    Value::Array(items) => items,
+                    single @ Value::Object(_) => vec![single],
+                    _ => {
+                        return Err(Error::invalid(
+                            &file,
+                            "(document)",
+                            "expected a replacement or a list of replacements",
+                        ));
+                    }
                 };
                 let fields = Fields { file: &file };
                 for (j, item) in items.iter().enumerate() {
