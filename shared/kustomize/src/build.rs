@@ -11,6 +11,7 @@ use crate::fieldspecs::{FieldSpec, TransformerConfig, builtin, merge_spec};
 use crate::generators::{GeneratedKind, generate};
 use crate::kustomization::Kustomization;
 use crate::load::{Loader, flux_resources, objects_from_text};
+use crate::plugins::{self, PluginConfig};
 use crate::resmap::ResMap;
 use crate::resource::{Gvk, Resource};
 use crate::transformers::prefix::Affix;
@@ -236,6 +237,10 @@ impl Builder<'_> {
             )?;
             resources.absorb(generated, file, &field)?;
         }
+        let generators = self.plugin_configs(&kustomization.generators, "generators", &ctx)?;
+        for config in &generators {
+            plugins::run_generator(&mut resources, config, &ctx)?;
+        }
         for (i, reference) in kustomization.components.iter().enumerate() {
             let field = format!("components[{i}]");
             let path = loader.resolve(dir, reference, loader.root(), file, &field)?;
@@ -249,10 +254,52 @@ impl Builder<'_> {
             resources = self.nested(&path, true, file, &field, resources)?;
         }
         loader.check(resources.resources.len(), 0)?;
+        let transformers =
+            self.plugin_configs(&kustomization.transformers, "transformers", &ctx)?;
         transform(&mut resources, kustomization, &ctx)?;
+        for config in &transformers {
+            plugins::run_transformer(&mut resources, config, &ctx)?;
+        }
         loader.check(resources.resources.len(), 0)?;
         vars::declare(&mut resources, &kustomization.vars, file)?;
         Ok(resources)
+    }
+
+    /// Loads `transformers` or `generators` entries: inline YAML, files, or directories whose
+    /// kustomization builds the plugin configs.
+    fn plugin_configs(
+        &mut self,
+        entries: &[String],
+        name: &str,
+        ctx: &Context,
+    ) -> Result<Vec<PluginConfig>> {
+        let mut configs = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let field = format!("{name}[{i}]");
+            let inline = objects_from_text(entry, ctx.file)
+                .ok()
+                .filter(|objects| !objects.is_empty());
+            let objects = match inline {
+                Some(objects) => objects,
+                None => {
+                    let loader = self.loader;
+                    let path = loader.resolve(ctx.dir, entry, loader.root(), ctx.file, &field)?;
+                    if path.is_dir() {
+                        let built =
+                            self.nested(&path, false, ctx.file, &field, ResMap::default())?;
+                        built.resources.into_iter().map(|r| r.object).collect()
+                    } else {
+                        let (path, bytes) = ctx.read(entry, &field)?;
+                        objects_from_text(&crate::load::text(&path, bytes)?, &path)?
+                    }
+                }
+            };
+            configs.extend(objects.into_iter().map(|object| PluginConfig {
+                field: field.clone(),
+                object,
+            }));
+        }
+        Ok(configs)
     }
 
     /// Builds a nested kustomization (a base) or applies a component to `resources`.

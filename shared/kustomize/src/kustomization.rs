@@ -36,6 +36,9 @@ pub(crate) struct Kustomization {
     pub generator_options: Option<GeneratorOptions>,
     pub vars: Vec<Var>,
     pub configurations: Vec<String>,
+    /// `transformers` and `generators` entries: plugin config files, directories or inline YAML.
+    pub transformers: Vec<String>,
+    pub generators: Vec<String>,
 }
 
 /// A legacy `vars` entry: `$(name)` in known fields becomes a field of the named object.
@@ -160,8 +163,6 @@ pub(crate) struct FieldOptions {
 const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ("openapi", "`openapi` (custom schemas)"),
     ("crds", "`crds`"),
-    ("generators", "`generators` (plugins)"),
-    ("transformers", "`transformers` (plugins)"),
     ("validators", "`validators` (plugins)"),
     ("helmGlobals", "`helmGlobals` (Helm inflation)"),
     ("helmCharts", "`helmCharts` (Helm inflation)"),
@@ -661,6 +662,8 @@ const KNOWN_FIELDS: &[&str] = &[
     "generatorOptions",
     "vars",
     "configurations",
+    "transformers",
+    "generators",
 ];
 
 impl Kustomization {
@@ -765,6 +768,8 @@ impl Kustomization {
         for (path, v) in f.each(map, "replacements")? {
             k.replacements.push(f.replacement_entry(v, &path)?);
         }
+        k.transformers = f.strings(map, "", "transformers")?;
+        k.generators = f.strings(map, "", "generators")?;
         for (path, v) in f.each(map, "configMapGenerator")? {
             k.config_map_generator.push(f.generator(v, &path, false)?);
         }

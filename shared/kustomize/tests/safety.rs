@@ -105,8 +105,9 @@ fn remote_sources_and_plugins_are_unsupported() {
     for kustomization in [
         "resources: [https://github.com/example/repo//deploy?ref=main]\n",
         "resources: [github.com/example/repo/deploy]\n",
-        "transformers: [t.yaml]\n",
-        "generators: [g.yaml]\n",
+        "transformers:\n- |\n  apiVersion: example.com/v1\n  kind: Sealer\n  metadata:\n    name: s\n",
+        "transformers:\n- |\n  apiVersion: fn.example.com/v1\n  kind: Render\n  metadata:\n    name: r\n    annotations:\n      config.kubernetes.io/function: \"exec: {path: ./render.sh}\"\n",
+        "generators:\n- |\n  apiVersion: builtin\n  kind: HelmChartInflationGenerator\n  metadata:\n    name: chart\n",
         "validators: [v.yaml]\n",
         "helmCharts: [{name: x}]\n",
     ] {
