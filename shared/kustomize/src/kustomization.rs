@@ -857,6 +857,17 @@ mod tests {
     }
 
     #[test]
+    fn field_names_match_case_insensitively_and_an_exact_match_wins() {
+        let k = read("NamePrefix: p-\nvars:\n- name: V\n  objref: {kind: Service, name: s}\n  fieldref:\n    fieldpath: spec.clusterIP\n").unwrap();
+        assert_eq!(k.name_prefix, "p-");
+        assert_eq!(k.vars[0].field_path, "spec.clusterIP");
+        let k = read("Nameprefix: b-\nnamePrefix: a-\n").unwrap();
+        assert_eq!(k.name_prefix, "a-");
+        let k = read("Transformers:\n- t.yaml\n").unwrap();
+        assert_eq!(k.transformers, ["t.yaml"]);
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let err = read("images:\n- name: nginx\n  newTag: 1.0\n")
             .unwrap_err()

@@ -91,10 +91,29 @@ pub(crate) fn run_transformer(
     ctx: &Context,
 ) -> Result<()> {
     let kind = builtin_kind(config, ctx)?;
+    match kind.as_str() {
+        "PatchTransformer"
+        | "PatchStrategicMergeTransformer"
+        | "PatchJson6902Transformer"
+        | "ReplacementTransformer" => edit_transformer(resources, config, &kind, ctx),
+        "NamespaceTransformer" => namespace_transformer(resources, config, ctx),
+        _ => field_transformer(resources, config, &kind, ctx),
+    }
+}
+
+/// The transformers that set fields named by field specs: labels, annotations, name affixes,
+/// images and replica counts.
+fn field_transformer(
+    resources: &mut ResMap,
+    config: &PluginConfig,
+    kind: &str,
+    ctx: &Context,
+) -> Result<()> {
     let f = Fields { file: ctx.file };
     let field = config.field.as_str();
     let object = &config.object;
-    match kind.as_str() {
+    let empty = Value::Object(Map::new());
+    match kind {
         "LabelTransformer" | "AnnotationsTransformer" => {
             let key = if kind == "LabelTransformer" {
                 "labels"
@@ -111,7 +130,6 @@ pub(crate) fn run_transformer(
                 field,
             )
         }
-        "NamespaceTransformer" => namespace_transformer(resources, config, ctx),
         "PrefixSuffixTransformer" | "PrefixTransformer" | "SuffixTransformer" => {
             let map = known_map(object, &["prefix", "suffix", "fieldSpecs"]);
             let specs = field_specs(&f, &map, field)?;
@@ -125,7 +143,6 @@ pub(crate) fn run_transformer(
         }
         "ImageTagTransformer" => {
             let map = known_map(object, &["imageTag", "fieldSpecs"]);
-            let empty = Value::Object(Map::new());
             let image = map.get("imageTag").filter(|v| !v.is_null());
             let image = f.image(image.unwrap_or(&empty), &format!("{field}.imageTag"))?;
             images::apply(
@@ -139,7 +156,6 @@ pub(crate) fn run_transformer(
         "ReplicaCountTransformer" => {
             let map = known_map(object, &["replica", "fieldSpecs"]);
             let path = format!("{field}.replica");
-            let empty = Value::Object(Map::new());
             let replica = map.get("replica").filter(|v| !v.is_null());
             let r = f.object(replica.unwrap_or(&empty), &path, &["name", "count"])?;
             let replica = Replica {
@@ -149,6 +165,21 @@ pub(crate) fn run_transformer(
             let specs = field_specs(&f, &map, field)?;
             replicas::apply(resources, &replica, &specs, ctx, field)
         }
+        other => Err(unsupported_builtin(config, other, ctx)),
+    }
+}
+
+/// The patch and replacement transformers.
+fn edit_transformer(
+    resources: &mut ResMap,
+    config: &PluginConfig,
+    kind: &str,
+    ctx: &Context,
+) -> Result<()> {
+    let f = Fields { file: ctx.file };
+    let field = config.field.as_str();
+    let object = &config.object;
+    match kind {
         "PatchTransformer" => {
             let value = known_only(object, &["path", "patch", "target", "options"]);
             patch::apply_patches(resources, &[f.patch(&value, field)?], ctx)
@@ -175,7 +206,7 @@ pub(crate) fn run_transformer(
             };
             patch::apply_json6902_entries(resources, &[entry], ctx)
         }
-        "ReplacementTransformer" => {
+        _ => {
             let map = known_map(object, &["replacements"]);
             let mut entries = Vec::new();
             for (i, item) in f.list(&map, field, "replacements")?.iter().enumerate() {
@@ -184,7 +215,6 @@ pub(crate) fn run_transformer(
             let loaded = replacements::load(&entries, ctx)?;
             replacements::apply(resources, &loaded, ctx)
         }
-        other => Err(unsupported_builtin(config, other, ctx)),
     }
 }
 

@@ -803,6 +803,16 @@ mod tests {
     }
 
     #[test]
+    fn block_scalars_on_a_last_line_without_a_line_break_get_none() {
+        assert_eq!(one("a: |\n  héllo\n  wörld")["a"], "héllo\nwörld");
+        assert_eq!(one("a: >\n  x\n  y")["a"], "x y");
+        assert_eq!(one("a: |+\n  x\n\n  y")["a"], "x\n\ny");
+        assert_eq!(one("a: |\n  x\n  ")["a"], "x\n");
+        assert_eq!(one("a: |\n  x\nb: 1")["a"], "x\n");
+        assert_eq!(one("a: |\n  x\n")["a"], "x\n");
+    }
+
+    #[test]
     fn deep_alias_free_documents_count_each_node_once() {
         // 150 levels of nesting over 20,000 leaves: 3,000,000 nodes if each counted once per
         // ancestor, about 20,150 in fact (like a large CRD bundle's deep schemas).
