@@ -377,7 +377,13 @@ fn transform(resources: &mut ResMap, k: &Kustomization, ctx: &Context) -> Result
     }
     patch::apply_patches(resources, &k.patches, ctx)?;
     if !k.namespace.is_empty() {
-        namespace::apply(resources, &k.namespace, &config.namespace, ctx)?;
+        namespace::apply(
+            resources,
+            &k.namespace,
+            &config.namespace,
+            namespace::Options::default(),
+            ctx,
+        )?;
     }
     if !k.name_prefix.is_empty() {
         prefix::apply(

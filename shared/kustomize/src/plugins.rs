@@ -230,18 +230,28 @@ fn namespace_transformer(
         &config.object,
         &["fieldSpecs", "unsetOnly", "setRoleBindingSubjects"],
     );
-    let subjects = f.string(&map, field, "setRoleBindingSubjects")?;
-    if f.bool(&map, field, "unsetOnly")? || !matches!(subjects.as_str(), "" | "defaultOnly") {
-        return Err(Error::unsupported(
-            format!("`{field}`: NamespaceTransformer `unsetOnly` or `setRoleBindingSubjects`"),
-            ctx.file,
-        ));
-    }
+    let subjects = match f.string(&map, field, "setRoleBindingSubjects")?.as_str() {
+        "" | "defaultOnly" => namespace::Subjects::DefaultOnly,
+        "allServiceAccounts" => namespace::Subjects::AllServiceAccounts,
+        "none" => namespace::Subjects::None,
+        other => {
+            return Err(Error::invalid(
+                ctx.file,
+                format!("{field}.setRoleBindingSubjects"),
+                format!("unknown mode `{other}` (defaultOnly, allServiceAccounts or none)"),
+            ));
+        }
+    };
+    let options = namespace::Options {
+        unset_only: f.bool(&map, field, "unsetOnly")?,
+        subjects,
+    };
     let (_, namespace) = metadata(&config.object);
     if namespace.is_empty() {
         return Ok(());
     }
-    namespace::apply(resources, &namespace, &field_specs(&f, &map, field)?, ctx)
+    let specs = field_specs(&f, &map, field)?;
+    namespace::apply(resources, &namespace, &specs, options, ctx)
 }
 
 fn unsupported_builtin(config: &PluginConfig, kind: &str, ctx: &Context) -> Error {
