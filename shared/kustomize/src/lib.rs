@@ -31,6 +31,7 @@ mod generators;
 mod goyaml;
 mod hash;
 mod kustomization;
+mod linked;
 mod load;
 mod namereference;
 mod patch;

@@ -81,6 +81,7 @@ pub(crate) fn apply(
         for target in &replacement.targets {
             apply_target(resources, &value, target, ctx, field)?;
         }
+        crate::linked::propagate_all(resources);
     }
     Ok(())
 }

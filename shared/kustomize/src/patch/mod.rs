@@ -116,6 +116,8 @@ pub(crate) fn apply_patches(
                     resource.store_previous_id();
                     json6902::apply(&mut resource.object, &operations, true)
                         .map_err(|e| patch_error(ctx, &field, resource, e))?;
+                    // The patch rebuilds the object: no field shares a value any more.
+                    resource.linked.clear();
                 }
             }
         }
@@ -194,6 +196,7 @@ pub(crate) fn apply_json6902_entries(
             let resource = &mut resources.resources[index];
             json6902::apply(&mut resource.object, &operations, false)
                 .map_err(|e| patch_error(ctx, &field, resource, e))?;
+            resource.linked.clear();
         }
     }
     Ok(())
@@ -260,6 +263,7 @@ fn apply_strategic_to(
                     resource.set_name(&name);
                 }
                 resource.set_namespace(&namespace);
+                crate::linked::propagate(resource);
             }
             _ => emptied.push(index),
         }
