@@ -490,9 +490,8 @@ impl Fields<'_> {
 
     fn field_options(&self, value: &Value, field: &str) -> Result<FieldOptions> {
         let map = &*self.object(value, field, &["delimiter", "index", "encoding", "create"])?;
-        if !self.string(map, field, "encoding")?.is_empty() {
-            return Err(Error::unsupported(format!("`{field}.encoding`"), self.file));
-        }
+        // kustomize (v5.8) reads `encoding` but does nothing with it.
+        self.string(map, field, "encoding")?;
         Ok(FieldOptions {
             delimiter: self.string(map, field, "delimiter")?,
             index: self.int(map, field, "index")?,
