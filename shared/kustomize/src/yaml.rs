@@ -412,6 +412,17 @@ fn scalar_value(
     }
 }
 
+/// A `!!binary` scalar reads as its decoded bytes (line breaks ignored), invalid UTF-8 replaced
+/// like Go's JSON encoding does.
+fn binary_scalar(text: &str) -> Result<Value, String> {
+    use base64::Engine as _;
+    let compact: String = text.chars().filter(|c| !matches!(c, '\n' | '\r')).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .map_err(|_| "!!binary value contains invalid base64 data".to_string())?;
+    Ok(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
 fn tagged_scalar(text: &str, tag: &Tag, dialect: Dialect) -> Result<Value, String> {
     let name = tag.suffix_in_namespace("tag:yaml.org,2002:");
     let resolved = match name.as_deref() {
@@ -435,7 +446,7 @@ fn tagged_scalar(text: &str, tag: &Tag, dialect: Dialect) -> Result<Value, Strin
             r @ Resolved::Timestamp(_) => r,
             _ => return Err(format!("`{text}` is not a !!timestamp")),
         },
-        Some("binary") => return Err("unsupported: !!binary scalars".to_string()),
+        Some("binary") => return binary_scalar(text),
         Some("map") | Some("seq") => {
             return Err(format!(
                 "a scalar cannot carry the tag !!{}",
