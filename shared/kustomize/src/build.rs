@@ -373,9 +373,11 @@ fn own_config(kustomization: &Kustomization, ctx: &Context) -> Result<Transforme
 fn transform(resources: &mut ResMap, k: &Kustomization, ctx: &Context) -> Result<()> {
     let config = resources.config.clone();
     if !k.patches_strategic_merge.is_empty() {
-        patch::apply_strategic_merge_files(resources, &k.patches_strategic_merge, ctx)?;
+        patch::apply_strategic_merge_files(resources, &k.patches_strategic_merge, ctx, &|i| {
+            format!("patchesStrategicMerge[{i}]")
+        })?;
     }
-    patch::apply_patches(resources, &k.patches, ctx)?;
+    patch::apply_patches(resources, &k.patches, ctx, &|i| format!("patches[{i}]"))?;
     if !k.namespace.is_empty() {
         namespace::apply(
             resources,
@@ -422,7 +424,9 @@ fn transform(resources: &mut ResMap, k: &Kustomization, ctx: &Context) -> Result
         ctx,
         "commonAnnotations",
     )?;
-    patch::apply_json6902_entries(resources, &k.patches_json6902, ctx)?;
+    patch::apply_json6902_entries(resources, &k.patches_json6902, ctx, &|i| {
+        format!("patchesJson6902[{i}]")
+    })?;
     for (i, replica) in k.replicas.iter().enumerate() {
         replicas::apply(
             resources,

@@ -182,7 +182,9 @@ fn edit_transformer(
     match kind {
         "PatchTransformer" => {
             let value = known_only(object, &["path", "patch", "target", "options"]);
-            patch::apply_patches(resources, &[f.patch(&value, field)?], ctx)
+            patch::apply_patches(resources, &[f.patch(&value, field)?], ctx, &|_| {
+                field.to_string()
+            })
         }
         "PatchStrategicMergeTransformer" => {
             let map = known_map(object, &["paths", "patches"]);
@@ -191,7 +193,7 @@ fn edit_transformer(
             if !inline.is_empty() {
                 entries.push(inline);
             }
-            patch::apply_strategic_merge_files(resources, &entries, ctx)
+            patch::apply_strategic_merge_files(resources, &entries, ctx, &|_| field.to_string())
         }
         "PatchJson6902Transformer" => {
             let map = known_map(object, &["target", "path", "jsonOp"]);
@@ -204,7 +206,7 @@ fn edit_transformer(
                     .transpose()?,
                 ..Patch::default()
             };
-            patch::apply_json6902_entries(resources, &[entry], ctx)
+            patch::apply_json6902_entries(resources, &[entry], ctx, &|_| field.to_string())
         }
         _ => {
             let map = known_map(object, &["replacements"]);

@@ -174,6 +174,21 @@ fn errors_name_the_file_and_the_field() {
         err.contains("kustomization.yaml") && err.contains("images[0].newTag"),
         "{err}"
     );
+    // A built-in plugin's failure names its `transformers` entry.
+    let patch = "apiVersion: builtin\nkind: PatchTransformer\nmetadata: {name: p}\n\
+                 target: {kind: ConfigMap}\npatch: '[{\"op\": \"remove\", \"path\": \"/nope\"}]'\n";
+    write(
+        dir.path(),
+        &[
+            (
+                "kustomization.yaml",
+                "resources: [cm.yaml]\ntransformers: [patch.yaml]\n",
+            ),
+            ("patch.yaml", patch),
+        ],
+    );
+    let err = build(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("transformers[0]"), "{err}");
 }
 
 #[test]

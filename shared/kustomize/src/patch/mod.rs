@@ -69,9 +69,10 @@ pub(crate) fn apply_patches(
     resources: &mut ResMap,
     patches: &[Patch],
     ctx: &Context,
+    field_of: &dyn Fn(usize) -> String,
 ) -> Result<()> {
     for (i, patch) in patches.iter().enumerate() {
-        let field = format!("patches[{i}]");
+        let field = field_of(i);
         let text = patch_text(patch, ctx, &field)?;
         match parse(&text, ctx, &field)? {
             Parsed::Strategic(mut objects) => {
@@ -130,10 +131,11 @@ pub(crate) fn apply_strategic_merge_files(
     resources: &mut ResMap,
     entries: &[String],
     ctx: &Context,
+    field_of: &dyn Fn(usize) -> String,
 ) -> Result<()> {
     let mut patches = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
-        let field = format!("patchesStrategicMerge[{i}]");
+        let field = field_of(i);
         let inline = objects_from_text(entry, ctx.file)
             .ok()
             .filter(|objects| !objects.is_empty());
@@ -169,9 +171,10 @@ pub(crate) fn apply_json6902_entries(
     resources: &mut ResMap,
     entries: &[Patch],
     ctx: &Context,
+    field_of: &dyn Fn(usize) -> String,
 ) -> Result<()> {
     for (i, entry) in entries.iter().enumerate() {
-        let field = format!("patchesJson6902[{i}]");
+        let field = field_of(i);
         let target = entry.target.clone().unwrap_or_default();
         if target.name.is_empty() {
             return Err(Error::invalid(
