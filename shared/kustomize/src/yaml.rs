@@ -51,6 +51,7 @@ pub(crate) fn parse_documents_as(text: &str, dialect: Dialect) -> Result<Vec<Val
         ..Builder::default()
     };
     let mut documents = Vec::new();
+    let unbroken_end = unbroken_end(text);
     for item in Parser::new_from_str(text) {
         let (event, span) = item.map_err(|e| YamlError {
             line: e.marker().line(),
@@ -72,7 +73,7 @@ pub(crate) fn parse_documents_as(text: &str, dialect: Dialect) -> Result<Vec<Val
             Event::DocumentStart(..) => builder.root = None,
             Event::Scalar(value, style, anchor, tag)
                 if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
-                    && ends_without_line_break(text, span.end.index()) =>
+                    && unbroken_end.is_some_and(|end| span.end.index() >= end) =>
             {
                 // go-yaml adds no line break the input does not have.
                 let value = value.strip_suffix('\n').unwrap_or(&value).to_string();
@@ -87,10 +88,10 @@ pub(crate) fn parse_documents_as(text: &str, dialect: Dialect) -> Result<Vec<Val
     Ok(documents)
 }
 
-/// Whether a block scalar ending at `end` (a character index) runs to the end of a last line
-/// that has no line break.
-fn ends_without_line_break(text: &str, end: usize) -> bool {
-    !text.trim_end_matches([' ', '\t']).ends_with('\n') && end >= text.chars().count()
+/// The stream's length in characters when its last line has no line break: a block scalar
+/// reaching it ends without one.
+fn unbroken_end(text: &str) -> Option<usize> {
+    (!text.trim_end_matches([' ', '\t']).ends_with('\n')).then(|| text.chars().count())
 }
 
 /// Parses a stream that must hold exactly one document.
