@@ -825,6 +825,16 @@ mod tests {
     }
 
     #[test]
+    fn many_block_scalars_without_a_final_line_break_parse_in_linear_time() {
+        let text: Vec<String> = (0..5_000)
+            .map(|i| format!("k{i}: |\n  line {i}\n  last"))
+            .collect();
+        let value = one(&text.join("\n"));
+        assert_eq!(value["k0"], "line 0\nlast\n");
+        assert_eq!(value["k4999"], "line 4999\nlast");
+    }
+
+    #[test]
     fn deep_alias_free_documents_count_each_node_once() {
         // 150 levels of nesting over 20,000 leaves: 3,000,000 nodes if each counted once per
         // ancestor, about 20,150 in fact (like a large CRD bundle's deep schemas).
