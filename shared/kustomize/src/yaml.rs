@@ -396,6 +396,8 @@ fn scalar_value(
     key: Option<Dialect>,
     dialect: Dialect,
 ) -> Result<Value, String> {
+    // The non-specific tag `!` changes nothing in kustomize's output.
+    let tag = tag.filter(|t| !(t.handle().is_empty() && t.suffix() == "!"));
     let resolved = match tag {
         Some(tag) => return tagged_scalar(text, tag, dialect),
         None if style != ScalarStyle::Plain => Resolved::Str,
