@@ -11,6 +11,7 @@ use crate::fieldspecs::{FieldSpec, TransformerConfig, builtin, merge_spec};
 use crate::generators::{GeneratedKind, generate};
 use crate::kustomization::Kustomization;
 use crate::load::{Loader, flux_resources, objects_from_text};
+use crate::plugins::{self, PluginConfig};
 use crate::resmap::ResMap;
 use crate::resource::{Gvk, Resource};
 use crate::transformers::prefix::Affix;
@@ -137,6 +138,10 @@ fn rewrite_annotations(object: &mut Value) {
     let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
         return;
     };
+    if metadata.get("annotations").is_some_and(Value::is_null) {
+        metadata.remove("annotations");
+        return;
+    }
     let Some(Value::Object(annotations)) = metadata.get_mut("annotations") else {
         return;
     };
@@ -232,6 +237,10 @@ impl Builder<'_> {
             )?;
             resources.absorb(generated, file, &field)?;
         }
+        let generators = self.plugin_configs(&kustomization.generators, "generators", &ctx)?;
+        for config in &generators {
+            plugins::run_generator(&mut resources, config, &ctx)?;
+        }
         for (i, reference) in kustomization.components.iter().enumerate() {
             let field = format!("components[{i}]");
             let path = loader.resolve(dir, reference, loader.root(), file, &field)?;
@@ -245,10 +254,52 @@ impl Builder<'_> {
             resources = self.nested(&path, true, file, &field, resources)?;
         }
         loader.check(resources.resources.len(), 0)?;
+        let transformers =
+            self.plugin_configs(&kustomization.transformers, "transformers", &ctx)?;
         transform(&mut resources, kustomization, &ctx)?;
+        for config in &transformers {
+            plugins::run_transformer(&mut resources, config, &ctx)?;
+        }
         loader.check(resources.resources.len(), 0)?;
         vars::declare(&mut resources, &kustomization.vars, file)?;
         Ok(resources)
+    }
+
+    /// Loads `transformers` or `generators` entries: inline YAML, files, or directories whose
+    /// kustomization builds the plugin configs.
+    fn plugin_configs(
+        &mut self,
+        entries: &[String],
+        name: &str,
+        ctx: &Context,
+    ) -> Result<Vec<PluginConfig>> {
+        let mut configs = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let field = format!("{name}[{i}]");
+            let inline = objects_from_text(entry, ctx.file)
+                .ok()
+                .filter(|objects| !objects.is_empty());
+            let objects = match inline {
+                Some(objects) => objects,
+                None => {
+                    let loader = self.loader;
+                    let path = loader.resolve(ctx.dir, entry, loader.root(), ctx.file, &field)?;
+                    if path.is_dir() {
+                        let built =
+                            self.nested(&path, false, ctx.file, &field, ResMap::default())?;
+                        built.resources.into_iter().map(|r| r.object).collect()
+                    } else {
+                        let (path, bytes) = ctx.read(entry, &field)?;
+                        objects_from_text(&crate::load::text(&path, bytes)?, &path)?
+                    }
+                }
+            };
+            configs.extend(objects.into_iter().map(|object| PluginConfig {
+                field: field.clone(),
+                object,
+            }));
+        }
+        Ok(configs)
     }
 
     /// Builds a nested kustomization (a base) or applies a component to `resources`.
@@ -322,11 +373,19 @@ fn own_config(kustomization: &Kustomization, ctx: &Context) -> Result<Transforme
 fn transform(resources: &mut ResMap, k: &Kustomization, ctx: &Context) -> Result<()> {
     let config = resources.config.clone();
     if !k.patches_strategic_merge.is_empty() {
-        patch::apply_strategic_merge_files(resources, &k.patches_strategic_merge, ctx)?;
+        patch::apply_strategic_merge_files(resources, &k.patches_strategic_merge, ctx, &|i| {
+            format!("patchesStrategicMerge[{i}]")
+        })?;
     }
-    patch::apply_patches(resources, &k.patches, ctx)?;
+    patch::apply_patches(resources, &k.patches, ctx, &|i| format!("patches[{i}]"))?;
     if !k.namespace.is_empty() {
-        namespace::apply(resources, &k.namespace, &config.namespace, ctx)?;
+        namespace::apply(
+            resources,
+            &k.namespace,
+            &config.namespace,
+            namespace::Options::default(),
+            ctx,
+        )?;
     }
     if !k.name_prefix.is_empty() {
         prefix::apply(
@@ -365,7 +424,9 @@ fn transform(resources: &mut ResMap, k: &Kustomization, ctx: &Context) -> Result
         ctx,
         "commonAnnotations",
     )?;
-    patch::apply_json6902_entries(resources, &k.patches_json6902, ctx)?;
+    patch::apply_json6902_entries(resources, &k.patches_json6902, ctx, &|i| {
+        format!("patchesJson6902[{i}]")
+    })?;
     for (i, replica) in k.replicas.iter().enumerate() {
         replicas::apply(
             resources,

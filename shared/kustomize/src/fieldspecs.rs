@@ -457,7 +457,7 @@ impl TransformerConfig {
         if value.is_null() {
             return Ok(TransformerConfig::default());
         }
-        let map = fields.object(value, "", &CONFIG_FIELDS)?;
+        let map = &*fields.object(value, "", &CONFIG_FIELDS)?;
         let specs = |key: &str| -> crate::error::Result<Vec<FieldSpec>> {
             fields
                 .list(map, "", key)?
@@ -470,7 +470,7 @@ impl TransformerConfig {
         for (i, item) in fields.list(map, "", "nameReference")?.iter().enumerate() {
             let field = format!("nameReference[{i}]");
             let reference =
-                fields.object(item, &field, &["group", "version", "kind", "fieldSpecs"])?;
+                &*fields.object(item, &field, &["group", "version", "kind", "fieldSpecs"])?;
             let referrers = fields
                 .list(reference, &field, "fieldSpecs")?
                 .iter()

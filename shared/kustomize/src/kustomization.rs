@@ -1,6 +1,7 @@
 //! The kustomization file: its fields, read strictly (unknown fields and wrong types are errors
 //! naming the field), and the fields this engine refuses as unsupported.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -35,6 +36,9 @@ pub(crate) struct Kustomization {
     pub generator_options: Option<GeneratorOptions>,
     pub vars: Vec<Var>,
     pub configurations: Vec<String>,
+    /// `transformers` and `generators` entries: plugin config files, directories or inline YAML.
+    pub transformers: Vec<String>,
+    pub generators: Vec<String>,
 }
 
 /// A legacy `vars` entry: `$(name)` in known fields becomes a field of the named object.
@@ -159,8 +163,6 @@ pub(crate) struct FieldOptions {
 const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ("openapi", "`openapi` (custom schemas)"),
     ("crds", "`crds`"),
-    ("generators", "`generators` (plugins)"),
-    ("transformers", "`transformers` (plugins)"),
     ("validators", "`validators` (plugins)"),
     ("helmGlobals", "`helmGlobals` (Helm inflation)"),
     ("helmCharts", "`helmCharts` (Helm inflation)"),
@@ -181,23 +183,33 @@ impl Fields<'_> {
         Error::invalid(self.file, field, message)
     }
 
-    /// The mapping at `field`, checking that it has only `known` keys.
+    /// The mapping at `field`, checking that it has only `known` keys. Like Go's JSON decoding,
+    /// a key matches a known name case-insensitively (an exact match wins).
     pub fn object<'v>(
         &self,
         value: &'v Value,
         field: &str,
         known: &[&str],
-    ) -> Result<&'v Map<String, Value>> {
+    ) -> Result<Cow<'v, Map<String, Value>>> {
         let Value::Object(map) = value else {
             return Err(self.error(
                 field,
                 format!("expected a mapping, found {}", describe(value)),
             ));
         };
-        if let Some(unknown) = map.keys().find(|k| !known.contains(&k.as_str())) {
-            return Err(self.error(&join(field, unknown), "unknown field"));
+        if map.keys().all(|k| known.contains(&k.as_str())) {
+            return Ok(Cow::Borrowed(map));
         }
-        Ok(map)
+        let mut canonical = Map::new();
+        for (key, item) in map {
+            let name = match known.iter().find(|n| n.eq_ignore_ascii_case(key)) {
+                Some(name) if *name == key.as_str() || !map.contains_key(*name) => *name,
+                Some(_) => continue,
+                None => return Err(self.error(&join(field, key), "unknown field")),
+            };
+            canonical.insert(name.to_string(), item.clone());
+        }
+        Ok(Cow::Owned(canonical))
     }
 
     pub fn string(&self, map: &Map<String, Value>, field: &str, key: &str) -> Result<String> {
@@ -312,7 +324,7 @@ impl Fields<'_> {
             "labelSelector",
             "annotationSelector",
         ];
-        let map = self.object(value, field, &known)?;
+        let map = &*self.object(value, field, &known)?;
         Ok(Selector {
             gvk: Gvk {
                 group: self.string(map, field, "group")?,
@@ -331,7 +343,7 @@ impl Fields<'_> {
     }
 
     pub fn field_spec(&self, value: &Value, field: &str) -> Result<FieldSpec> {
-        let map = self.object(
+        let map = &*self.object(
             value,
             field,
             &["group", "version", "kind", "path", "create"],
@@ -355,7 +367,7 @@ impl Fields<'_> {
             "includeVolumeClaimTemplates",
             "fields",
         ];
-        let map = self.object(value, field, &known)?;
+        let map = &*self.object(value, field, &known)?;
         let fields_path = join(field, "fields");
         Ok(Label {
             pairs: self.string_map(map, field, "pairs")?,
@@ -371,8 +383,8 @@ impl Fields<'_> {
         })
     }
 
-    fn patch(&self, value: &Value, field: &str) -> Result<Patch> {
-        let map = self.object(value, field, &["path", "patch", "target", "options"])?;
+    pub(crate) fn patch(&self, value: &Value, field: &str) -> Result<Patch> {
+        let map = &*self.object(value, field, &["path", "patch", "target", "options"])?;
         let target = self
             .optional(map, "target")
             .map(|t| self.selector(t, &join(field, "target")))
@@ -381,7 +393,7 @@ impl Fields<'_> {
             Some(options) => {
                 let path = join(field, "options");
                 let options =
-                    self.object(options, &path, &["allowNameChange", "allowKindChange"])?;
+                    &*self.object(options, &path, &["allowNameChange", "allowKindChange"])?;
                 (
                     self.bool(options, &path, "allowNameChange")?,
                     self.bool(options, &path, "allowKindChange")?,
@@ -398,8 +410,8 @@ impl Fields<'_> {
         })
     }
 
-    fn image(&self, value: &Value, field: &str) -> Result<Image> {
-        let map = self.object(
+    pub(crate) fn image(&self, value: &Value, field: &str) -> Result<Image> {
+        let map = &*self.object(
             value,
             field,
             &["name", "newName", "newTag", "tagSuffix", "digest"],
@@ -414,7 +426,7 @@ impl Fields<'_> {
     }
 
     fn generator_options(&self, value: &Value, field: &str) -> Result<GeneratorOptions> {
-        let map = self.object(
+        let map = &*self.object(
             value,
             field,
             &[
@@ -432,7 +444,12 @@ impl Fields<'_> {
         })
     }
 
-    fn generator(&self, value: &Value, field: &str, is_secret: bool) -> Result<GeneratorArgs> {
+    pub(crate) fn generator(
+        &self,
+        value: &Value,
+        field: &str,
+        is_secret: bool,
+    ) -> Result<GeneratorArgs> {
         let mut known = vec![
             "name",
             "namespace",
@@ -446,7 +463,7 @@ impl Fields<'_> {
         if is_secret {
             known.push("type");
         }
-        let map = self.object(value, field, &known)?;
+        let map = &*self.object(value, field, &known)?;
         let mut envs = self.strings(map, field, "envs")?;
         let env = self.string(map, field, "env")?;
         if !env.is_empty() {
@@ -472,10 +489,9 @@ impl Fields<'_> {
     }
 
     fn field_options(&self, value: &Value, field: &str) -> Result<FieldOptions> {
-        let map = self.object(value, field, &["delimiter", "index", "encoding", "create"])?;
-        if !self.string(map, field, "encoding")?.is_empty() {
-            return Err(Error::unsupported(format!("`{field}.encoding`"), self.file));
-        }
+        let map = &*self.object(value, field, &["delimiter", "index", "encoding", "create"])?;
+        // kustomize (v5.8) reads `encoding` but does nothing with it.
+        self.string(map, field, "encoding")?;
         Ok(FieldOptions {
             delimiter: self.string(map, field, "delimiter")?,
             index: self.int(map, field, "index")?,
@@ -484,7 +500,7 @@ impl Fields<'_> {
     }
 
     fn var(&self, value: &Value, field: &str) -> Result<Var> {
-        let map = self.object(value, field, &["name", "objref", "fieldref"])?;
+        let map = &*self.object(value, field, &["name", "objref", "fieldref"])?;
         let object_field = join(field, "objref");
         let known = [
             "apiVersion",
@@ -495,7 +511,7 @@ impl Fields<'_> {
             "namespace",
         ];
         let empty = Value::Object(Map::new());
-        let object = self.object(
+        let object = &*self.object(
             self.optional(map, "objref").unwrap_or(&empty),
             &object_field,
             &known,
@@ -517,7 +533,7 @@ impl Fields<'_> {
         let field_ref = join(field, "fieldref");
         let field_path = match self.optional(map, "fieldref") {
             Some(reference) => {
-                let reference = self.object(reference, &field_ref, &["fieldPath"])?;
+                let reference = &*self.object(reference, &field_ref, &["fieldPath"])?;
                 self.string(reference, &field_ref, "fieldPath")?
             }
             None => String::new(),
@@ -535,6 +551,18 @@ impl Fields<'_> {
         })
     }
 
+    /// A `replacements` entry: inline, or the `path` of a file holding replacements.
+    pub fn replacement_entry(&self, value: &Value, field: &str) -> Result<ReplacementEntry> {
+        let known = ["source", "sourceValue", "targets", "path"];
+        let r = &*self.object(value, field, &known)?;
+        let file_path = self.string(r, field, "path")?;
+        Ok(if file_path.is_empty() {
+            ReplacementEntry::Inline(Box::new(self.replacement(r, field)?))
+        } else {
+            ReplacementEntry::Path(file_path)
+        })
+    }
+
     /// One replacement (from a kustomization or a replacements file).
     pub fn replacement(&self, map: &Map<String, Value>, field: &str) -> Result<Replacement> {
         let source = match self.optional(map, "source") {
@@ -549,7 +577,7 @@ impl Fields<'_> {
                     "fieldPath",
                     "options",
                 ];
-                let s = self.object(source, &path, &known)?;
+                let s = &*self.object(source, &path, &known)?;
                 Some(ReplacementSource {
                     gvk: Gvk {
                         group: self.string(s, &path, "group")?,
@@ -575,7 +603,7 @@ impl Fields<'_> {
         let mut targets = Vec::new();
         for (i, target) in self.list(map, field, "targets")?.iter().enumerate() {
             let path = format!("{targets_path}[{i}]");
-            let t = self.object(
+            let t = &*self.object(
                 target,
                 &path,
                 &["select", "reject", "fieldPaths", "options"],
@@ -633,6 +661,8 @@ const KNOWN_FIELDS: &[&str] = &[
     "generatorOptions",
     "vars",
     "configurations",
+    "transformers",
+    "generators",
 ];
 
 impl Kustomization {
@@ -642,23 +672,23 @@ impl Kustomization {
         if value.is_null() {
             return Err(f.error("(document)", "the kustomization is empty"));
         }
-        let Value::Object(map) = value else {
+        if !value.is_object() {
             return Err(f.error(
                 "(document)",
                 format!("expected a mapping, found {}", describe(value)),
             ));
-        };
-        for (field, feature) in UNSUPPORTED_FIELDS {
-            if map.get(*field).is_some_and(|v| !is_empty(v)) {
-                return Err(Error::unsupported(*feature, file));
-            }
         }
         let all_known: Vec<&str> = KNOWN_FIELDS
             .iter()
             .chain(UNSUPPORTED_FIELDS.iter().map(|(f, _)| f))
             .copied()
             .collect();
-        let map = f.object(value, "", &all_known)?;
+        let map = &*f.object(value, "", &all_known)?;
+        for (field, feature) in UNSUPPORTED_FIELDS {
+            if map.get(*field).is_some_and(|v| !is_empty(v)) {
+                return Err(Error::unsupported(*feature, file));
+            }
+        }
         let kind = f.string(map, "", "kind")?;
         let api_version = f.string(map, "", "apiVersion")?;
         let is_component = kind == "Component";
@@ -682,7 +712,7 @@ impl Kustomization {
             ));
         }
         if let Some(metadata) = f.optional(map, "metadata") {
-            let meta = f.object(
+            let meta = &*f.object(
                 metadata,
                 "metadata",
                 &["name", "namespace", "labels", "annotations"],
@@ -728,22 +758,17 @@ impl Kustomization {
             }
         }
         for (path, v) in f.each(map, "replicas")? {
-            let r = f.object(v, &path, &["name", "count"])?;
+            let r = &*f.object(v, &path, &["name", "count"])?;
             k.replicas.push(Replica {
                 name: f.string(r, &path, "name")?,
                 count: f.int(r, &path, "count")?,
             });
         }
         for (path, v) in f.each(map, "replacements")? {
-            let known = ["source", "sourceValue", "targets", "path"];
-            let r = f.object(v, &path, &known)?;
-            let file_path = f.string(r, &path, "path")?;
-            k.replacements.push(if file_path.is_empty() {
-                ReplacementEntry::Inline(Box::new(f.replacement(r, &path)?))
-            } else {
-                ReplacementEntry::Path(file_path)
-            });
+            k.replacements.push(f.replacement_entry(v, &path)?);
         }
+        k.transformers = f.strings(map, "", "transformers")?;
+        k.generators = f.strings(map, "", "generators")?;
         for (path, v) in f.each(map, "configMapGenerator")? {
             k.config_map_generator.push(f.generator(v, &path, false)?);
         }
@@ -758,11 +783,11 @@ impl Kustomization {
             k.generator_options = Some(f.generator_options(options, "generatorOptions")?);
         }
         if let Some(options) = f.optional(map, "sortOptions") {
-            let s = f.object(options, "sortOptions", &["order", "legacySortOptions"])?;
+            let s = &*f.object(options, "sortOptions", &["order", "legacySortOptions"])?;
             let legacy = match f.optional(s, "legacySortOptions") {
                 Some(legacy) => {
                     let path = "sortOptions.legacySortOptions";
-                    let l = f.object(legacy, path, &["orderFirst", "orderLast"])?;
+                    let l = &*f.object(legacy, path, &["orderFirst", "orderLast"])?;
                     Some((
                         f.strings(l, path, "orderFirst")?,
                         f.strings(l, path, "orderLast")?,
@@ -828,6 +853,17 @@ mod tests {
         assert_eq!(k.name_prefix, "p-");
         assert_eq!(k.images[0].new_tag, "1.0");
         assert_eq!(k.resources, ["../base"]);
+    }
+
+    #[test]
+    fn field_names_match_case_insensitively_and_an_exact_match_wins() {
+        let k = read("NamePrefix: p-\nvars:\n- name: V\n  objref: {kind: Service, name: s}\n  fieldref:\n    fieldpath: spec.clusterIP\n").unwrap();
+        assert_eq!(k.name_prefix, "p-");
+        assert_eq!(k.vars[0].field_path, "spec.clusterIP");
+        let k = read("Nameprefix: b-\nnamePrefix: a-\n").unwrap();
+        assert_eq!(k.name_prefix, "a-");
+        let k = read("Transformers:\n- t.yaml\n").unwrap();
+        assert_eq!(k.transformers, ["t.yaml"]);
     }
 
     #[test]

@@ -1,17 +1,19 @@
 //! A native kustomize build engine: builds a directory into the same list of objects, with the
 //! same field values and in the same order, as `kustomize build` (v5).
 //!
-//! Safe by default: nothing is read from outside the build root, remote bases, plugins, exec
-//! functions and Helm charts are refused, and every feature it does not implement is an
-//! [`Error::Unsupported`] naming the feature and the file rather than a different output.
+//! Safe by default: nothing is read from outside the build root, remote bases, plugins other
+//! than kustomize's built-in ones, exec functions and Helm charts are refused, and every
+//! feature it does not implement is an [`Error::Unsupported`] naming the feature and the file
+//! rather than a different output.
 //!
 //! Supported: resources (files, `List`s, nested kustomizations, `bases`), components,
 //! `namespace`, `namePrefix`/`nameSuffix` with name-reference fix-ups, `labels`,
 //! `commonLabels`, `commonAnnotations`, `images`, `replicas`, `patches` (strategic merge and
 //! JSON 6902, with target selectors), `patchesStrategicMerge`, `patchesJson6902`,
 //! `configMapGenerator`, `secretGenerator`, `generatorOptions`, `replacements`, `vars`,
-//! `configurations`, `sortOptions`. Refused: `transformers`, `generators`, `validators`, Helm
-//! fields, `crds`, `openapi`, `buildMetadata`, remote sources.
+//! `configurations`, `sortOptions`, and `transformers`/`generators` configuring kustomize's
+//! built-in plugins. Refused: other plugins, `validators`, Helm fields, `crds`, `openapi`,
+//! `buildMetadata`, remote sources.
 //!
 //! Conformance with `kustomize build` is checked case by case in `tests/conformance.rs`.
 //!
@@ -29,9 +31,11 @@ mod generators;
 mod goyaml;
 mod hash;
 mod kustomization;
+mod linked;
 mod load;
 mod namereference;
 mod patch;
+mod plugins;
 mod replacements;
 mod resmap;
 mod resource;

@@ -33,18 +33,25 @@ pub(crate) fn load(
                         source,
                     },
                 )?;
-                let Value::Array(items) = value else {
-                    return Err(Error::invalid(
-                        &file,
-                        "(document)",
-                        "expected a list of replacements",
-                    ));
+                let items = match value {
+                    Value::Array(items) => items,
+                    single @ Value::Object(_) => vec![single],
+                    _ => {
+                        return Err(Error::invalid(
+                            &file,
+                            "(document)",
+                            "expected a replacement or a list of replacements",
+                        ));
+                    }
                 };
                 let fields = Fields { file: &file };
                 for (j, item) in items.iter().enumerate() {
                     let item_field = format!("[{j}]");
-                    let map =
-                        fields.object(item, &item_field, &["source", "sourceValue", "targets"])?;
+                    let map = &*fields.object(
+                        item,
+                        &item_field,
+                        &["source", "sourceValue", "targets"],
+                    )?;
                     replacements.push((
                         format!("{field} ({} {item_field})", file.display()),
                         fields.replacement(map, &item_field)?,
@@ -74,6 +81,7 @@ pub(crate) fn apply(
         for target in &replacement.targets {
             apply_target(resources, &value, target, ctx, field)?;
         }
+        crate::linked::propagate_all(resources);
     }
     Ok(())
 }

@@ -163,6 +163,8 @@ pub(crate) struct Resource {
     pub allow_kind_change: bool,
     /// Names of the `vars` whose object this resource is.
     pub var_names: Vec<String>,
+    /// Fields sharing one value node in kustomize (see [`crate::linked`]).
+    pub linked: Vec<crate::linked::Linked>,
 }
 
 impl Resource {
@@ -178,6 +180,7 @@ impl Resource {
             allow_name_change: false,
             allow_kind_change: false,
             var_names: Vec::new(),
+            linked: Vec::new(),
         }
     }
 

@@ -51,6 +51,7 @@ pub(crate) fn parse_documents_as(text: &str, dialect: Dialect) -> Result<Vec<Val
         ..Builder::default()
     };
     let mut documents = Vec::new();
+    let unbroken_end = unbroken_end(text);
     for item in Parser::new_from_str(text) {
         let (event, span) = item.map_err(|e| YamlError {
             line: e.marker().line(),
@@ -70,11 +71,27 @@ pub(crate) fn parse_documents_as(text: &str, dialect: Dialect) -> Result<Vec<Val
                 )));
             }
             Event::DocumentStart(..) => builder.root = None,
+            Event::Scalar(value, style, anchor, tag)
+                if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
+                    && unbroken_end.is_some_and(|end| span.end.index() >= end) =>
+            {
+                // go-yaml adds no line break the input does not have.
+                let value = value.strip_suffix('\n').unwrap_or(&value).to_string();
+                builder
+                    .event(Event::Scalar(value.into(), style, anchor, tag))
+                    .map_err(at)?
+            }
             Event::DocumentEnd => documents.push(builder.root.take().unwrap_or(Value::Null)),
             other => builder.event(other).map_err(at)?,
         }
     }
     Ok(documents)
+}
+
+/// The stream's length in characters when its last line has no line break: a block scalar
+/// reaching it ends without one.
+fn unbroken_end(text: &str) -> Option<usize> {
+    (!text.trim_end_matches([' ', '\t']).ends_with('\n')).then(|| text.chars().count())
 }
 
 /// Parses a stream that must hold exactly one document.
@@ -379,6 +396,8 @@ fn scalar_value(
     key: Option<Dialect>,
     dialect: Dialect,
 ) -> Result<Value, String> {
+    // The non-specific tag `!` changes nothing in kustomize's output.
+    let tag = tag.filter(|t| !(t.handle().is_empty() && t.suffix() == "!"));
     let resolved = match tag {
         Some(tag) => return tagged_scalar(text, tag, dialect),
         None if style != ScalarStyle::Plain => Resolved::Str,
@@ -394,6 +413,17 @@ fn scalar_value(
         })),
         (other, None) => other.into_value(text),
     }
+}
+
+/// A `!!binary` scalar reads as its decoded bytes (line breaks ignored), invalid UTF-8 replaced
+/// like Go's JSON encoding does.
+fn binary_scalar(text: &str) -> Result<Value, String> {
+    use base64::Engine as _;
+    let compact: String = text.chars().filter(|c| !matches!(c, '\n' | '\r')).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .map_err(|_| "!!binary value contains invalid base64 data".to_string())?;
+    Ok(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 fn tagged_scalar(text: &str, tag: &Tag, dialect: Dialect) -> Result<Value, String> {
@@ -419,7 +449,7 @@ fn tagged_scalar(text: &str, tag: &Tag, dialect: Dialect) -> Result<Value, Strin
             r @ Resolved::Timestamp(_) => r,
             _ => return Err(format!("`{text}` is not a !!timestamp")),
         },
-        Some("binary") => return Err("unsupported: !!binary scalars".to_string()),
+        Some("binary") => return binary_scalar(text),
         Some("map") | Some("seq") => {
             return Err(format!(
                 "a scalar cannot carry the tag !!{}",
@@ -784,6 +814,58 @@ mod tests {
             text.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
         }
         assert!(parse_documents(&text).is_err());
+    }
+
+    #[test]
+    fn block_scalars_on_a_last_line_without_a_line_break_get_none() {
+        assert_eq!(one("a: |\n  héllo\n  wörld")["a"], "héllo\nwörld");
+        assert_eq!(one("a: >\n  x\n  y")["a"], "x y");
+        assert_eq!(one("a: |+\n  x\n\n  y")["a"], "x\n\ny");
+        assert_eq!(one("a: |\n  x\n  ")["a"], "x\n");
+        assert_eq!(one("a: |\n  x\nb: 1")["a"], "x\n");
+        assert_eq!(one("a: |\n  x\n")["a"], "x\n");
+    }
+
+    #[test]
+    fn many_block_scalars_without_a_final_line_break_parse_in_linear_time() {
+        let text: Vec<String> = (0..5_000)
+            .map(|i| format!("k{i}: |\n  line {i}\n  last"))
+            .collect();
+        let value = one(&text.join("\n"));
+        assert_eq!(value["k0"], "line 0\nlast\n");
+        assert_eq!(value["k4999"], "line 4999\nlast");
+    }
+
+    #[test]
+    fn deep_alias_free_documents_count_each_node_once() {
+        // 150 levels of nesting over 20,000 leaves: 3,000,000 nodes if each counted once per
+        // ancestor, about 20,150 in fact (like a large CRD bundle's deep schemas).
+        let mut text = String::new();
+        for depth in 0..150 {
+            text.push_str(&format!("{}l{depth}:\n", "  ".repeat(depth)));
+        }
+        let indent = "  ".repeat(150);
+        for i in 0..20_000 {
+            text.push_str(&format!("{indent}k{i}: v\n"));
+        }
+        let value = parse_single(&text).unwrap();
+        let mut leaf = &value;
+        for depth in 0..150 {
+            leaf = &leaf[format!("l{depth}")];
+        }
+        assert_eq!(leaf.as_object().map(Map::len), Some(20_000));
+        // Nested aliases still count every node they expand to: about 2,240,000 here.
+        let list = |item: &str, n: usize| format!("[{}]", vec![item; n].join(", "));
+        let nested_aliases = format!(
+            "a: &a {}\nb: &b {}\nc: &c {}\nd: &d {}\ne: {}\n",
+            list("x", 16),
+            list("*a", 16),
+            list("*b", 16),
+            list("*c", 16),
+            list("*d", 32)
+        );
+        let error = parse_documents(&nested_aliases).unwrap_err();
+        assert!(error.message.contains("after expanding aliases"), "{error}");
     }
 
     #[test]

@@ -105,8 +105,9 @@ fn remote_sources_and_plugins_are_unsupported() {
     for kustomization in [
         "resources: [https://github.com/example/repo//deploy?ref=main]\n",
         "resources: [github.com/example/repo/deploy]\n",
-        "transformers: [t.yaml]\n",
-        "generators: [g.yaml]\n",
+        "transformers:\n- |\n  apiVersion: example.com/v1\n  kind: Sealer\n  metadata:\n    name: s\n",
+        "transformers:\n- |\n  apiVersion: fn.example.com/v1\n  kind: Render\n  metadata:\n    name: r\n    annotations:\n      config.kubernetes.io/function: \"exec: {path: ./render.sh}\"\n",
+        "generators:\n- |\n  apiVersion: builtin\n  kind: HelmChartInflationGenerator\n  metadata:\n    name: chart\n",
         "validators: [v.yaml]\n",
         "helmCharts: [{name: x}]\n",
     ] {
@@ -173,6 +174,21 @@ fn errors_name_the_file_and_the_field() {
         err.contains("kustomization.yaml") && err.contains("images[0].newTag"),
         "{err}"
     );
+    // A built-in plugin's failure names its `transformers` entry.
+    let patch = "apiVersion: builtin\nkind: PatchTransformer\nmetadata: {name: p}\n\
+                 target: {kind: ConfigMap}\npatch: '[{\"op\": \"remove\", \"path\": \"/nope\"}]'\n";
+    write(
+        dir.path(),
+        &[
+            (
+                "kustomization.yaml",
+                "resources: [cm.yaml]\ntransformers: [patch.yaml]\n",
+            ),
+            ("patch.yaml", patch),
+        ],
+    );
+    let err = build(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("transformers[0]"), "{err}");
 }
 
 #[test]

@@ -42,5 +42,34 @@ pub(crate) fn apply(
             .entry("annotations")
             .or_insert_with(|| Value::Object(serde_json::Map::new()));
     }
-    json_patch::patch(object, patch).map_err(|e| e.to_string())
+    let mut patched = object.clone();
+    for (i, operation) in patch.0.iter().enumerate() {
+        let operation = replace_missing_as_add(&patched, operation);
+        json_patch::patch(&mut patched, std::slice::from_ref(&operation)).map_err(|mut e| {
+            e.operation = i;
+            e.to_string()
+        })?;
+    }
+    *object = patched;
+    Ok(())
+}
+
+/// kustomize's patch library treats `replace` of a key missing from an existing mapping as `add`.
+fn replace_missing_as_add(
+    object: &Value,
+    operation: &json_patch::PatchOperation,
+) -> json_patch::PatchOperation {
+    if let json_patch::PatchOperation::Replace(replace) = operation
+        && let Some(parent) = replace.path.parent()
+        && object
+            .pointer(parent.as_str())
+            .is_some_and(Value::is_object)
+        && object.pointer(replace.path.as_str()).is_none()
+    {
+        return json_patch::PatchOperation::Add(json_patch::AddOperation {
+            path: replace.path.clone(),
+            value: replace.value.clone(),
+        });
+    }
+    operation.clone()
 }

@@ -69,9 +69,10 @@ pub(crate) fn apply_patches(
     resources: &mut ResMap,
     patches: &[Patch],
     ctx: &Context,
+    field_of: &dyn Fn(usize) -> String,
 ) -> Result<()> {
     for (i, patch) in patches.iter().enumerate() {
-        let field = format!("patches[{i}]");
+        let field = field_of(i);
         let text = patch_text(patch, ctx, &field)?;
         match parse(&text, ctx, &field)? {
             Parsed::Strategic(mut objects) => {
@@ -116,6 +117,8 @@ pub(crate) fn apply_patches(
                     resource.store_previous_id();
                     json6902::apply(&mut resource.object, &operations, true)
                         .map_err(|e| patch_error(ctx, &field, resource, e))?;
+                    // The patch rebuilds the object: no field shares a value any more.
+                    resource.linked.clear();
                 }
             }
         }
@@ -128,10 +131,11 @@ pub(crate) fn apply_strategic_merge_files(
     resources: &mut ResMap,
     entries: &[String],
     ctx: &Context,
+    field_of: &dyn Fn(usize) -> String,
 ) -> Result<()> {
     let mut patches = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
-        let field = format!("patchesStrategicMerge[{i}]");
+        let field = field_of(i);
         let inline = objects_from_text(entry, ctx.file)
             .ok()
             .filter(|objects| !objects.is_empty());
@@ -167,9 +171,10 @@ pub(crate) fn apply_json6902_entries(
     resources: &mut ResMap,
     entries: &[Patch],
     ctx: &Context,
+    field_of: &dyn Fn(usize) -> String,
 ) -> Result<()> {
     for (i, entry) in entries.iter().enumerate() {
-        let field = format!("patchesJson6902[{i}]");
+        let field = field_of(i);
         let target = entry.target.clone().unwrap_or_default();
         if target.name.is_empty() {
             return Err(Error::invalid(
@@ -194,6 +199,7 @@ pub(crate) fn apply_json6902_entries(
             let resource = &mut resources.resources[index];
             json6902::apply(&mut resource.object, &operations, false)
                 .map_err(|e| patch_error(ctx, &field, resource, e))?;
+            resource.linked.clear();
         }
     }
     Ok(())
@@ -260,6 +266,7 @@ fn apply_strategic_to(
                     resource.set_name(&name);
                 }
                 resource.set_namespace(&namespace);
+                crate::linked::propagate(resource);
             }
             _ => emptied.push(index),
         }

@@ -186,15 +186,9 @@ fn walk_map(
         if directive == Directive::Delete {
             return Ok(None);
         }
-        match (origin, dest) {
-            (None, Some(Value::Null)) => {
-                return Ok(Some(Merged {
-                    value: Value::Null,
-                    from_dest: true,
-                }));
-            }
-            (None, _) | (Some(Value::Null), _) => return Ok(None),
-            _ => {}
+        // kyaml's field setter clears a field set to null, so an empty field of the target goes.
+        if origin.is_none_or(Value::is_null) {
+            return Ok(None);
         }
         (elided.clone().unwrap_or(Value::Null), false, elided)
     } else {

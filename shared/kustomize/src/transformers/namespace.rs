@@ -11,10 +11,30 @@ use crate::fieldspecs::FieldSpec;
 use crate::resmap::ResMap;
 use crate::resource::{Gvk, Resource, ensure_object, scalar_text};
 
+/// Which RoleBinding and ClusterRoleBinding subjects get the namespace.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Subjects {
+    /// Subjects named `default` (the `namespace` field's behaviour).
+    #[default]
+    DefaultOnly,
+    /// Every ServiceAccount subject.
+    AllServiceAccounts,
+    None,
+}
+
+/// The NamespaceTransformer's options beyond the namespace and field specs.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Options {
+    /// Only set namespaces that are missing or empty.
+    pub unset_only: bool,
+    pub subjects: Subjects,
+}
+
 pub(crate) fn apply(
     resources: &mut ResMap,
     namespace: &str,
     specs: &[FieldSpec],
+    options: Options,
     ctx: &Context,
 ) -> Result<()> {
     for resource in &mut resources.resources {
@@ -22,7 +42,7 @@ pub(crate) fn apply(
             continue;
         }
         resource.store_previous_id();
-        set_namespace(resource, namespace, specs)
+        set_namespace(resource, namespace, specs, options)
             .map_err(|e| Error::invalid(ctx.file, "namespace", e))?;
     }
     if let Some(id) = resources.duplicate_id() {
@@ -39,6 +59,7 @@ fn set_namespace(
     resource: &mut Resource,
     namespace: &str,
     specs: &[FieldSpec],
+    options: Options,
 ) -> Result<(), String> {
     let api_version = resource.api_version();
     let gvk = resource.gvk();
@@ -47,7 +68,9 @@ fn set_namespace(
             Err("namespace field specs must target scalar nodes".to_string())
         }
         scalar => {
-            *scalar = Value::String(namespace.to_string());
+            if !options.unset_only || scalar_text(scalar).is_empty() {
+                *scalar = Value::String(namespace.to_string());
+            }
             Ok(())
         }
     };
@@ -60,7 +83,7 @@ fn set_namespace(
         fieldpath::apply(&mut resource.object, &spec, Create::Scalar, &mut set)?;
     }
     if gvk.kind == "RoleBinding" || gvk.kind == "ClusterRoleBinding" {
-        set_default_subjects(&mut resource.object, namespace)?;
+        set_subjects(&mut resource.object, namespace, options)?;
     }
     for spec in specs {
         if spec.path == "metadata/namespace"
@@ -73,8 +96,8 @@ fn set_namespace(
     Ok(())
 }
 
-/// Sets the namespace of binding subjects named `default`.
-fn set_default_subjects(object: &mut Value, namespace: &str) -> Result<(), String> {
+/// Sets the namespace of the binding subjects the options select.
+fn set_subjects(object: &mut Value, namespace: &str, options: Options) -> Result<(), String> {
     let Some(subjects) = object.get_mut("subjects") else {
         return Ok(());
     };
@@ -86,7 +109,13 @@ fn set_default_subjects(object: &mut Value, namespace: &str) -> Result<(), Strin
         };
     };
     for subject in subjects {
-        if subject.get("name").map(scalar_text).as_deref() == Some("default") {
+        let text = |key: &str| subject.get(key).map(scalar_text).unwrap_or_default();
+        let selected = match options.subjects {
+            Subjects::DefaultOnly => text("name") == "default",
+            Subjects::AllServiceAccounts => text("kind") == "ServiceAccount",
+            Subjects::None => false,
+        };
+        if selected && (!options.unset_only || text("namespace").is_empty()) {
             ensure_object(subject).insert(
                 "namespace".to_string(),
                 Value::String(namespace.to_string()),
