@@ -28,6 +28,9 @@ const POLL: Duration = Duration::from_millis(5);
 const TIMEOUT: Duration = Duration::from_secs(60);
 const TOKEN: &str = "bench-webhook-token";
 
+/// One latency of a [`Sample`].
+type Field = fn(&Sample) -> Duration;
+
 /// Latencies of one push, measured from the end of `git push`.
 struct Sample {
     answered: Duration,
@@ -130,7 +133,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "commit-to-applied through a GitHub Receiver over {PUSHES} pushes ({cores} cores, {profile} controllers, poll {POLL:?}):"
     );
-    let rows: [(&str, fn(&Sample) -> Duration); 3] = [
+    let rows: [(&str, Field); 3] = [
         ("webhook answered (requestedAt written)", |s| s.answered),
         ("artifact stored (GitRepository status)", |s| s.stored),
         ("applied (ConfigMap value in the cluster)", |s| s.applied),
