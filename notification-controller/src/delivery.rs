@@ -1,15 +1,20 @@
 //! Sending one event to one Provider: its Secrets read at dispatch time (as Flux does), an HTTP
 //! client with its proxy, CA, client certificate and timeout, and retries.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use kube::Client;
+use sha2::{Digest, Sha256};
 use sluice_api::notification::{Provider, ProviderType};
 use sluice_runtime::events::NotificationEvent;
 use sluice_secrets::{SecretData, SecretError, read_secret};
 
 use crate::providers::{OutgoingRequest, ProviderError, Target, notifier};
+
+/// HTTP clients kept at most (one per distinct proxy, TLS material and timeout).
+const CLIENT_CACHE_LIMIT: usize = 256;
 
 /// How often and how patiently a request is retried.
 #[derive(Debug, Clone, Copy)]
@@ -69,8 +74,12 @@ pub struct Prepared {
     pub secrets: Vec<String>,
 }
 
-/// Reads the Provider's Secrets and builds its client.
-pub async fn prepare(client: &Client, provider: &Provider) -> Result<Prepared, DeliveryError> {
+/// Reads the Provider's Secrets and takes its HTTP client from `clients`.
+pub async fn prepare(
+    client: &Client,
+    clients: &ClientCache,
+    provider: &Provider,
+) -> Result<Prepared, DeliveryError> {
     let kind = provider
         .provider_type()
         .filter(|kind| crate::providers::is_supported(*kind))
@@ -96,25 +105,30 @@ pub async fn prepare(client: &Client, provider: &Provider) -> Result<Prepared, D
         let data = read_secret(client, namespace, &reference.name).await?;
         apply_secret(&data, &mut target, &mut proxy, &mut secrets)?;
     }
-    let mut builder = reqwest::Client::builder().timeout(timeout);
+    let mut settings = ClientSettings {
+        timeout,
+        ..ClientSettings::default()
+    };
     if let Some(reference) = &spec.proxy_secret_ref {
         let data = read_secret(client, namespace, &reference.name).await?;
-        let settings = sluice_secrets::ProxySettings::from_secret(&data)?;
-        secrets.extend(settings.secrets.iter().cloned());
-        proxy = Some(settings.url.clone());
+        let proxy_settings = sluice_secrets::ProxySettings::from_secret(&data)?;
+        secrets.extend(proxy_settings.secrets.iter().cloned());
+        proxy = Some(proxy_settings.url.clone());
     }
-    if let Some(proxy) = &proxy {
-        let proxy = reqwest::Proxy::all(proxy)
-            .map_err(|error| DeliveryError::Client(error.without_url().to_string()))?;
-        builder = builder.proxy(proxy);
-    }
+    settings.proxy = proxy;
     if let Some(reference) = &spec.cert_secret_ref {
         let data = read_secret(client, namespace, &reference.name).await?;
-        builder = apply_certificates(&data, builder)?;
+        settings.ca = data
+            .bytes("ca.crt")
+            .or_else(|| data.bytes("caFile"))
+            .map(<[u8]>::to_vec);
+        let cert = data.bytes("tls.crt").or_else(|| data.bytes("certFile"));
+        let key = data.bytes("tls.key").or_else(|| data.bytes("keyFile"));
+        if let (Some(cert), Some(key)) = (cert, key) {
+            settings.identity = Some((cert.to_vec(), key.to_vec()));
+        }
     }
-    let http = builder
-        .build()
-        .map_err(|error| DeliveryError::Client(error.without_url().to_string()))?;
+    let http = clients.client(&settings)?;
     Ok(Prepared {
         kind,
         target,
@@ -159,28 +173,91 @@ fn apply_secret(
     Ok(())
 }
 
-fn apply_certificates(
-    data: &SecretData,
-    mut builder: reqwest::ClientBuilder,
-) -> Result<reqwest::ClientBuilder, DeliveryError> {
-    let invalid = |what: &str| DeliveryError::SecretData(format!("{what} is not valid PEM"));
-    if let Some(ca) = data.bytes("ca.crt").or_else(|| data.bytes("caFile")) {
-        let certificates =
-            reqwest::Certificate::from_pem_bundle(ca).map_err(|_| invalid("ca.crt"))?;
-        for certificate in certificates {
-            builder = builder.add_root_certificate(certificate);
+/// What an HTTP client is built from: timeout, proxy URL and TLS material from the Secrets.
+#[derive(Default)]
+struct ClientSettings {
+    timeout: Duration,
+    proxy: Option<String>,
+    ca: Option<Vec<u8>>,
+    /// PEM certificate and key.
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl ClientSettings {
+    /// A digest of every setting, so a changed Secret gets a new client.
+    fn key(&self) -> [u8; 32] {
+        let mut digest = Sha256::new();
+        digest.update(self.timeout.as_nanos().to_le_bytes());
+        let empty: &[u8] = &[];
+        let cert = self
+            .identity
+            .as_ref()
+            .map(|(cert, key)| (cert.as_slice(), key.as_slice()));
+        for part in [
+            self.proxy.as_deref().map(str::as_bytes),
+            self.ca.as_deref(),
+            cert.map(|(cert, _)| cert),
+            cert.map(|(_, key)| key),
+        ] {
+            let part = part.unwrap_or(empty);
+            digest.update((part.len() as u64).to_le_bytes());
+            digest.update(part);
         }
+        digest.finalize().into()
     }
-    let cert = data.bytes("tls.crt").or_else(|| data.bytes("certFile"));
-    let key = data.bytes("tls.key").or_else(|| data.bytes("keyFile"));
-    if let (Some(cert), Some(key)) = (cert, key) {
-        let mut pem = cert.to_vec();
-        pem.push(b'\n');
-        pem.extend_from_slice(key);
-        let identity = reqwest::Identity::from_pem(&pem).map_err(|_| invalid("tls.crt/tls.key"))?;
-        builder = builder.identity(identity);
+
+    fn build(&self) -> Result<reqwest::Client, DeliveryError> {
+        let invalid = |what: &str| DeliveryError::SecretData(format!("{what} is not valid PEM"));
+        let mut builder = reqwest::Client::builder().timeout(self.timeout);
+        if let Some(proxy) = &self.proxy {
+            let proxy = reqwest::Proxy::all(proxy)
+                .map_err(|error| DeliveryError::Client(error.without_url().to_string()))?;
+            builder = builder.proxy(proxy);
+        }
+        if let Some(ca) = &self.ca {
+            let certificates =
+                reqwest::Certificate::from_pem_bundle(ca).map_err(|_| invalid("ca.crt"))?;
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        if let Some((cert, key)) = &self.identity {
+            let mut pem = cert.clone();
+            pem.push(b'\n');
+            pem.extend_from_slice(key);
+            let identity =
+                reqwest::Identity::from_pem(&pem).map_err(|_| invalid("tls.crt/tls.key"))?;
+            builder = builder.identity(identity);
+        }
+        builder
+            .build()
+            .map_err(|error| DeliveryError::Client(error.without_url().to_string()))
     }
-    Ok(builder)
+}
+
+/// HTTP clients by their settings, so deliveries share connections and TLS setup instead of
+/// building a client per event; bounded, emptied when full.
+#[derive(Default)]
+pub struct ClientCache(Mutex<HashMap<[u8; 32], reqwest::Client>>);
+
+impl ClientCache {
+    fn client(&self, settings: &ClientSettings) -> Result<reqwest::Client, DeliveryError> {
+        let key = settings.key();
+        if let Some(client) = self.lock().get(&key) {
+            return Ok(client.clone());
+        }
+        let client = settings.build()?;
+        let mut cache = self.lock();
+        if cache.len() >= CLIENT_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(key, client.clone());
+        Ok(client)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], reqwest::Client>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// Builds the request for `event`; `None` when the type does not report it.
@@ -239,5 +316,31 @@ fn describe(error: &reqwest::Error) -> String {
         "connection failed".to_owned()
     } else {
         "request failed".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_client_settings_share_one_client_and_a_changed_proxy_gets_another() {
+        let cache = ClientCache::default();
+        let mut settings = ClientSettings {
+            timeout: Duration::from_secs(15),
+            ..ClientSettings::default()
+        };
+        for _ in 0..3 {
+            cache.client(&settings).unwrap();
+        }
+        assert_eq!(cache.lock().len(), 1);
+        settings.proxy = Some("http://127.0.0.1:3128".to_owned());
+        cache.client(&settings).unwrap();
+        assert_eq!(cache.lock().len(), 2);
+        settings.ca =
+            Some(b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n".to_vec());
+        let error = cache.client(&settings).unwrap_err().to_string();
+        assert_eq!(error, "invalid Secret data: ca.crt is not valid PEM");
+        assert_eq!(cache.lock().len(), 2);
     }
 }

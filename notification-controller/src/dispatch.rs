@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kube::Client;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -12,10 +12,15 @@ use sluice_runtime::events::{EventSink, NotificationEvent, ObjectEvent};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::delivery::{self, DeliveryError, RetryPolicy};
+use crate::delivery::{self, ClientCache, DeliveryError, RetryPolicy};
 
 /// Reason of the Warning event on an Alert whose delivery failed (as Flux).
 pub const DISPATCH_FAILED: &str = "NotificationDispatchFailed";
+
+/// Shortest time between two Warnings about dropped events on one Alert.
+pub const DROP_WARNING_INTERVAL: Duration = Duration::from_secs(30);
+/// Alerts whose drop Warnings are tracked at most.
+const DROP_WARNINGS_TRACKED: usize = 10_000;
 
 /// Bounds and retry policy of the queues.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +41,39 @@ impl Default for DispatchSettings {
             max_queues: 1000,
             idle: Duration::from_secs(300),
             retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Per Alert `(namespace, name)`: when a dropped event was last reported and how many were
+/// dropped since, so a full queue never costs an apiserver write per event.
+#[derive(Default)]
+struct DropWarnings(Mutex<HashMap<(String, String), (Instant, u64)>>);
+
+impl DropWarnings {
+    /// Counts a drop at `now`; returns the drops to report when the Alert's last Warning is
+    /// older than [`DROP_WARNING_INTERVAL`].
+    fn due(&self, alert: (String, String), now: Instant) -> Option<u64> {
+        let mut warnings = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match warnings.get_mut(&alert) {
+            Some((at, suppressed)) if now.duration_since(*at) < DROP_WARNING_INTERVAL => {
+                *suppressed += 1;
+                None
+            }
+            Some((at, suppressed)) => {
+                let dropped = *suppressed + 1;
+                (*at, *suppressed) = (now, 0);
+                Some(dropped)
+            }
+            None => {
+                if warnings.len() >= DROP_WARNINGS_TRACKED {
+                    warnings.retain(|_, (at, _)| now.duration_since(*at) < DROP_WARNING_INTERVAL);
+                }
+                if warnings.len() < DROP_WARNINGS_TRACKED {
+                    warnings.insert(alert, (now, 0));
+                }
+                Some(1)
+            }
         }
     }
 }
@@ -66,6 +104,8 @@ struct Inner {
     settings: DispatchSettings,
     shutdown: CancellationToken,
     queues: Mutex<(u64, HashMap<ObjectRef<Provider>, Queue>)>,
+    clients: ClientCache,
+    drop_warnings: DropWarnings,
 }
 
 impl Dispatcher {
@@ -83,6 +123,8 @@ impl Dispatcher {
             settings,
             shutdown,
             queues: Mutex::new((0, HashMap::new())),
+            clients: ClientCache::default(),
+            drop_warnings: DropWarnings::default(),
         };
         Self {
             inner: Arc::new(inner),
@@ -90,7 +132,7 @@ impl Dispatcher {
     }
 
     /// Queues `job` for the Alert's Provider; returns false when it was dropped (queue full
-    /// or too many Providers), after a Warning event on the Alert.
+    /// or too many Providers), with a Warning event on the Alert at most every 30 s.
     pub async fn enqueue(&self, job: Job) -> bool {
         let namespace = job.alert.metadata.namespace.clone().unwrap_or_default();
         let key = ObjectRef::new(&job.alert.spec.provider_ref.name).within(&namespace);
@@ -103,11 +145,20 @@ impl Dispatcher {
             None => (job, "too many Providers have queued events"),
         };
         let (job, why) = refused;
+        let alert = job.alert.metadata.name.clone().unwrap_or_default();
+        let Some(dropped) = self
+            .inner
+            .drop_warnings
+            .due((namespace.clone(), alert), Instant::now())
+        else {
+            tracing::debug!(alert = ?job.alert.metadata.name, provider = %key.name, namespace, why, "dropping event");
+            return false;
+        };
         let message = format!(
-            "dropped an event for Provider {}: {why}; the provider is slow or unreachable",
+            "dropped {dropped} event(s) for Provider {}: {why}; the provider is slow or unreachable",
             key.name
         );
-        tracing::warn!(alert = ?job.alert.metadata.name, provider = %key.name, namespace, why, "dropping event");
+        tracing::warn!(alert = ?job.alert.metadata.name, provider = %key.name, namespace, why, dropped, "dropping events");
         self.inner
             .events
             .publish(
@@ -194,7 +245,7 @@ async fn deliver(inner: &Inner, key: &ObjectRef<Provider>, job: Job) {
     }
     let mut secrets = Vec::new();
     let result = async {
-        let prepared = delivery::prepare(&inner.client, &provider).await?;
+        let prepared = delivery::prepare(&inner.client, &inner.clients, &provider).await?;
         secrets.clone_from(&prepared.secrets);
         let Some(request) = delivery::build(&prepared, &job.event)? else {
             return Ok::<_, DeliveryError>(());
@@ -227,4 +278,27 @@ fn reports(provider: &Provider, event: &NotificationEvent) -> bool {
     generic
         || kind.is_commit_status()
         || event.metadata.get("commit_status").map(String::as_str) != Some("update")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropped_events_are_reported_once_per_interval_with_their_count() {
+        let warnings = DropWarnings::default();
+        let alert = || ("ns".to_owned(), "a".to_owned());
+        let start = Instant::now();
+        assert_eq!(warnings.due(alert(), start), Some(1));
+        for n in 1..=5 {
+            assert_eq!(warnings.due(alert(), start + Duration::from_secs(n)), None);
+        }
+        assert_eq!(
+            warnings.due(("ns".to_owned(), "b".to_owned()), start),
+            Some(1)
+        );
+        let later = start + DROP_WARNING_INTERVAL;
+        assert_eq!(warnings.due(alert(), later), Some(6));
+        assert_eq!(warnings.due(alert(), later), None);
+    }
 }

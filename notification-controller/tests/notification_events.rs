@@ -230,7 +230,9 @@ async fn duplicates_get_429_and_bad_requests_a_clear_400_or_413() -> Result<()> 
             "oversized body: {error}"
         ),
     }
-    ensure!(http.get(&harness.events_url).send().await?.status() == 405);
+    // A new client: the server closes the connection that carried the oversized body.
+    let fresh = reqwest::Client::new();
+    ensure!(fresh.get(&harness.events_url).send().await?.status() == 405);
     Ok(())
 }
 
@@ -405,5 +407,46 @@ async fn source_controller_events_reach_slack_and_github_shaped_servers() -> Res
             .starts_with("gitrepository/app/"),
         "{status}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_provider_queue_is_reported_once_not_per_dropped_event() -> Result<()> {
+    let harness = Harness::start_with_queue("nc-full-queue", 1).await?;
+    // Accepts connections into its backlog and never answers: the first delivery hangs.
+    let stuck = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let address = format!("http://{}/", stuck.local_addr()?);
+    harness
+        .provider_and_alert(
+            "stuck",
+            json!({"type": "generic", "address": address, "timeout": "60s"}),
+            json!({"providerRef": {"name": "stuck"}, "eventSources": [{"kind": "Kustomization", "name": "*"}]}),
+        )
+        .await?;
+    let object = kustomization(&harness, "web", json!({})).await?;
+    for index in 0..30 {
+        let status = harness
+            .post(&applied(&object, &format!("Applied revision {index}")))
+            .await?;
+        ensure!(status == 202, "event {index} answered {status}");
+    }
+    harness
+        .wait_events("stuck", "NotificationDispatchFailed")
+        .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let warnings = harness
+        .events("stuck", "NotificationDispatchFailed")
+        .await?;
+    let writes: i32 = warnings.iter().map(|e| e.count.unwrap_or(1)).sum();
+    ensure!(
+        writes == 1,
+        "{writes} Warning writes for the dropped events: {warnings:?}"
+    );
+    let message = warnings[0].message.clone().unwrap_or_default();
+    ensure!(
+        message.contains("dropped 1 event(s) for Provider stuck: its queue is full"),
+        "{message}"
+    );
+    drop(stuck);
     Ok(())
 }

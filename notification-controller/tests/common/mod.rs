@@ -66,6 +66,11 @@ impl Drop for Harness {
 
 impl Harness {
     pub async fn start(prefix: &str) -> Result<Self> {
+        Self::start_with_queue(prefix, DispatchSettings::default().queue_capacity).await
+    }
+
+    /// As [`Harness::start`] with `queue_capacity` events waiting per Provider.
+    pub async fn start_with_queue(prefix: &str, queue_capacity: usize) -> Result<Self> {
         let plane = ControlPlane::shared().await?;
         let namespace = plane.namespace(prefix).await?;
         let client = plane.client().await?;
@@ -92,6 +97,7 @@ impl Harness {
                 min_backoff: Duration::from_millis(100),
                 max_backoff: Duration::from_millis(200),
             },
+            queue_capacity,
             ..DispatchSettings::default()
         };
         let dispatcher = Dispatcher::new(
