@@ -130,8 +130,11 @@ mod tests {
         let rules = key_rules(Some("*.md\n"), Some("/*\n!/deploy\n")).unwrap();
         assert!(is_key_excluded(&rules, "top.yaml"));
         assert!(!is_key_excluded(&rules, "deploy/app.yaml"));
-        assert!(!is_key_excluded(&rules, "logo.png"), "spec.ignore replaces defaults");
+        assert!(is_key_excluded(&rules, "deploy/readme.md"));
         assert!(is_key_excluded(&rules, ".git/config"));
+        let rules = key_rules(None, Some("secret.yaml\n")).unwrap();
+        assert!(!is_key_excluded(&rules, "logo.png"), "spec.ignore replaces defaults");
+        assert!(is_key_excluded(&rules, "deploy/secret.yaml"));
     }
 
     #[test]

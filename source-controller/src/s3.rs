@@ -190,6 +190,19 @@ impl S3Client {
         }
     }
 
+    /// The ETag of object `key` from a HEAD request, for listings that carry none.
+    pub async fn etag_of(&self, key: &str) -> Result<String, S3Error> {
+        let operation = format!("reading the ETag of object '{key}'");
+        let url = self
+            .bucket
+            .head_object(self.credentials.as_ref(), key)
+            .sign(self.presign_ttl());
+        let response = self
+            .send(reqwest::Method::HEAD, url, &operation, Some(key))
+            .await?;
+        Ok(etag_header(&response))
+    }
+
     /// Reads a small object into memory; `None` when it does not exist.
     pub async fn read_small(&self, key: &str) -> Result<Option<String>, S3Error> {
         let operation = format!("getting object '{key}'");
@@ -217,12 +230,7 @@ impl S3Client {
             .get_object(self.credentials.as_ref(), key)
             .sign(self.presign_ttl());
         let mut response = self.get(url, &operation, Some(key)).await?;
-        let etag = response
-            .headers()
-            .get(reqwest::header::ETAG)
-            .and_then(|value| value.to_str().ok())
-            .map(trim_etag)
-            .unwrap_or_default();
+        let etag = etag_header(&response);
         let io_error = |source| S3Error::Io {
             key: key.to_owned(),
             source,
@@ -254,9 +262,19 @@ impl S3Client {
         operation: &str,
         key: Option<&str>,
     ) -> Result<reqwest::Response, S3Error> {
+        self.send(reqwest::Method::GET, url, operation, key).await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: Url,
+        operation: &str,
+        key: Option<&str>,
+    ) -> Result<reqwest::Response, S3Error> {
         let response = self
             .http
-            .get(url)
+            .request(method, url)
             .send()
             .await
             .map_err(|e| request_error(operation, &e))?;
@@ -405,6 +423,16 @@ fn error_detail(code: Option<&str>, message: Option<&str>) -> String {
         (None, Some(message)) => format!(": {message}"),
         (None, None) => String::new(),
     }
+}
+
+/// The response's `ETag` header without quotes; empty when missing.
+fn etag_header(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(reqwest::header::ETAG)
+        .and_then(|value| value.to_str().ok())
+        .map(trim_etag)
+        .unwrap_or_default()
 }
 
 /// An ETag without surrounding quotes, as minio-go reports it.

@@ -283,6 +283,7 @@ async fn fetch_index(
             Ok(())
         })
         .await?;
+    complete_etags(client, &mut index, limits).await?;
     if unsafe_keys > 0 {
         tracing::warn!(
             bucket = %spec.bucket_name,
@@ -291,6 +292,36 @@ async fn fetch_index(
         );
     }
     Ok(Ok(index))
+}
+
+/// Fills in the ETags a listing left out (some S3-compatible servers omit them) with HEAD
+/// requests, so the revision stays stable without downloading objects.
+async fn complete_etags(
+    client: &S3Client,
+    index: &mut EtagIndex,
+    limits: BucketLimits,
+) -> Result<(), S3Error> {
+    let missing: Vec<String> = index
+        .entries()
+        .filter(|(_, etag)| etag.is_empty())
+        .map(|(key, _)| key.to_owned())
+        .collect();
+    let heads: Vec<(String, Result<String, S3Error>)> = futures::stream::iter(missing)
+        .map(|key| async move {
+            let etag = client.etag_of(&key).await;
+            (key, etag)
+        })
+        .buffer_unordered(limits.parallel_downloads.max(1))
+        .collect()
+        .await;
+    for (key, etag) in heads {
+        match etag {
+            Ok(etag) => index.insert(key, etag),
+            Err(S3Error::ObjectNotFound(_)) => index.remove(&key),
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
 
 /// Whether the index differs from the artifact; when it does, marks the new revision.
