@@ -169,7 +169,11 @@ impl S3Server {
         Credentials::new(self.access_key.clone(), self.secret_key.clone())
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder, what: &str) -> Result<reqwest::Response> {
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<reqwest::Response> {
         let response = request
             .send()
             .await

@@ -1,11 +1,15 @@
-//! The object index of a Bucket: which keys are fetched (ignore rules, safe paths) and the
-//! revision Flux computes from it, `sha256:` over the sorted `"<key> <etag>\n"` lines.
+//! The object index of a Bucket: which keys are fetched (ignore rules, safe paths), the fetch's
+//! size budget, and the revision Flux computes: `sha256:` over sorted `"<key> <etag>\n"` lines.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest as _, Sha256};
 
-use crate::ignore::{DEFAULT_EXCLUSIONS, IgnoreError, IgnoreRules, SOURCE_IGNORE_FILE, VCS_PATTERNS};
+use crate::ignore::{
+    DEFAULT_EXCLUSIONS, IgnoreError, IgnoreRules, SOURCE_IGNORE_FILE, VCS_PATTERNS,
+};
+use crate::s3::S3Error;
 
 /// Keys and ETags of the objects that make up the artifact, sorted by key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -96,6 +100,32 @@ pub fn is_safe_key(key: &str) -> bool {
             .all(|segment| !matches!(segment, "" | "." | ".."))
 }
 
+/// A shared byte budget for the objects of one fetch.
+#[derive(Debug)]
+pub struct SizeBudget {
+    remaining: AtomicU64,
+    limit: u64,
+}
+
+impl SizeBudget {
+    pub fn new(limit: u64) -> Self {
+        Self {
+            remaining: AtomicU64::new(limit),
+            limit,
+        }
+    }
+
+    /// Takes `bytes` from the budget, failing once it is exhausted.
+    pub fn take(&self, bytes: u64) -> Result<(), S3Error> {
+        self.remaining
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                left.checked_sub(bytes)
+            })
+            .map(|_| ())
+            .map_err(|_| S3Error::TooLarge { limit: self.limit })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,7 +163,10 @@ mod tests {
         assert!(is_key_excluded(&rules, "deploy/readme.md"));
         assert!(is_key_excluded(&rules, ".git/config"));
         let rules = key_rules(None, Some("secret.yaml\n")).unwrap();
-        assert!(!is_key_excluded(&rules, "logo.png"), "spec.ignore replaces defaults");
+        assert!(
+            !is_key_excluded(&rules, "logo.png"),
+            "spec.ignore replaces defaults"
+        );
         assert!(is_key_excluded(&rules, "deploy/secret.yaml"));
     }
 
@@ -143,5 +176,16 @@ mod tests {
         for key in ["", "/abs", "a//b", "../x", "a/./b", "a\\b"] {
             assert!(!is_safe_key(key), "{key}");
         }
+    }
+
+    #[test]
+    fn size_budget_refuses_overdraw() {
+        let budget = SizeBudget::new(10);
+        assert!(budget.take(6).is_ok());
+        assert!(matches!(
+            budget.take(5),
+            Err(S3Error::TooLarge { limit: 10 })
+        ));
+        assert!(budget.take(4).is_ok());
     }
 }

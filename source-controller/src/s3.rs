@@ -2,13 +2,14 @@
 //! rusty-s3 and sent with reqwest; listings are paginated, downloads stream to disk under a budget.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use reqwest::Url;
 use rusty_s3::actions::ListObjectsV2;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use tokio::io::AsyncWriteExt;
+
+use crate::bucket_index::SizeBudget;
 
 /// Largest listing page or error body read, in bytes.
 const MAX_RESPONSE_BYTES: usize = 16 << 20;
@@ -75,36 +76,7 @@ pub enum S3Error {
     )]
     TooLarge { limit: u64 },
     #[error("writing object '{key}' failed: {source}")]
-    Io {
-        key: String,
-        source: std::io::Error,
-    },
-}
-
-/// A shared byte budget for the objects of one fetch.
-#[derive(Debug)]
-pub struct SizeBudget {
-    remaining: AtomicU64,
-    limit: u64,
-}
-
-impl SizeBudget {
-    pub fn new(limit: u64) -> Self {
-        Self {
-            remaining: AtomicU64::new(limit),
-            limit,
-        }
-    }
-
-    /// Takes `bytes` from the budget, failing once it is exhausted.
-    pub fn take(&self, bytes: u64) -> Result<(), S3Error> {
-        self.remaining
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
-                left.checked_sub(bytes)
-            })
-            .map(|_| ())
-            .map_err(|_| S3Error::TooLarge { limit: self.limit })
-    }
+    Io { key: String, source: std::io::Error },
 }
 
 /// A client for one bucket.
@@ -133,12 +105,13 @@ impl S3Client {
             .clone()
             .filter(|region| !region.is_empty())
             .unwrap_or_else(|| DEFAULT_REGION.to_owned());
-        let bucket = Bucket::new(endpoint, style, settings.bucket.clone(), region).map_err(|e| {
-            S3Error::InvalidEndpoint {
-                endpoint: settings.endpoint.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+        let bucket =
+            Bucket::new(endpoint, style, settings.bucket.clone(), region).map_err(|e| {
+                S3Error::InvalidEndpoint {
+                    endpoint: settings.endpoint.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
         let credentials = settings
             .credentials
             .as_ref()
@@ -170,12 +143,11 @@ impl S3Client {
             let url = action.sign(self.presign_ttl());
             let response = self.get(url, &operation, None).await?;
             let body = read_text(response, &operation).await?;
-            let page = ListObjectsV2::parse_response(&body).map_err(|e| {
-                S3Error::InvalidResponse {
+            let page =
+                ListObjectsV2::parse_response(&body).map_err(|e| S3Error::InvalidResponse {
                     operation: operation.clone(),
                     message: e.to_string(),
-                }
-            })?;
+                })?;
             for object in page.contents {
                 visit(ListedObject {
                     etag: trim_etag(object.etag.as_deref().unwrap_or_default()),
@@ -321,7 +293,9 @@ pub fn endpoint_url(endpoint: &str, insecure: bool) -> Result<Url, S3Error> {
         return Err(invalid("it has no host"));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid("credentials belong in spec.secretRef, not the endpoint"));
+        return Err(invalid(
+            "credentials belong in spec.secretRef, not the endpoint",
+        ));
     }
     Ok(url)
 }
@@ -330,7 +304,10 @@ fn http_client(settings: &S3Settings) -> Result<reqwest::Client, S3Error> {
     let mut builder = reqwest::Client::builder()
         .timeout(settings.timeout)
         .connect_timeout(settings.timeout)
-        .user_agent(concat!("sluice-source-controller/", env!("CARGO_PKG_VERSION")));
+        .user_agent(concat!(
+            "sluice-source-controller/",
+            env!("CARGO_PKG_VERSION")
+        ));
     if let Some(ca) = &settings.ca {
         let certs = reqwest::Certificate::from_pem_bundle(ca)
             .ok()
@@ -447,7 +424,9 @@ mod tests {
     #[test]
     fn endpoint_schemes_follow_insecure() {
         assert_eq!(
-            endpoint_url("minio.example.com:9000", false).unwrap().as_str(),
+            endpoint_url("minio.example.com:9000", false)
+                .unwrap()
+                .as_str(),
             "https://minio.example.com:9000/"
         );
         assert_eq!(
@@ -472,13 +451,33 @@ mod tests {
     }
 
     #[test]
-    fn size_budget_refuses_overdraw() {
-        let budget = SizeBudget::new(10);
-        assert!(budget.take(6).is_ok());
-        assert!(matches!(
-            budget.take(5),
-            Err(S3Error::TooLarge { limit: 10 })
-        ));
-        assert!(budget.take(4).is_ok());
+    fn unusable_tls_and_proxy_settings_are_named() {
+        let base = S3Settings {
+            endpoint: "127.0.0.1:9000".into(),
+            insecure: true,
+            bucket: "apps".into(),
+            timeout: Duration::from_secs(5),
+            ..S3Settings::default()
+        };
+        let error = |settings: S3Settings| match S3Client::new(&settings) {
+            Err(error) => error.to_string(),
+            Ok(_) => "accepted".to_owned(),
+        };
+        let ca = S3Settings {
+            ca: Some(b"not a certificate".to_vec()),
+            ..base.clone()
+        };
+        assert!(error(ca).contains("ca.crt"));
+        let identity = S3Settings {
+            client_identity: Some(b"junk".to_vec()),
+            ..base.clone()
+        };
+        assert!(error(identity).contains("tls.crt"));
+        let proxy = S3Settings {
+            proxy: Some("::not a url".into()),
+            ..base.clone()
+        };
+        assert!(error(proxy).contains("proxySecretRef"));
+        assert!(S3Client::new(&base).is_ok());
     }
 }

@@ -105,7 +105,11 @@ async fn bucket_revision_no_op_change_and_prefix() -> Result<()> {
         ("deploy/svc.yaml", svc.as_str()),
         ("docs/readme.txt", readme.as_str()),
     ]);
-    assert_eq!(stored.revision, revision(&index), "logo.png is a default exclusion");
+    assert_eq!(
+        stored.revision,
+        revision(&index),
+        "logo.png is a default exclusion"
+    );
     assert!(
         stored
             .path
@@ -132,9 +136,16 @@ async fn bucket_revision_no_op_change_and_prefix() -> Result<()> {
     let lists = server.requests("ListObjectsV2", None);
     let again = request_reconcile(&api(&harness), "apps", "again").await?;
     assert_eq!(artifact(&again)?, settled);
-    assert!(server.requests("ListObjectsV2", None) > lists, "listed again");
+    assert!(
+        server.requests("ListObjectsV2", None) > lists,
+        "listed again"
+    );
     for (key, before) in index.keys().zip(fetched) {
-        assert_eq!(server.requests("GetObject", Some(key)), before, "{key} not fetched again");
+        assert_eq!(
+            server.requests("GetObject", Some(key)),
+            before,
+            "{key} not fetched again"
+        );
     }
 
     // A changed object changes the revision and the content.
@@ -169,7 +180,9 @@ async fn bucket_ignore_rules_and_sourceignore() -> Result<()> {
     let harness = Harness::start("bucket-ignore").await?;
     let server = server_and_secret(&harness).await?;
     let app = server.put_object("apps", "deploy/app.yaml", "app").await?;
-    server.put_object("apps", "deploy/notes.md", "notes").await?;
+    server
+        .put_object("apps", "deploy/notes.md", "notes")
+        .await?;
     let logo = server.put_object("apps", "logo.png", "png").await?;
     let ci = server
         .put_object("apps", ".github/workflows/ci.yaml", "ci")
@@ -206,7 +219,10 @@ async fn bucket_ignore_rules_and_sourceignore() -> Result<()> {
         "spec.ignore replaces the default exclusions"
     );
     assert_eq!(
-        custom.status.as_ref().and_then(|s| s.observed_ignore.as_deref()),
+        custom
+            .status
+            .as_ref()
+            .and_then(|s| s.observed_ignore.as_deref()),
         Some("deploy/\n")
     );
     assert_eq!(server.requests("GetObject", Some("deploy/notes.md")), 0);
@@ -248,7 +264,9 @@ async fn bucket_credential_failures_keep_secret_out() -> Result<()> {
         failed_with("AuthenticationFailed"),
     )
     .await?;
-    let message = &condition(conditions(&missing), "Ready").context("Ready")?.message;
+    let message = &condition(conditions(&missing), "Ready")
+        .context("Ready")?
+        .message;
     assert!(message.contains("no-such-secret"), "{message}");
     let partial = wait(
         &harness,
@@ -257,7 +275,9 @@ async fn bucket_credential_failures_keep_secret_out() -> Result<()> {
         failed_with("AuthenticationFailed"),
     )
     .await?;
-    let message = &condition(conditions(&partial), "Ready").context("Ready")?.message;
+    let message = &condition(conditions(&partial), "Ready")
+        .context("Ready")?
+        .message;
     assert!(message.contains("secretkey"), "{message}");
     assert!(!server.log_tail(1 << 20).is_empty());
     harness.stop().await;
@@ -276,7 +296,9 @@ async fn bucket_unreachable_endpoint_keeps_artifact() -> Result<()> {
         .patch(
             "apps",
             &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "down"}}})),
+            &kube::api::Patch::Merge(
+                json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "down"}}}),
+            ),
         )
         .await?;
     let failed = wait(
@@ -304,7 +326,8 @@ async fn bucket_cloud_providers_stall_and_caps_fail() -> Result<()> {
     let server = server_and_secret(&harness).await?;
     let base = spec(&server, "s3-creds");
     for provider in ["aws", "gcp", "azure"] {
-        let mut cloud = json!({"bucketName": "apps", "endpoint": "s3.example.com", "interval": "1h"});
+        let mut cloud =
+            json!({"bucketName": "apps", "endpoint": "s3.example.com", "interval": "1h"});
         cloud["provider"] = json!(provider);
         create(&harness, provider, cloud).await?;
     }
@@ -329,7 +352,9 @@ async fn bucket_cloud_providers_stall_and_caps_fail() -> Result<()> {
             condition(conditions(o), "Stalled").is_some_and(|c| c.status == "True")
         })
         .await?;
-        let message = &condition(conditions(&stalled), "Stalled").context("Stalled")?.message;
+        let message = &condition(conditions(&stalled), "Stalled")
+            .context("Stalled")?
+            .message;
         assert!(message.contains(field), "{name}: {message}");
     }
 
@@ -344,7 +369,9 @@ async fn bucket_cloud_providers_stall_and_caps_fail() -> Result<()> {
         failed_with("BucketOperationFailed"),
     )
     .await?;
-    let message = &condition(conditions(&failed), "Ready").context("Ready")?.message;
+    let message = &condition(conditions(&failed), "Ready")
+        .context("Ready")?
+        .message;
     assert!(message.contains("--bucket-max-objects"), "{message}");
 
     server.create_bucket("large").await?;
@@ -361,9 +388,15 @@ async fn bucket_cloud_providers_stall_and_caps_fail() -> Result<()> {
         failed_with("BucketOperationFailed"),
     )
     .await?;
-    let message = &condition(conditions(&failed), "Ready").context("Ready")?.message;
+    let message = &condition(conditions(&failed), "Ready")
+        .context("Ready")?
+        .message;
     assert!(message.contains("--bucket-max-size"), "{message}");
-    assert_eq!(server.requests("GetObject", Some("big.yaml")), 0, "refused from the listing");
+    assert_eq!(
+        server.requests("GetObject", Some("big.yaml")),
+        0,
+        "refused from the listing"
+    );
     harness.stop().await;
     Ok(())
 }

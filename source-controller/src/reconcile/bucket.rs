@@ -6,20 +6,20 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use kube::{Resource, ResourceExt};
-use sluice_api::{FluxObject, SourceObject};
 use sluice_api::duration::parse_duration;
 use sluice_api::meta::condition_type::{ARTIFACT_OUTDATED, FETCH_FAILED};
 use sluice_api::meta::reason;
 use sluice_api::source::{Bucket, BucketProvider};
+use sluice_api::{FluxObject, SourceObject};
 use sluice_runtime::Outcome;
 use sluice_runtime::conditions;
 use sluice_secrets::{ProxySettings, RegistryAccess, read_secret, redact};
 
 use super::artifact::{Publication, object_dir, publish_artifact};
 use super::{SourceContext, SourceKind, step};
-use crate::bucket_index::{EtagIndex, is_key_excluded, is_safe_key, key_rules};
+use crate::bucket_index::{EtagIndex, SizeBudget, is_key_excluded, is_safe_key, key_rules};
 use crate::ignore::{IgnoreRules, SOURCE_IGNORE_FILE};
-use crate::s3::{S3Client, S3Error, S3Settings, SizeBudget, endpoint_url};
+use crate::s3::{S3Client, S3Error, S3Settings, endpoint_url};
 use crate::status;
 use crate::storage::StoredFile;
 
@@ -332,7 +332,10 @@ fn needs_fetch(object: &mut Bucket, index: &EtagIndex) -> bool {
         conditions::remove(object.conditions_mut(), FETCH_FAILED);
         conditions::remove(object.conditions_mut(), ARTIFACT_OUTDATED);
         let ignore = object.spec.ignore.clone();
-        object.status.get_or_insert_with(Default::default).observed_ignore = ignore;
+        object
+            .status
+            .get_or_insert_with(Default::default)
+            .observed_ignore = ignore;
         return false;
     }
     let message = format!("new upstream revision '{revision}'");

@@ -54,7 +54,11 @@ impl Harness {
     }
 
     /// Starts the controllers with `records` retention records and these Bucket caps.
-    pub async fn start_with(prefix: &str, records: usize, bucket_limits: BucketLimits) -> Result<Self> {
+    pub async fn start_with(
+        prefix: &str,
+        records: usize,
+        bucket_limits: BucketLimits,
+    ) -> Result<Self> {
         let control_plane = ControlPlane::shared().await?;
         let client = control_plane.client().await?;
         let namespace = control_plane.namespace(prefix).await?;
