@@ -160,6 +160,16 @@ async fn bucket_revision_no_op_change_and_prefix() -> Result<()> {
         .await?;
     assert_eq!(files["deploy/app.yaml"], "v2");
 
+    // A deleted object leaves the index.
+    server.delete_object("apps", "docs/readme.txt").await?;
+    index.remove("docs/readme.txt");
+    let deleted = request_reconcile(&api(&harness), "apps", "deleted").await?;
+    assert_eq!(artifact(&deleted)?.revision, revision(&index));
+    assert!(
+        server.requests("HeadObject", Some("deploy/svc.yaml")) > 0,
+        "s3s-fs lists no ETags, so they come from HEAD requests"
+    );
+
     // spec.prefix filters on the server.
     let mut prefixed = spec(&server, "s3-creds");
     prefixed["prefix"] = json!("deploy/");
