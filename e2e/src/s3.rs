@@ -2,12 +2,18 @@
 //! tools cache by `e2e/tools/build.sh`), with SigV4 access-key authentication, and a small
 //! client that creates buckets and puts or deletes objects through the S3 API.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use tempfile::TempDir;
+use tokio_rustls::TlsAcceptor;
 
+use crate::net::{BackgroundRuntime, bind_loopback};
 use crate::process::Supervised;
+use crate::tls::TestCa;
 use crate::{Error, Result, net, tools};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -81,6 +87,52 @@ impl S3Server {
     /// `127.0.0.1:PORT`, a Bucket `spec.endpoint` (with `insecure: true`).
     pub fn endpoint(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// An HTTPS front end on another port that forwards raw TCP to the server, with a
+    /// certificate for 127.0.0.1 issued by `ca`; `s3s-fs` itself speaks only HTTP.
+    pub fn https_front(&self, ca: &TestCa) -> Result<HttpsFront> {
+        let pair = ca.server_cert(&[])?;
+        let tls_error = |e: &dyn std::fmt::Display| {
+            Error::Setup(format!("configuring the S3 HTTPS front failed: {e}"))
+        };
+        let certs = CertificateDer::pem_slice_iter(pair.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| tls_error(&e))?;
+        let key =
+            PrivateKeyDer::from_pem_slice(pair.key_pem.as_bytes()).map_err(|e| tls_error(&e))?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls_error(&e))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| tls_error(&e))?;
+        let built = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let runtime = BackgroundRuntime(Some(built));
+        let (listener, addr) = bind_loopback(runtime.handle()?)?;
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let backend = format!("127.0.0.1:{}", self.port);
+        runtime.handle()?.spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, backend) = (acceptor.clone(), backend.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    if let Ok(mut upstream) = tokio::net::TcpStream::connect(&backend).await {
+                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+                    }
+                });
+            }
+        });
+        Ok(HttpsFront {
+            _runtime: runtime,
+            port: addr.port(),
+        })
     }
 
     /// The access key id and secret key the server accepts.
@@ -184,5 +236,18 @@ impl S3Server {
         }
         let body = response.text().await.unwrap_or_default();
         Err(Error::Setup(format!("{what} answered {status}: {body}")))
+    }
+}
+
+/// A TLS front end for an [`S3Server`]; stopped when dropped.
+pub struct HttpsFront {
+    _runtime: BackgroundRuntime,
+    port: u16,
+}
+
+impl HttpsFront {
+    /// `127.0.0.1:PORT`, a Bucket `spec.endpoint` served over HTTPS.
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
     }
 }

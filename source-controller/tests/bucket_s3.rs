@@ -410,3 +410,77 @@ async fn bucket_cloud_providers_stall_and_caps_fail() -> Result<()> {
     harness.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bucket_https_endpoint_with_cert_secret_ca() -> Result<()> {
+    let harness = Harness::start("bucket-tls").await?;
+    let server = server_and_secret(&harness).await?;
+    server.put_object("apps", "app.yaml", "app").await?;
+    let ca = sluice_e2e::tls::TestCa::new("sluice-s3-ca")?;
+    let front = server.https_front(&ca)?;
+    harness
+        .create_secret("s3-ca", &[("ca.crt", &ca.cert_pem())])
+        .await?;
+    let https = |ca: bool| {
+        let mut spec = json!({"bucketName": "apps", "endpoint": front.endpoint(),
+                              "interval": "1h", "timeout": "5s", "secretRef": {"name": "s3-creds"}});
+        if ca {
+            spec["certSecretRef"] = json!({"name": "s3-ca"});
+        }
+        spec
+    };
+    create(&harness, "trusted", https(true)).await?;
+    create(&harness, "untrusted", https(false)).await?;
+    let trusted = wait(&harness, "trusted", "Ready", ready).await?;
+    let stored = artifact(&trusted)?;
+    let files = harness.fetch_artifact(&stored.url, &stored.digest).await?;
+    assert_eq!(files["app.yaml"], "app");
+    wait(
+        &harness,
+        "untrusted",
+        "BucketOperationFailed",
+        failed_with("BucketOperationFailed"),
+    )
+    .await?;
+    harness.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bucket_proxy_secret_routes_requests() -> Result<()> {
+    let harness = Harness::start("bucket-proxy").await?;
+    let server = server_and_secret(&harness).await?;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = closed.local_addr()?.port();
+    drop(closed);
+    let address = format!("http://127.0.0.1:{port}");
+    let password = "proxy-pw-s3-31";
+    harness
+        .create_secret(
+            "proxy",
+            &[
+                ("address", &address),
+                ("username", "u"),
+                ("password", password),
+            ],
+        )
+        .await?;
+    let mut via_proxy = spec(&server, "s3-creds");
+    via_proxy["proxySecretRef"] = json!({"name": "proxy"});
+    create(&harness, "via-proxy", via_proxy).await?;
+    let failed = wait(
+        &harness,
+        "via-proxy",
+        "BucketOperationFailed",
+        failed_with("BucketOperationFailed"),
+    )
+    .await?;
+    assert_eq!(
+        server.requests("ListObjectsV2", None) + server.requests("GetObject", None),
+        0,
+        "nothing reached the server directly"
+    );
+    assert!(!serde_json::to_string(&failed)?.contains(password));
+    harness.stop().await;
+    Ok(())
+}
