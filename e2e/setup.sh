@@ -2,7 +2,8 @@
 # Prepares a fresh machine for Sluice's demo and tests: Debian packages (git, openssh-server for
 # the SSH git server, openssl), the Rust components, and the Go-built test binaries (etcd,
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, registry, kustomize, and
-# Flux's source-controller, kustomize-controller and flux CLI for the interop suite), and cargo-fuzz,
+# Flux's source-controller, kustomize-controller and flux CLI for the interop suite), the s3s-fs S3
+# server (cargo install, through e2e/tools/build.sh), and cargo-fuzz,
 # cached under ~/.cache/sluice. Safe to re-run: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -31,6 +32,6 @@ if [ ! -x "$fuzz_root/bin/cargo-fuzz" ]; then
   cargo install --quiet --locked --version 0.13.2 --root "$fuzz_root" cargo-fuzz
 fi
 
-echo "setup: building or reusing the Go test binaries (the first build of Kubernetes takes ~25 min on 2 cores)" >&2
+echo "setup: building or reusing the Go test binaries and s3s-fs (the first build of Kubernetes takes ~25 min on 2 cores)" >&2
 bash e2e/tools/build.sh >/dev/null
 echo "setup: done" >&2

@@ -1,5 +1,5 @@
 //! Real test environment for Sluice: etcd + kube-apiserver (and a "nodes" mode with
-//! kube-controller-manager, kube-scheduler and kwok), git servers, an OCI registry and kustomize,
+//! kube-controller-manager, kube-scheduler and kwok), git servers, an OCI registry, an S3 server and kustomize,
 //! all built from pinned Go modules or Debian packages and run as local processes on 127.0.0.1.
 
 pub mod bench;
@@ -16,6 +16,7 @@ pub mod net;
 pub mod poll;
 pub mod process;
 pub mod registry;
+pub mod s3;
 pub mod tarball;
 pub mod tls;
 pub mod toolkit;

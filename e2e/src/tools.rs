@@ -17,6 +17,7 @@ const MODULE_OF: &[(&str, &str)] = &[
     ("kwok", "kwok"),
     ("kwok-stages", "kwok"),
     ("registry", "registry"),
+    ("s3s-fs", "s3s-fs"),
     ("kustomize", "kustomize"),
     ("jsontoyaml", "jsontoyaml"),
     ("flux-source-controller", "flux-source-controller"),
@@ -45,7 +46,7 @@ type Built = HashMap<&'static str, Result<HashMap<String, PathBuf>, String>>;
 static BUILT: OnceLock<Mutex<Built>> = OnceLock::new();
 
 /// Absolute path of a test binary: `etcd`, `kube-apiserver`, `kube-controller-manager`,
-/// `kube-scheduler`, `kubectl`, `kwok`, `registry`, `kustomize`, `jsontoyaml` (kustomize's `AsYaml` of JSON objects), Flux's `flux-source-controller`,
+/// `kube-scheduler`, `kubectl`, `kwok`, `registry`, `s3s-fs` (crates.io), `kustomize`, `jsontoyaml` (kustomize's `AsYaml` of JSON objects), Flux's `flux-source-controller`,
 /// `flux-kustomize-controller` and `flux` CLI; or a directory: `kwok-stages` (kwok's stage manifests),
 /// `flux-source-controller-module`, `flux-kustomize-controller-module` (the unpacked Go modules: CRDs, samples, docs). Builds its Go module on first use.
 pub fn binary(name: &str) -> Result<PathBuf> {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real test servers (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
-# kwok, the distribution registry, kustomize, the jsontoyaml oracle) from the pinned Go modules beside this script, and Flux's
+# kwok, the distribution registry, kustomize, the jsontoyaml oracle) from the pinned Go modules beside this script, the
+# s3s-fs S3 server from crates.io (`crates` below), and Flux's
 # source-controller, kustomize-controller and CLI from their own pinned modules (see `flux` below).
 # Each module builds once per content of its go.mod/go.sum (or pin) and build settings into
 # $SLUICE_CACHE/tools/<module>-<hash>/; later runs reuse it.
@@ -34,6 +35,11 @@ declare -A flux=(
   [flux-source-controller]=". github.com/fluxcd/source-controller@v1.9.3=h1:Zj1gfvK/2MFIm/K3vh5fSHoJBoggLKMuLWf5ZEmaF0w= github.com/fluxcd/source-controller/api@v1.9.3=h1:Z5Id6iPV+n1OY/14dpC18PaHRATzAyZkjAzDNYxSl4E="
   [flux-kustomize-controller]=". github.com/fluxcd/kustomize-controller@v1.9.6=h1:XB+G3A0mky0j5uVHZWv4oSlS2RvZBoNIUhstIvY0JKE= github.com/fluxcd/kustomize-controller/api@v1.9.6=h1:7XiuW+l3YYXWeIwLJ8w34zHlJyMUEKosBIxLIki9J3I="
   [flux]="./cmd/flux github.com/fluxcd/flux2/v2@v2.9.5=h1:jwCccxvkD+2QnsjN+pl5QqM8KnFUwA8pIoQ1Lf0avkA="
+)
+
+# Rust test servers installed from crates.io with their own lock file: name -> "crate version features".
+declare -A crates=(
+  [s3s-fs]="s3s-fs 0.14.1 binary"
 )
 
 # Flux modules read only for their CRDs, samples and spec docs (never built), at the versions Flux
@@ -150,10 +156,29 @@ build_module() {
   exec 9>&-
 }
 
+# Installs a crate's binary once into $SLUICE_CACHE/tools/<crate>-<version>/bin.
+install_crate() {
+  local name=$1 out
+  exec 9>"$cache/tools/.lock-$name"
+  flock 9
+  set -- ${crates[$name]}
+  out="$cache/tools/$1-$2"
+  if [ ! -x "$out/bin/$name" ]; then
+    command -v cargo >/dev/null || { echo "build.sh: cargo is needed to install $1" >&2; exit 1; }
+    echo "build.sh: installing $1 $2 into $out (~5 min cold on 2 cores)" >&2
+    # Outside any workspace and target dir, so a `cargo test` that asks for it builds nothing of its own.
+    (cd "$cache" && env -u CARGO_TARGET_DIR cargo install --quiet --locked --version "$2" --features "$3" --root "$out" "$1") >&2
+  fi
+  echo "$name=$out/bin/$name"
+  exec 9>&-
+}
+
 modules=("$@")
-[ ${#modules[@]} -gt 0 ] || modules=(etcd kubernetes kwok registry kustomize jsontoyaml flux-source-controller flux-kustomize-controller flux "${!flux_sources[@]}")
+[ ${#modules[@]} -gt 0 ] || modules=(etcd kubernetes kwok registry kustomize jsontoyaml flux-source-controller flux-kustomize-controller flux "${!flux_sources[@]}" "${!crates[@]}")
 for module in "${modules[@]}"; do
-  if [ -n "${flux[$module]:-}" ]; then
+  if [ -n "${crates[$module]:-}" ]; then
+    install_crate "$module"
+  elif [ -n "${flux[$module]:-}" ]; then
     build_flux "$module"
   elif [ -n "${flux_sources[$module]:-}" ]; then
     echo "$module-module=$(download_pinned "${flux_sources[$module]}")"

@@ -80,6 +80,7 @@ async fn start_controller(client: Client, namespace: String) -> Result<Controlle
         runtime,
         storage,
         deny_private_urls: false,
+        bucket_limits: Default::default(),
     })));
     Ok(Controller {
         client,

@@ -10,7 +10,7 @@ use clap::Parser;
 use sluice_api::duration::parse_go_duration;
 use sluice_runtime::flags::parse_listen_addr;
 use sluice_runtime::{RuntimeContext, RuntimeFlags, init_logging};
-use source_controller::{SourceContext, Storage, StorageConfig, run_controllers};
+use source_controller::{BucketLimits, SourceContext, Storage, StorageConfig, run_controllers};
 
 /// Flux-compatible source-controller.
 #[derive(Debug, Parser)]
@@ -47,6 +47,18 @@ struct Cli {
     /// (the cloud metadata endpoint, cluster services); off by default, as in Flux.
     #[arg(long, default_value_t = false)]
     deny_private_source_urls: bool,
+
+    /// The most objects one Bucket artifact may hold (after prefix and ignore rules).
+    #[arg(long, default_value_t = BucketLimits::default().max_objects)]
+    bucket_max_objects: usize,
+
+    /// The most bytes of objects one Bucket fetch may download.
+    #[arg(long, default_value_t = BucketLimits::default().max_size)]
+    bucket_max_size: u64,
+
+    /// How many objects one Bucket fetch downloads at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    bucket_parallel_downloads: u16,
 }
 
 /// Flux's fallback for an empty --storage-adv-addr: the bind host, `localhost` when unset,
@@ -91,6 +103,11 @@ async fn main() -> anyhow::Result<()> {
         runtime: runtime.clone(),
         storage,
         deny_private_urls: cli.deny_private_source_urls,
+        bucket_limits: BucketLimits {
+            max_objects: cli.bucket_max_objects,
+            max_size: cli.bucket_max_size,
+            parallel_downloads: usize::from(cli.bucket_parallel_downloads),
+        },
     });
     run_controllers(context).await;
     runtime.shutdown.trigger();

@@ -2,6 +2,7 @@
 //! the artifact check before them and the storage cleanup on deletion are common to all.
 
 mod artifact;
+pub mod bucket;
 mod git_verify;
 pub mod gitrepository;
 pub mod ocirepository;
@@ -23,6 +24,8 @@ pub struct SourceContext {
     pub storage: Arc<Storage>,
     /// `--deny-private-source-urls`: refuse URLs resolving to loopback, link-local or private addresses.
     pub deny_private_urls: bool,
+    /// Caps on one Bucket fetch.
+    pub bucket_limits: bucket::BucketLimits,
 }
 
 impl SourceContext {
@@ -113,7 +116,7 @@ impl<K: SourceKind> Reconciler<K> for SourceReconciler<K> {
     }
 }
 
-/// Runs the GitRepository and OCIRepository controllers until shutdown.
+/// Runs the GitRepository, OCIRepository and Bucket controllers until shutdown.
 pub async fn run_controllers(context: Arc<SourceContext>) {
     let runtime = &context.runtime;
     let git = ControllerRunner::new("gitrepository", runtime.watched_api(), runtime).run(
@@ -128,5 +131,11 @@ pub async fn run_controllers(context: Arc<SourceContext>) {
             context.clone(),
         )),
     );
-    tokio::join!(git, oci);
+    let bucket = ControllerRunner::new("bucket", runtime.watched_api(), runtime).run(
+        lifecycle::reconcile,
+        Arc::new(SourceReconciler::<sluice_api::source::Bucket>::new(
+            context.clone(),
+        )),
+    );
+    tokio::join!(git, oci, bucket);
 }

@@ -22,7 +22,7 @@ use sluice_api::source::{GitRepository, OCIRepository};
 use sluice_e2e::ControlPlane;
 use sluice_e2e::poll::{request_reconcile, wait_object};
 use sluice_runtime::{RuntimeContext, RuntimeFlags, Shutdown};
-use source_controller::{SourceContext, Storage, StorageConfig, run_controllers};
+use source_controller::{BucketLimits, SourceContext, Storage, StorageConfig, run_controllers};
 use tokio::task::JoinHandle;
 
 #[derive(Parser)]
@@ -50,6 +50,15 @@ impl Harness {
     }
 
     pub async fn start_with_records(prefix: &str, records: usize) -> Result<Self> {
+        Self::start_with(prefix, records, BucketLimits::default()).await
+    }
+
+    /// Starts the controllers with `records` retention records and these Bucket caps.
+    pub async fn start_with(
+        prefix: &str,
+        records: usize,
+        bucket_limits: BucketLimits,
+    ) -> Result<Self> {
         let control_plane = ControlPlane::shared().await?;
         let client = control_plane.client().await?;
         let namespace = control_plane.namespace(prefix).await?;
@@ -90,6 +99,7 @@ impl Harness {
             runtime,
             storage: storage.clone(),
             deny_private_urls: false,
+            bucket_limits,
         });
         let controllers = tokio::spawn(run_controllers(context));
         Ok(Self {
