@@ -369,3 +369,56 @@ fn rejections_never_carry_the_token() {
         assert!(!message.contains(token), "{message}");
     }
 }
+
+#[test]
+fn a_payload_refusal_never_quotes_the_body() {
+    let body = br#""s3cr3t-token pasted into the body""#;
+    let rejection = check(ReceiverType::Acr, &[], &[], body).unwrap_err();
+    let message = rejection.to_string();
+    assert!(
+        message.contains("not the expected shape at line 1"),
+        "{message}"
+    );
+    assert!(!message.contains("s3cr3t-token"), "{message}");
+    let truncated = check(ReceiverType::Acr, &[], &[], br#"{"target": "#).unwrap_err();
+    assert!(
+        truncated.to_string().contains("truncated JSON"),
+        "{truncated}"
+    );
+}
+
+#[test]
+fn header_values_are_not_repeated_in_refusals() {
+    let body = br#"{"ref":"refs/heads/main"}"#;
+    let signature = format!("sha256={}", sign(hmac::HMAC_SHA256, body, TOKEN));
+    let planted = "s3cr3t-token";
+    let content_type = format!("text/{planted}");
+    let wrong_type = check(
+        ReceiverType::Github,
+        &[],
+        &[
+            ("x-hub-signature-256", &signature),
+            ("x-github-event", "push"),
+            ("content-type", &content_type),
+        ],
+        body,
+    )
+    .unwrap_err();
+    assert!(!wrong_type.to_string().contains(planted), "{wrong_type}");
+    let unlisted = check(
+        ReceiverType::Github,
+        &["push"],
+        &[
+            ("x-hub-signature-256", &signature),
+            ("x-github-event", planted),
+            ("content-type", "application/json"),
+        ],
+        body,
+    )
+    .unwrap_err();
+    assert!(
+        unlisted.to_string().contains("not in spec.events"),
+        "{unlisted}"
+    );
+    assert!(!unlisted.to_string().contains(planted), "{unlisted}");
+}
