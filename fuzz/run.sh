@@ -33,10 +33,10 @@ seed() {
           printf '%s\0' "${f#./}"; cat "$f"; printf '\0'; done) > "$dir/case-$(basename "$case")"
       done ;;
     yaml_reader)
-      find ../shared/kustomize/testdata/cases -name '*.yaml' | head -n 300 | while read -r f; do
+      find ../shared/kustomize/testdata/cases -name '*.yaml' | sed -n '1,300p' | while read -r f; do
         cp "$f" "$dir/$(echo "$f" | tr '/' '_')"; done ;;
     setters)
-      find ../image-automation/tests -name '*.yaml' | head -n 300 | while read -r f; do
+      find ../image-automation/tests -name '*.yaml' | sed -n '1,300p' | while read -r f; do
         cp "$f" "$dir/$(echo "$f" | tr '/' '_')"; done ;;
   esac
 }
