@@ -251,8 +251,9 @@ impl Controllers {
             .iter()
             .map(|r| {
                 format!(
-                    "--- {} ---\n{}",
+                    "--- {} ---\n{}{}",
                     r.controller.binary_name(),
+                    r.process.log_failures(),
                     r.process.log_tail(2000)
                 )
             })

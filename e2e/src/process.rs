@@ -104,6 +104,21 @@ impl Supervised {
         tail(&self.log, max_bytes)
     }
 
+    /// The lines of the whole log that report a panic or an error `main` returned, each with the
+    /// three lines after it (a backtrace can push them out of [`Supervised::log_tail`]).
+    pub fn log_failures(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines
+            .iter()
+            .enumerate()
+            .filter(|(_, line)| line.contains("panicked at") || line.starts_with("Error:"))
+            .take(5)
+            .flat_map(|(at, _)| lines[at..lines.len().min(at + 4)].iter())
+            .map(|line| format!("{line}\n"))
+            .collect()
+    }
+
     /// Path of the server's log file.
     pub fn log_path(&self) -> &Path {
         &self.log
