@@ -5,7 +5,6 @@
 //! Needs release controllers: `cargo build --release -p source-controller -p kustomize-controller`,
 //! then `cargo bench -p sluice-e2e --bench commit_to_applied`.
 
-use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
@@ -13,7 +12,6 @@ use sluice_e2e::git::GitServer;
 use sluice_e2e::gitops::{
     self, APP, AppLoop, Controller, Controllers, Scope, app_configmap, main_revision,
 };
-use sluice_e2e::poll::eventually;
 use sluice_e2e::{ControlPlane, Mode};
 
 const PUSHES: usize = 50;
@@ -67,26 +65,11 @@ async fn main() -> anyhow::Result<()> {
         let revision = main_revision(&sha);
         let pushed = Instant::now();
         gitops::request_reconcile(&app.repositories, APP).await?;
-        let stored = Cell::new(None);
-        let (app, revision, message, stored_at) = (&app, &revision, &message, &stored);
-        let what = format!("{message} applied");
-        let applied = eventually(&what, TIMEOUT, POLL, || async move {
-            if stored_at.get().is_none() {
-                let repo = app.repositories.get(APP).await.map_err(|e| e.to_string())?;
-                let current = repo.status.and_then(|s| s.artifact).map(|a| a.revision);
-                if current.as_deref() == Some(revision.as_str()) {
-                    stored_at.set(Some(pushed.elapsed()));
-                }
-            }
-            match app.configmap_message().await.map_err(|e| e.to_string())? {
-                Some(current) if current == *message => Ok(pushed.elapsed()),
-                current => Err(format!("ConfigMap message {current:?}")),
-            }
-        })
-        .await
-        .map_err(|timeout| anyhow!("{timeout}\n{}", controllers.log_tails()))?;
-        let stored = stored.get().unwrap_or(applied);
-        app.wait_applied(revision, TIMEOUT)
+        let (stored, applied) = app
+            .time_until_applied(&revision, &message, pushed, TIMEOUT, POLL)
+            .await
+            .map_err(|timeout| anyhow!("{timeout}\n{}", controllers.log_tails()))?;
+        app.wait_applied(&revision, TIMEOUT)
             .await
             .map_err(|state| anyhow!("{revision} not in the Kustomization status: {state}"))?;
         samples.push(Sample { stored, applied });

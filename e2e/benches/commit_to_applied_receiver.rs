@@ -7,7 +7,6 @@
 //! `cargo build -p source-controller -p kustomize-controller -p notification-controller`, then
 //! `cargo bench -p sluice-e2e --bench commit_to_applied_receiver` (`--release` for both alike).
 
-use std::cell::Cell;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -100,26 +99,11 @@ async fn main() -> anyhow::Result<()> {
             .status();
         let answered = pushed.elapsed();
         ensure!(status.is_success(), "webhook {push} answered {status}");
-        let stored = Cell::new(None);
-        let (app, revision, message, stored_at) = (&app, &revision, &message, &stored);
-        let what = format!("{message} applied");
-        let applied = eventually(&what, TIMEOUT, POLL, || async move {
-            if stored_at.get().is_none() {
-                let repo = app.repositories.get(APP).await.map_err(|e| e.to_string())?;
-                let current = repo.status.and_then(|s| s.artifact).map(|a| a.revision);
-                if current.as_deref() == Some(revision.as_str()) {
-                    stored_at.set(Some(pushed.elapsed()));
-                }
-            }
-            match app.configmap_message().await.map_err(|e| e.to_string())? {
-                Some(current) if current == *message => Ok(pushed.elapsed()),
-                current => Err(format!("ConfigMap message {current:?}")),
-            }
-        })
-        .await
-        .map_err(|timeout| anyhow!("{timeout}\n{}", controllers.log_tails()))?;
-        let stored = stored.get().unwrap_or(applied);
-        app.wait_applied(revision, TIMEOUT)
+        let (stored, applied) = app
+            .time_until_applied(&revision, &message, pushed, TIMEOUT, POLL)
+            .await
+            .map_err(|timeout| anyhow!("{timeout}\n{}", controllers.log_tails()))?;
+        app.wait_applied(&revision, TIMEOUT)
             .await
             .map_err(|state| anyhow!("{revision} not in the Kustomization status: {state}"))?;
         samples.push(Sample {

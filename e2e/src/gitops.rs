@@ -523,6 +523,40 @@ impl AppLoop {
         .await
     }
 
+    /// Times a push made at `pushed`: until the GitRepository stores `revision` and until the
+    /// ConfigMap holds `message` (polled every `poll`); the stored time is the applied time when
+    /// the artifact was missed between polls.
+    pub async fn time_until_applied(
+        &self,
+        revision: &str,
+        message: &str,
+        pushed: Instant,
+        timeout: Duration,
+        poll: Duration,
+    ) -> std::result::Result<(Duration, Duration), Timeout> {
+        let stored = std::cell::Cell::new(None);
+        let what = format!("{message} applied");
+        let applied = eventually(&what, timeout, poll, || async {
+            if stored.get().is_none() {
+                let repo = self
+                    .repositories
+                    .get(APP)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let current = repo.status.and_then(|s| s.artifact).map(|a| a.revision);
+                if current.as_deref() == Some(revision) {
+                    stored.set(Some(pushed.elapsed()));
+                }
+            }
+            match self.configmap_message().await.map_err(|e| e.to_string())? {
+                Some(current) if current == message => Ok(pushed.elapsed()),
+                current => Err(format!("ConfigMap message {current:?}")),
+            }
+        })
+        .await?;
+        Ok((stored.get().unwrap_or(applied), applied))
+    }
+
     /// The `data.message` of the applied ConfigMap, `None` when it does not exist.
     pub async fn configmap_message(&self) -> Result<Option<String>> {
         let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> = self.api();
