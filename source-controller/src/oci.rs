@@ -1,28 +1,18 @@
-//! OCI registry access with oci-client: reference resolution (tag, SemVer, digest) with one
-//! manifest HEAD, and download of the selected layer with a size bound.
+//! OCI registry access through `sluice-registry`: reference resolution (tag, SemVer, digest) with
+//! one manifest HEAD, and download of the selected layer bounded by its declared size and digest.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::errors::OciDistributionError;
-use oci_client::manifest::{OciDescriptor, OciManifest};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
 use regex::Regex;
 use sluice_api::source::OCIRepositoryRef;
+use sluice_registry::{Descriptor, ImageManifest, RegistryError};
 
 use sluice_git::parse_tag_version;
 use sluice_secrets::{RegistryAccess, SecretError};
 
 /// Tag pulled when `spec.ref` is unset.
 pub const DEFAULT_TAG: &str = "latest";
-/// Tags requested per page when listing for SemVer.
-const TAGS_PAGE: usize = 1000;
-/// Most tag pages listed for one SemVer resolution.
-const MAX_TAG_PAGES: usize = 100;
-/// Longest registry-supplied text (an error envelope) kept in a message.
-const MAX_REMOTE_TEXT: usize = 200;
 
 /// A registry operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -80,22 +70,6 @@ impl Repository {
             repository: repository.trim_end_matches('/').to_owned(),
         })
     }
-
-    fn tagged(&self, tag: &str) -> Reference {
-        Reference::with_tag(
-            self.registry.clone(),
-            self.repository.clone(),
-            tag.to_owned(),
-        )
-    }
-
-    fn pinned(&self, digest: &str) -> Reference {
-        Reference::with_digest(
-            self.registry.clone(),
-            self.repository.clone(),
-            digest.to_owned(),
-        )
-    }
 }
 
 /// A resolved artifact: the manifest digest and the revision naming it.
@@ -112,53 +86,28 @@ pub struct PulledLayer {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// A client for one repository.
+/// A client for one repository, on the process-wide registry client (shared tokens and TLS).
 pub struct OciRemote {
-    client: Client,
-    auth: RegistryAuth,
-    repository: Repository,
+    image: String,
+    access: RegistryAccess,
     timeout: Duration,
 }
 
 impl OciRemote {
-    /// Builds a client for `repository` with `access`.
+    /// A client for `repository` with `access`.
     pub fn new(repository: Repository, access: RegistryAccess) -> Self {
-        let mut config = ClientConfig {
-            protocol: if access.insecure {
-                ClientProtocol::Http
-            } else {
-                ClientProtocol::Https
-            },
-            read_timeout: Some(access.timeout),
-            connect_timeout: Some(access.timeout),
-            ..ClientConfig::default()
-        };
-        if let Some(ca) = access.ca {
-            config.extra_root_certificates.push(Certificate {
-                encoding: CertificateEncoding::Pem,
-                data: ca,
-            });
-        }
-        if let Some(proxy) = access.proxy {
-            config.https_proxy = Some(proxy.clone());
-            config.http_proxy = Some(proxy);
-        }
-        let auth = match access.auth {
-            Some((username, password)) => RegistryAuth::Basic(username, password),
-            None => RegistryAuth::Anonymous,
-        };
         Self {
-            client: Client::new(config),
-            auth,
-            repository,
+            image: format!("{}/{}", repository.registry, repository.repository),
             timeout: access.timeout,
+            access,
         }
     }
 
+    /// Runs one operation (several requests) within the timeout, naming it in errors.
     async fn timed<T>(
         &self,
         what: &str,
-        operation: impl Future<Output = Result<T, OciDistributionError>>,
+        operation: impl Future<Output = Result<T, RegistryError>>,
     ) -> Result<T, OciError> {
         tokio::time::timeout(self.timeout, operation)
             .await
@@ -171,13 +120,13 @@ impl OciRemote {
         &self,
         reference: Option<&OCIRepositoryRef>,
     ) -> Result<ResolvedArtifact, OciError> {
+        let registry = sluice_registry::shared();
         let reference = reference.cloned().unwrap_or_default();
         if let Some(digest) = reference.digest.filter(|d| !d.is_empty()) {
-            let pinned = self.repository.pinned(&digest);
             let head = self
                 .timed(
                     "resolving the digest",
-                    self.client.fetch_manifest_digest(&pinned, &self.auth),
+                    registry.manifest_digest(&self.image, &digest, &self.access),
                 )
                 .await?;
             return Ok(ResolvedArtifact {
@@ -198,8 +147,7 @@ impl OciRemote {
         let digest = self
             .timed(
                 &format!("resolving tag '{tag}'"),
-                self.client
-                    .fetch_manifest_digest(&self.repository.tagged(&tag), &self.auth),
+                registry.manifest_digest(&self.image, &tag, &self.access),
             )
             .await?;
         Ok(ResolvedArtifact {
@@ -219,29 +167,12 @@ impl OciRemote {
             .map(Regex::new)
             .transpose()
             .map_err(|e| OciError::InvalidUrl(format!("invalid spec.ref.semverFilter: {e}")))?;
-        let listing = self.repository.tagged(DEFAULT_TAG);
-        let mut tags = Vec::new();
-        let mut last: Option<String> = None;
-        for page_number in 0.. {
-            if page_number == MAX_TAG_PAGES {
-                return Err(OciError::Pull(format!(
-                    "the tag list has more than {MAX_TAG_PAGES} pages of {TAGS_PAGE}; remove old tags or pin spec.ref.tag"
-                )));
-            }
-            let page = self
-                .timed(
-                    "listing tags",
-                    self.client
-                        .list_tags(&listing, &self.auth, Some(TAGS_PAGE), last.as_deref()),
-                )
-                .await?;
-            let count = page.tags.len();
-            last = page.tags.last().cloned();
-            tags.extend(page.tags);
-            if count < TAGS_PAGE || last.is_none() {
-                break;
-            }
-        }
+        let tags = self
+            .timed(
+                "listing tags",
+                sluice_registry::shared().list_tags(&self.image, &self.access),
+            )
+            .await?;
         tags.into_iter()
             .filter(|tag| filter.as_ref().is_none_or(|f| f.is_match(tag)))
             .filter_map(|tag| parse_tag_version(&tag).map(|v| (v, tag)))
@@ -258,157 +189,78 @@ impl OciRemote {
         media_type: Option<&str>,
         max_size: u64,
     ) -> Result<PulledLayer, OciError> {
-        let pinned = self.repository.pinned(digest);
-        let (manifest, _) = self
+        let registry = sluice_registry::shared();
+        let manifest = self
             .timed(
                 "pulling the manifest",
-                self.client.pull_manifest(&pinned, &self.auth),
+                registry.manifest(&self.image, digest, &self.access),
             )
             .await?;
-        let OciManifest::Image(manifest) = manifest else {
+        if manifest.is_index() {
             return Err(OciError::Pull(format!(
                 "'{digest}' is an image index; push a single-manifest artifact (flux push artifact)"
             )));
-        };
-        let layer: &OciDescriptor = match media_type {
-            Some(wanted) => manifest.layers.iter().find(|l| l.media_type == wanted).ok_or_else(|| {
-                OciError::Pull(format!("no layer with media type '{wanted}' in '{digest}'; fix spec.layerSelector.mediaType"))
-            })?,
-            None => manifest.layers.first().ok_or_else(|| OciError::Pull(format!("artifact '{digest}' has no layers")))?,
-        };
-        if u64::try_from(layer.size).unwrap_or(u64::MAX) > max_size {
+        }
+        let manifest = manifest.image().map_err(|e| {
+            OciError::Pull(format!(
+                "the manifest '{digest}' is not an image manifest: {e}"
+            ))
+        })?;
+        let layer = select_layer(&manifest, digest, media_type)?;
+        if layer.size > max_size {
             return Err(OciError::Pull(format!(
                 "layer {} is {} bytes, over the maximum of {max_size}; raise --max-artifact-size",
                 layer.digest, layer.size
             )));
         }
-        // Foreign `urls` are ignored: the layer comes from this registry or not at all.
-        let layer = OciDescriptor {
-            urls: None,
-            ..layer.clone()
-        };
-        let declared = usize::try_from(layer.size).unwrap_or(usize::MAX);
-        let mut sink = BoundedSink::new(declared);
+        let capacity = usize::try_from(layer.size)
+            .unwrap_or(usize::MAX)
+            .min(1 << 20);
+        let mut bytes = Vec::with_capacity(capacity);
         self.timed(
             "downloading the layer",
-            self.client.pull_blob(&pinned, &layer, &mut sink),
+            registry.blob(&self.image, layer, &self.access, &mut bytes),
         )
         .await?;
         Ok(PulledLayer {
-            bytes: sink.bytes,
+            bytes,
             media_type: layer.media_type.clone(),
-            annotations: manifest.annotations.clone().unwrap_or_default(),
+            annotations: manifest.annotations.clone(),
         })
     }
 }
 
-/// A layer buffer that refuses bytes beyond the size the manifest declared, so a registry cannot
-/// make the controller hold more than it advertised before the digest is checked.
-struct BoundedSink {
-    bytes: Vec<u8>,
-    limit: usize,
-}
-
-impl BoundedSink {
-    fn new(limit: usize) -> Self {
-        Self {
-            bytes: Vec::with_capacity(limit.min(1 << 20)),
-            limit,
-        }
+/// The layer with `media_type`, else the first one.
+fn select_layer<'a>(
+    manifest: &'a ImageManifest,
+    digest: &str,
+    media_type: Option<&str>,
+) -> Result<&'a Descriptor, OciError> {
+    match media_type {
+        Some(wanted) => manifest
+            .layers
+            .iter()
+            .find(|l| l.media_type == wanted)
+            .ok_or_else(|| {
+                OciError::Pull(format!(
+                    "no layer with media type '{wanted}' in '{digest}'; fix spec.layerSelector.mediaType"
+                ))
+            }),
+        None => manifest
+            .layers
+            .first()
+            .ok_or_else(|| OciError::Pull(format!("artifact '{digest}' has no layers"))),
     }
 }
 
-impl tokio::io::AsyncWrite for BoundedSink {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        buffer: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        if this.bytes.len().saturating_add(buffer.len()) > this.limit {
-            return std::task::Poll::Ready(Err(std::io::Error::other(format!(
-                "the registry sent more than the {} bytes the manifest declares",
-                this.limit
-            ))));
-        }
-        this.bytes.extend_from_slice(buffer);
-        std::task::Poll::Ready(Ok(buffer.len()))
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-}
-
-/// What an error says, without response bodies a registry (or whatever the URL reached) sent:
-/// a server error keeps its status only, other text is shortened.
-fn describe(error: &OciDistributionError) -> String {
+/// Authentication failures keep Flux's reason; the registry error already says what to check.
+fn classify(what: &str, error: &RegistryError) -> OciError {
     match error {
-        OciDistributionError::ServerError { code, url, .. } => {
-            format!("{} answered HTTP {code}", strip_userinfo(url))
+        RegistryError::Timeout { timeout, .. } => OciError::Timeout(*timeout),
+        error if error.is_authentication_failure() => {
+            OciError::Authentication(format!("{what} failed: {error}"))
         }
-        OciDistributionError::RegistryError { envelope, url } => {
-            let codes: Vec<String> = envelope
-                .errors
-                .iter()
-                .map(|error| format!("{:?}", error.code))
-                .collect();
-            format!("{} answered {}", strip_userinfo(url), codes.join(", "))
-        }
-        OciDistributionError::AuthenticationFailure(_) => {
-            "the registry's token service refused the request".to_owned()
-        }
-        OciDistributionError::UnauthorizedError { url } => {
-            format!("{} answered unauthorized", strip_userinfo(url))
-        }
-        other => shorten(&other.to_string()),
-    }
-}
-
-/// `text` cut to at most [`MAX_REMOTE_TEXT`] characters.
-fn shorten(text: &str) -> String {
-    match text.char_indices().nth(MAX_REMOTE_TEXT) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_owned(),
-    }
-}
-
-/// A URL without `user:password@`.
-fn strip_userinfo(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
-            let _ = parsed.set_username("");
-            let _ = parsed.set_password(None);
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
-}
-
-fn classify(what: &str, error: &OciDistributionError) -> OciError {
-    let text = describe(error);
-    let authentication = matches!(
-        error,
-        OciDistributionError::AuthenticationFailure(_)
-            | OciDistributionError::UnauthorizedError { .. }
-    ) || text.contains("401")
-        || text.to_lowercase().contains("unauthorized");
-    if authentication {
-        OciError::Authentication(format!(
-            "{what} failed: {text}; check the credentials in spec.secretRef"
-        ))
-    } else {
-        OciError::Pull(format!("{what} failed: {text}"))
+        error => OciError::Pull(format!("{what} failed: {error}")),
     }
 }
 
@@ -417,35 +269,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn remote_bodies_stay_out_of_messages() {
-        let body = "internal-service-token=hunter2 ".repeat(20);
-        let server = OciDistributionError::ServerError {
-            code: 500,
-            url: "http://user:pw@10.0.0.1/v2/x/manifests/latest".to_owned(),
-            message: body.clone(),
+    fn layers_are_selected_by_media_type_or_first() {
+        let layer = |media_type: &str| Descriptor {
+            media_type: media_type.into(),
+            digest: format!("sha256:{}", "0".repeat(64)),
+            size: 1,
+            annotations: BTreeMap::new(),
         };
-        let OciError::Pull(message) = classify("pulling the manifest", &server) else {
-            panic!("not a pull error");
+        let manifest = ImageManifest {
+            layers: vec![layer("a"), layer("b")],
+            ..ImageManifest::default()
         };
-        assert!(
-            !message.contains("hunter2") && !message.contains("pw@"),
-            "{message}"
+        assert_eq!(select_layer(&manifest, "d", None).unwrap().media_type, "a");
+        assert_eq!(
+            select_layer(&manifest, "d", Some("b")).unwrap().media_type,
+            "b"
         );
-        assert!(message.contains("HTTP 500"), "{message}");
-        let auth = OciDistributionError::AuthenticationFailure(body.clone());
-        let text = classify("resolving", &auth).to_string();
-        assert!(!text.contains("hunter2"), "{text}");
-        let other = classify("x", &OciDistributionError::SpecViolationError(body));
-        assert!(other.to_string().len() < 400, "{other}");
-    }
-
-    #[tokio::test]
-    async fn a_layer_longer_than_declared_is_refused() {
-        use tokio::io::AsyncWriteExt;
-        let mut sink = BoundedSink::new(10);
-        sink.write_all(b"0123456789").await.unwrap();
-        assert!(sink.write_all(b"x").await.is_err());
-        assert_eq!(sink.bytes.len(), 10);
+        let error = select_layer(&manifest, "d", Some("c")).unwrap_err();
+        assert!(
+            error.to_string().contains("spec.layerSelector.mediaType"),
+            "{error}"
+        );
+        let empty = select_layer(&ImageManifest::default(), "d", None).unwrap_err();
+        assert!(empty.to_string().contains("no layers"), "{empty}");
     }
 
     #[test]

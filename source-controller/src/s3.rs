@@ -13,6 +13,8 @@ use crate::bucket_index::SizeBudget;
 
 /// Largest listing page or error body read, in bytes.
 const MAX_RESPONSE_BYTES: usize = 16 << 20;
+/// Most listing pages read in one listing; a server whose listing never ends is refused.
+const MAX_LIST_PAGES: usize = 10_000;
 /// Region signed for when `spec.region` is unset, as minio-go does.
 const DEFAULT_REGION: &str = "us-east-1";
 
@@ -44,6 +46,67 @@ pub struct ListedObject {
     /// The ETag without its quotes.
     pub etag: String,
     pub size: u64,
+}
+
+/// One page of a bucket listing: its objects and the token of the next page, if any.
+#[derive(Debug, Default)]
+pub struct ListingPage {
+    pub objects: Vec<ListedObject>,
+    pub next_token: Option<String>,
+}
+
+/// Parses a `ListObjectsV2` response body.
+pub fn parse_listing(body: &str, operation: &str) -> Result<ListingPage, S3Error> {
+    let page = ListObjectsV2::parse_response(body).map_err(|e| S3Error::InvalidResponse {
+        operation: operation.to_owned(),
+        message: e.to_string(),
+    })?;
+    let objects = page
+        .contents
+        .into_iter()
+        .map(|object| ListedObject {
+            etag: trim_etag(object.etag.as_deref().unwrap_or_default()),
+            size: object.size.unwrap_or(0),
+            key: object.key,
+        })
+        .collect();
+    Ok(ListingPage {
+        objects,
+        next_token: page.next_continuation_token,
+    })
+}
+
+/// Where a paginated listing stands; refuses a repeated token and listings past [`MAX_LIST_PAGES`].
+#[derive(Debug, Default)]
+struct ListingCursor {
+    token: Option<String>,
+    pages: usize,
+}
+
+impl ListingCursor {
+    /// Moves to the page after the one just read; `false` once the listing is complete.
+    fn advance(&mut self, next: Option<String>, operation: &str) -> Result<bool, S3Error> {
+        let refuse = |message: String| S3Error::InvalidResponse {
+            operation: operation.to_owned(),
+            message,
+        };
+        self.pages += 1;
+        let Some(next) = next else {
+            return Ok(false);
+        };
+        if self.token.as_deref() == Some(next.as_str()) {
+            return Err(refuse(
+                "the server sent the same continuation token twice".to_owned(),
+            ));
+        }
+        if self.pages >= MAX_LIST_PAGES {
+            return Err(refuse(format!(
+                "the listing did not end after {MAX_LIST_PAGES} pages"
+            )));
+        }
+        self.token = Some(next);
+        Ok(true)
+    }
 }
 
 /// An S3 operation failed; messages never carry credentials or signed URLs.
@@ -131,33 +194,24 @@ impl S3Client {
         mut visit: impl FnMut(ListedObject) -> Result<(), S3Error>,
     ) -> Result<(), S3Error> {
         let operation = format!("listing objects of bucket '{}'", self.bucket.name());
-        let mut token: Option<String> = None;
+        let mut cursor = ListingCursor::default();
         loop {
             let mut action = ListObjectsV2::new(&self.bucket, self.credentials.as_ref());
             if let Some(prefix) = prefix.filter(|p| !p.is_empty()) {
                 action.with_prefix(prefix);
             }
-            if let Some(token) = token.as_deref() {
+            if let Some(token) = cursor.token.as_deref() {
                 action.with_continuation_token(token);
             }
             let url = action.sign(self.presign_ttl());
             let response = self.get(url, &operation, None).await?;
             let body = read_text(response, &operation).await?;
-            let page =
-                ListObjectsV2::parse_response(&body).map_err(|e| S3Error::InvalidResponse {
-                    operation: operation.clone(),
-                    message: e.to_string(),
-                })?;
-            for object in page.contents {
-                visit(ListedObject {
-                    etag: trim_etag(object.etag.as_deref().unwrap_or_default()),
-                    size: object.size.unwrap_or(0),
-                    key: object.key,
-                })?;
+            let page = parse_listing(&body, &operation)?;
+            for object in page.objects {
+                visit(object)?;
             }
-            match page.next_continuation_token {
-                Some(next) => token = Some(next),
-                None => return Ok(()),
+            if !cursor.advance(page.next_token, &operation)? {
+                return Ok(());
             }
         }
     }
@@ -448,6 +502,54 @@ mod tests {
         assert_eq!(xml_field(body, "Resource"), None);
         assert_eq!(trim_etag("\"abc\""), "abc");
         assert_eq!(trim_etag("abc"), "abc");
+    }
+
+    #[test]
+    fn a_listing_ends_on_its_last_page_and_refuses_a_repeated_token() {
+        let mut cursor = ListingCursor::default();
+        assert!(cursor.advance(Some("a".into()), "listing").unwrap());
+        assert!(cursor.advance(Some("b".into()), "listing").unwrap());
+        assert!(!cursor.advance(None, "listing").unwrap());
+
+        let mut looping = ListingCursor::default();
+        assert!(looping.advance(Some("same".into()), "listing").unwrap());
+        let error = looping.advance(Some("same".into()), "listing").unwrap_err();
+        assert!(
+            error.to_string().contains("same continuation token"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_listing_that_never_ends_is_refused() {
+        let mut cursor = ListingCursor::default();
+        let error = (0..)
+            .map(|page| cursor.advance(Some(format!("token-{page}")), "listing"))
+            .find_map(Result::err)
+            .unwrap();
+        assert_eq!(cursor.pages, MAX_LIST_PAGES);
+        assert!(error.to_string().contains("did not end"), "{error}");
+    }
+
+    #[test]
+    fn listing_pages_are_parsed_with_unquoted_etags() {
+        let body = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Name>b</Name><KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated>
+  <Contents><Key>dir/a.yaml</Key><ETag>&quot;abc&quot;</ETag><Size>12</Size></Contents>
+  <NextContinuationToken>next</NextContinuationToken>
+</ListBucketResult>"#;
+        let page = parse_listing(body, "listing").unwrap();
+        assert_eq!(
+            page.objects,
+            vec![ListedObject {
+                key: "dir/a.yaml".into(),
+                etag: "abc".into(),
+                size: 12
+            }]
+        );
+        assert_eq!(page.next_token.as_deref(), Some("next"));
+        assert!(parse_listing("<html>", "listing").is_err());
     }
 
     #[test]

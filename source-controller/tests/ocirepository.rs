@@ -237,3 +237,43 @@ async fn docker_config_secret_and_invalid_url() -> Result<()> {
     harness.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cert_secret_with_a_client_certificate_reaches_an_mtls_registry() -> Result<()> {
+    let harness = Harness::start("oci-mtls").await?;
+    let ca = sluice_e2e::tls::TestCa::new("sluice-oci-mtls-ca")?;
+    let registry = Registry::builder()
+        .https(&ca)?
+        .require_client_cert(&ca)?
+        .start()?;
+    registry
+        .client()?
+        .push_artifact("apps/app", "v1", &content("v1"))
+        .await?;
+    let client = ca.client_cert("source-controller", &[])?;
+    let ca_pem = ca.cert_pem();
+    harness
+        .create_secret(
+            "mtls",
+            &[
+                ("ca.crt", &ca_pem),
+                ("tls.crt", &client.cert_pem),
+                ("tls.key", &client.key_pem),
+            ],
+        )
+        .await?;
+    harness.create_secret("ca-only", &[("ca.crt", &ca_pem)]).await?;
+    let spec = |secret: &str| json!({"url": registry.oci_url("apps/app"), "interval": "1h", "ref": {"tag": "v1"}, "certSecretRef": {"name": secret}});
+    harness.create_oci("mtls", spec("mtls")).await?;
+    harness.create_oci("ca-only", spec("ca-only")).await?;
+    harness.wait_oci("mtls", "Ready", oci_ready).await?;
+    let refused = harness
+        .wait_oci("ca-only", "Ready=False", |o| {
+            has(oci_conditions(o), "Ready", "False", "OCIArtifactPullFailed")
+        })
+        .await?;
+    let status = serde_json::to_string(&refused.status)?;
+    assert!(!status.contains("PRIVATE KEY"), "{status}");
+    harness.stop().await;
+    Ok(())
+}

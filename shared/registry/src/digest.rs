@@ -4,6 +4,7 @@ use reqwest::Method;
 use sha2::{Digest, Sha256};
 
 use crate::RegistryError;
+use crate::pull::MAX_MANIFEST_BYTES;
 use crate::session::Session;
 
 /// Manifest and index media types a registry may answer with, OCI and Docker.
@@ -11,26 +12,24 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
     application/vnd.oci.image.manifest.v1+json, \
     application/vnd.docker.distribution.manifest.list.v2+json, \
     application/vnd.docker.distribution.manifest.v2+json";
-/// Bound on a manifest body read to compute its digest.
-const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 const MAX_TAG_LEN: usize = 128;
 
-/// The `sha256:<hex>` digest of `repository:tag`.
+/// The `sha256:<hex>` digest of the manifest `reference` (a tag, or a digest to check it exists).
 pub(crate) async fn manifest_digest(
     session: &mut Session<'_>,
     repository: &str,
-    tag: &str,
+    reference: &str,
 ) -> Result<String, RegistryError> {
-    if !valid_tag(tag) {
+    if !valid_tag(reference) && !valid_digest(reference) {
         return Err(RegistryError::InvalidImage {
-            image: format!("{repository}:{tag}"),
+            image: format!("{repository}:{reference}"),
             reason: format!(
-                "'{tag}' is not a tag: up to {MAX_TAG_LEN} letters, digits, '_', '.' and '-', not starting with '.' or '-'"
+                "'{reference}' is not a tag: up to {MAX_TAG_LEN} letters, digits, '_', '.' and '-', not starting with '.' or '-'"
             ),
         });
     }
-    let url = session.url(&format!("/v2/{repository}/manifests/{tag}"))?;
-    let what = format!("the manifest {repository}:{tag}");
+    let url = session.url(&format!("/v2/{repository}/manifests/{reference}"))?;
+    let what = format!("the manifest {repository}:{reference}");
     let head = session
         .send(Method::HEAD, url.clone(), MANIFEST_ACCEPT, &what)
         .await?;
@@ -50,7 +49,7 @@ pub(crate) async fn manifest_digest(
 }
 
 /// A tag as the distribution spec allows it: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-fn valid_tag(tag: &str) -> bool {
+pub(crate) fn valid_tag(tag: &str) -> bool {
     let mut chars = tag.chars();
     chars
         .next()
@@ -60,7 +59,7 @@ fn valid_tag(tag: &str) -> bool {
 }
 
 /// `algorithm:hex` with a known algorithm and the right length.
-fn valid_digest(digest: &str) -> bool {
+pub(crate) fn valid_digest(digest: &str) -> bool {
     let (length, hex) = match digest.split_once(':') {
         Some(("sha256", hex)) => (64, hex),
         Some(("sha512", hex)) => (128, hex),

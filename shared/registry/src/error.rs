@@ -47,6 +47,9 @@ pub enum RegistryError {
         status: u16,
         detail: String,
     },
+    /// Pulled content could not be written where the caller asked.
+    #[error("{0}; check the controller's storage")]
+    Storage(String),
     /// The registry's answer is malformed or breaks a rule (foreign next link, too many tags).
     #[error("invalid response from {registry}: {detail}")]
     InvalidResponse { registry: String, detail: String },

@@ -5,6 +5,8 @@
 //! - [`RegistryClient::list_tags`]: `GET /v2/<name>/tags/list`, following `Link` pages on the
 //!   same host only, within [`Limits`];
 //! - [`RegistryClient::manifest_digest`]: the digest of a tag, for `digestReflectionPolicy`;
+//! - [`RegistryClient::manifest`] and [`RegistryClient::blob`]: content pulled within the
+//!   [`MAX_MANIFEST_BYTES`] cap or a blob's declared size, checked against its digest;
 //! - anonymous requests first, then the registry's Bearer (token service, cached per registry,
 //!   scope and credentials) or Basic challenge; CA bundle, client certificate, proxy, `insecure`
 //!   (plain HTTP) and a timeout on every request, all from [`RegistryAccess`];
@@ -17,6 +19,7 @@ mod challenge;
 mod clients;
 mod digest;
 mod error;
+mod pull;
 mod reference;
 mod session;
 mod tags;
@@ -29,6 +32,7 @@ pub use challenge::{Challenge, next_link};
 pub use clients::DEFAULT_TIMEOUT;
 pub use digest::MANIFEST_ACCEPT;
 pub use error::RegistryError;
+pub use pull::{Descriptor, ImageManifest, MAX_MANIFEST_BYTES, Manifest};
 pub use reference::{DOCKER_HUB, ImageName, canonical_name};
 pub use sluice_secrets::RegistryAccess;
 
@@ -121,7 +125,8 @@ impl RegistryClient {
         Ok(tags)
     }
 
-    /// The manifest digest (`sha256:…`) that `image:tag` points to.
+    /// The manifest digest (`sha256:…`) that `image:tag` points to; a digest as `tag` is checked
+    /// to exist and returned.
     pub async fn manifest_digest(
         &self,
         image: &str,
@@ -134,9 +139,35 @@ impl RegistryClient {
         tracing::debug!(image = %name, tag, %digest, "resolved digest");
         Ok(digest)
     }
+
+    /// The manifest `image:reference` (a tag or digest), checked against a digest reference.
+    pub async fn manifest(
+        &self,
+        image: &str,
+        reference: &str,
+        access: &RegistryAccess,
+    ) -> Result<Manifest, RegistryError> {
+        let name = ImageName::parse(image)?;
+        let mut session = self.session(&name, access)?;
+        pull::manifest(&mut session, &name.repository, reference).await
+    }
+
+    /// Streams the blob `descriptor` of `image` into `sink`, checked against its size and digest.
+    pub async fn blob(
+        &self,
+        image: &str,
+        descriptor: &Descriptor,
+        access: &RegistryAccess,
+        sink: &mut (impl tokio::io::AsyncWrite + Unpin),
+    ) -> Result<(), RegistryError> {
+        let name = ImageName::parse(image)?;
+        let mut session = self.session(&name, access)?;
+        pull::blob(&mut session, &name.repository, descriptor, sink).await
+    }
 }
 
-fn shared() -> &'static RegistryClient {
+/// The process-wide client with default [`Limits`] that the free functions use.
+pub fn shared() -> &'static RegistryClient {
     static SHARED: OnceLock<RegistryClient> = OnceLock::new();
     SHARED.get_or_init(RegistryClient::default)
 }

@@ -293,6 +293,14 @@ impl<'a> Session<'a> {
         Ok(body)
     }
 
+    /// The next chunk of `response`'s body; `None` at its end.
+    pub(crate) async fn chunk(
+        &self,
+        response: &mut Response,
+    ) -> Result<Option<bytes::Bytes>, RegistryError> {
+        response.chunk().await.map_err(|e| self.transport_error(&e))
+    }
+
     fn bearer(&mut self, token: &str) -> Result<HeaderValue, RegistryError> {
         self.secrets.push(token.to_owned());
         sensitive(&format!("Bearer {token}"))
@@ -345,7 +353,8 @@ fn sensitive(value: &str) -> Result<HeaderValue, RegistryError> {
     Ok(header)
 }
 
-/// The registry's `errors[].message` (distribution error format), or the status alone.
+/// The status and the registry's `errors[].code`s (distribution error format). Messages and other
+/// body text stay out: whatever the URL reached wrote them, and they end up in status.
 fn error_detail(body: &[u8], status: StatusCode) -> String {
     #[derive(Deserialize)]
     struct Errors {
@@ -355,29 +364,46 @@ fn error_detail(body: &[u8], status: StatusCode) -> String {
     struct ErrorEntry {
         #[serde(default)]
         code: String,
-        #[serde(default)]
-        message: String,
     }
-    let messages = serde_json::from_slice::<Errors>(body)
+    let codes = serde_json::from_slice::<Errors>(body)
         .map(|parsed| {
             parsed
                 .errors
                 .iter()
+                .map(|e| e.code.as_str())
+                .filter(|code| is_error_code(code))
                 .take(3)
-                .map(|e| {
-                    format!("{} {}", e.code, e.message)
-                        .trim()
-                        .chars()
-                        .take(200)
-                        .collect::<String>()
-                })
                 .collect::<Vec<_>>()
-                .join("; ")
+                .join(", ")
         })
         .unwrap_or_default();
-    if messages.is_empty() {
+    if codes.is_empty() {
         format!("HTTP {status}")
     } else {
-        format!("HTTP {status} ({messages})")
+        format!("HTTP {status} ({codes})")
+    }
+}
+
+/// A distribution error code such as `MANIFEST_UNKNOWN`: upper-case letters and `_`, short.
+fn is_error_code(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= 40
+        && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_details_keep_codes_and_drop_messages() {
+        let body = br#"{"errors":[{"code":"DENIED","message":"token=hunter2"},{"code":"a secret value"}]}"#;
+        let detail = error_detail(body, StatusCode::FORBIDDEN);
+        assert_eq!(detail, "HTTP 403 Forbidden (DENIED)");
+        let html = error_detail(
+            b"<html>internal token=hunter2</html>",
+            StatusCode::NOT_FOUND,
+        );
+        assert_eq!(html, "HTTP 404 Not Found");
     }
 }

@@ -186,3 +186,94 @@ async fn secrets_echoed_by_a_registry_are_redacted() -> anyhow::Result<()> {
     assert!(!message.contains("pw-9876"), "password leaked: {message}");
     Ok(())
 }
+
+/// A registry serving fixed bytes for every manifest and blob.
+async fn serving(manifest: Vec<u8>, blob: Vec<u8>) -> anyhow::Result<String> {
+    serve(
+        Router::new()
+            .route(
+                "/v2/app/manifests/{reference}",
+                get(move || async move { manifest }),
+            )
+            .route("/v2/app/blobs/{digest}", get(move || async move { blob })),
+    )
+    .await
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+#[tokio::test]
+async fn manifests_over_the_cap_or_not_matching_their_digest_are_refused() -> anyhow::Result<()> {
+    let client = RegistryClient::default();
+    let huge = vec![b' '; sluice_registry::MAX_MANIFEST_BYTES + 1];
+    let registry = serving(huge, Vec::new()).await?;
+    let error = client
+        .manifest(&format!("{registry}/app"), "v1", &access())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("larger than"), "{error}");
+
+    let served = br#"{"schemaVersion":2,"layers":[]}"#.to_vec();
+    let registry = serving(served, Vec::new()).await?;
+    let asked = sha256(b"something else");
+    let error = client
+        .manifest(&format!("{registry}/app"), &asked, &access())
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("not the one asked for"),
+        "{error}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn blobs_longer_shorter_or_other_than_declared_are_refused() -> anyhow::Result<()> {
+    let client = RegistryClient::default();
+    let content = b"layer bytes".to_vec();
+    let descriptor = |size: u64, digest: String| sluice_registry::Descriptor {
+        size,
+        digest,
+        ..sluice_registry::Descriptor::default()
+    };
+    let declared = content.len() as u64;
+    let cases = [
+        (
+            vec![b'x'; 64 << 20],
+            descriptor(declared, sha256(&content)),
+            "longer than",
+        ),
+        (
+            content[..4].to_vec(),
+            descriptor(declared, sha256(&content)),
+            "ended after 4",
+        ),
+        (
+            b"other bytes".to_vec(),
+            descriptor(declared, sha256(&content)),
+            "has the digest",
+        ),
+    ];
+    for (served, descriptor, expected) in cases {
+        let registry = serving(Vec::new(), served).await?;
+        let mut sink = Vec::new();
+        let error = client
+            .blob(
+                &format!("{registry}/app"),
+                &descriptor,
+                &access(),
+                &mut sink,
+            )
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains(expected), "{error}");
+        assert!(
+            sink.len() as u64 <= declared,
+            "{} bytes written",
+            sink.len()
+        );
+    }
+    Ok(())
+}

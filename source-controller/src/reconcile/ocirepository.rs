@@ -139,16 +139,9 @@ async fn access_for(
         let secret = read_secret(client, &namespace, &reference.name)
             .await
             .map_err(|e| auth_failure(&e))?;
-        if secret.bytes("tls.crt").is_some() || secret.bytes("tls.key").is_some() {
-            return Err(step::stalled(
-                "CertSecretRefClientCertificateNotSupported",
-                format!(
-                    "spec.certSecretRef '{}' holds tls.crt/tls.key: client certificates are not supported for OCI registries by this source-controller; keep only ca.crt",
-                    reference.name
-                ),
-            ));
-        }
-        access.ca = secret.bytes("ca.crt").map(<[u8]>::to_vec);
+        access
+            .apply_cert_secret(&secret)
+            .map_err(|e| auth_failure(&e))?;
     }
     if let Some(reference) = &spec.proxy_secret_ref {
         let secret = read_secret(client, &namespace, &reference.name)
