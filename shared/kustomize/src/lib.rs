@@ -54,6 +54,7 @@ use serde_json::Value;
 pub use error::{Error, Result};
 pub use goyaml::go_yaml_v2_stream;
 pub use load::KUSTOMIZATION_FILE_NAMES;
+pub use selector::{InvalidSelector, ObjectSelector, SelectorFields};
 pub use yaml::YamlError;
 
 /// What to do when the build root has no kustomization file.
