@@ -16,7 +16,7 @@ use crate::source::source_namespace;
 
 /// The reconcile timeout (`spec.timeout`, else `spec.interval`), or a stall naming the problem.
 pub fn validate(ks: &Kustomization, flags: &ControllerFlags) -> Result<Duration, Outcome> {
-    unsupported_fields(ks)?;
+    unsupported_fields(ks, flags)?;
     expressions(ks)?;
     if flags.no_cross_namespace_refs {
         cross_namespace_refs(ks)?;
@@ -30,7 +30,7 @@ pub fn validate(ks: &Kustomization, flags: &ControllerFlags) -> Result<Duration,
 }
 
 /// Spec fields this controller does not implement stall with a message naming them.
-fn unsupported_fields(ks: &Kustomization) -> Result<(), Outcome> {
+fn unsupported_fields(ks: &Kustomization, flags: &ControllerFlags) -> Result<(), Outcome> {
     let spec = &ks.spec;
     let unsupported = |field: &str, what: &str| {
         Err(Outcome::stalled(
@@ -54,10 +54,11 @@ fn unsupported_fields(ks: &Kustomization) -> Result<(), Outcome> {
         .decryption
         .as_ref()
         .is_some_and(|decryption| decryption.secret_ref.is_none())
+        && flags.sops_age_secret().is_none()
     {
         return unsupported(
             "spec.decryption without secretRef",
-            "only age identities from decryption.secretRef are implemented (no KMS, Vault or --sops-age-secret)",
+            "only age identities are implemented, from decryption.secretRef or the Secret of --sops-age-secret (no KMS, Vault or PGP)",
         );
     }
     Ok(())
