@@ -451,3 +451,31 @@ async fn a_watched_substitute_from_config_map_change_reconciles_at_once() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn build_metadata_origin_annotations_reach_the_cluster() {
+    let h = Harness::start("ks-build-metadata", &[]).await;
+    h.publish("repo", "v1", &[("apps/cm.yaml", &config_map("cm", "1"))])
+        .await;
+    h.kustomization(
+        "app",
+        "repo",
+        json!({"path": "./apps", "buildMetadata": ["originAnnotations"]}),
+    )
+    .await;
+    h.wait_ready("app", "repo").await;
+    let configs: Api<ConfigMap> = h.api();
+    let annotations = configs
+        .get("cm")
+        .await
+        .unwrap()
+        .metadata
+        .annotations
+        .unwrap_or_default();
+    assert_eq!(
+        annotations
+            .get("config.kubernetes.io/origin")
+            .map(String::as_str),
+        Some("path: cm.yaml\n")
+    );
+}
