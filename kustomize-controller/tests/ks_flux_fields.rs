@@ -479,3 +479,34 @@ async fn build_metadata_origin_annotations_reach_the_cluster() {
         Some("path: cm.yaml\n")
     );
 }
+
+#[tokio::test]
+async fn additive_cel_dependency_check_also_needs_the_dependency_ready() {
+    let h = Harness::start(
+        "ks-ready-additive",
+        &["--additive-cel-dependency-check=true"],
+    )
+    .await;
+    h.publish("repo", "v1", &[("app/cm.yaml", &config_map("front", "1"))])
+        .await;
+    h.kustomization("backend", "repo", json!({"path": "./missing"}))
+        .await;
+    h.wait_failed("backend", "ArtifactFailed").await;
+    h.kustomization(
+        "frontend",
+        "repo",
+        json!({"path": "./app", "dependsOn": [{"name": "backend", "readyExpr": "true"}]}),
+    )
+    .await;
+    let ks = h.wait_failed("frontend", "DependencyNotReady").await;
+    assert!(
+        ready_message(&ks).contains("dependency '") && ready_message(&ks).contains("is not ready"),
+        "{}",
+        ready_message(&ks)
+    );
+    assert!(
+        !ready_message(&ks).contains("readyExpr"),
+        "{}",
+        ready_message(&ks)
+    );
+}
