@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::fieldspecs::{FieldSpec, TransformerConfig, builtin, merge_spec};
 use crate::generators::{GeneratedKind, generate};
 use crate::kustomization::Kustomization;
-use crate::load::{Loader, flux_resources, objects_from_text};
+use crate::load::{Context, Loader, flux_resources, objects_from_text};
 use crate::metadata::{BuildMetadata, file_origin, generator_origin, set_origin};
 use crate::plugins::{self, PluginConfig};
 use crate::resmap::ResMap;
@@ -21,25 +21,6 @@ use crate::{
     BuildOptions, BuildOrder, FileAccess, MissingKustomization, hash, namereference, patch,
     replacements, sort, vars, yaml,
 };
-
-/// Where a kustomization's transformers and generators read files from.
-pub(crate) struct Context<'a> {
-    pub loader: &'a Loader,
-    /// The kustomization's directory, which relative paths start from.
-    pub dir: &'a Path,
-    /// The directory files it names must be inside: its own directory, or with
-    /// [`FileAccess::BuildRoot`] the build root.
-    pub scope: &'a Path,
-    pub file: &'a Path,
-}
-
-impl Context<'_> {
-    /// Reads a file the kustomization names in `field`.
-    pub fn read(&self, reference: &str, field: &str) -> Result<(PathBuf, Vec<u8>)> {
-        self.loader
-            .read_in(self.dir, self.scope, reference, self.file, field)
-    }
-}
 
 struct Builder<'a> {
     loader: &'a Loader,
