@@ -95,8 +95,9 @@ pub struct ControllerFlags {
     #[arg(long)]
     pub override_manager: Vec<String>,
 
-    /// Kinds (`Kind.group`, `Kind` for the core group) applied in a stage of their own after
-    /// CRDs, Namespaces and classes and before everything else, without waiting.
+    /// GroupKinds (`group/Kind`, e.g. `rbac.authorization.k8s.io/Role`; `Kind` for the core
+    /// group) applied in a stage of their own after CRDs, Namespaces and classes and before
+    /// everything else, without waiting.
     #[arg(long, value_delimiter = ',')]
     pub custom_apply_stage_kinds: Vec<String>,
 
@@ -125,14 +126,15 @@ impl ControllerFlags {
         Some(self.default_service_account.as_str()).filter(|name| !name.is_empty())
     }
 
-    /// `--custom-apply-stage-kinds` as (group, kind): `Kind.group` splits at the first dot.
+    /// `--custom-apply-stage-kinds` as (group, kind), from Flux's `group/Kind` form.
     pub fn custom_stage_kinds(&self) -> Vec<(String, String)> {
         self.custom_apply_stage_kinds
             .iter()
+            .map(|entry| entry.trim())
             .filter(|entry| !entry.is_empty())
-            .map(|entry| match entry.split_once('.') {
-                Some((kind, group)) => (group.to_owned(), kind.to_owned()),
-                None => (String::new(), entry.clone()),
+            .map(|entry| match entry.rsplit_once('/') {
+                Some((group, kind)) => (group.to_owned(), kind.to_owned()),
+                None => (String::new(), entry.to_owned()),
             })
             .collect()
     }
@@ -140,5 +142,25 @@ impl ControllerFlags {
     /// `--sops-age-secret`, if set.
     pub fn sops_age_secret(&self) -> Option<&str> {
         Some(self.sops_age_secret.as_str()).filter(|name| !name.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_stage_kinds_read_flux_s_group_kind_form() {
+        let cli = Cli::parse_from([
+            "kustomize-controller",
+            "--custom-apply-stage-kinds=rbac.authorization.k8s.io/Role, ConfigMap",
+        ]);
+        assert_eq!(
+            cli.controller.custom_stage_kinds(),
+            [
+                ("rbac.authorization.k8s.io".to_owned(), "Role".to_owned()),
+                (String::new(), "ConfigMap".to_owned())
+            ]
+        );
     }
 }
