@@ -7,6 +7,7 @@ mod common;
 use common::{Harness, condition, config_map, is_success};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::Role;
 use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::discovery::pinned_kind;
 use serde_json::{Value, json};
@@ -334,9 +335,14 @@ async fn kubectl_and_override_managers_lose_their_fields() {
 
 #[tokio::test]
 async fn custom_apply_stage_kinds_are_written_before_the_rest() {
-    let h = Harness::start("ks-stages", &["--custom-apply-stage-kinds=ConfigMap"]).await;
+    let h = Harness::start(
+        "ks-stages",
+        &["--custom-apply-stage-kinds=rbac.authorization.k8s.io/Role"],
+    )
+    .await;
     let account =
         |name: &str| format!("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {name}\n");
+    let role = "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: reader\nrules:\n- apiGroups: [\"\"]\n  resources: [configmaps]\n  verbs: [get]\n";
     h.publish(
         "repo",
         "v1",
@@ -345,28 +351,21 @@ async fn custom_apply_stage_kinds_are_written_before_the_rest() {
             ("b.yaml", &account("b")),
             ("c.yaml", &account("c")),
             ("d.yaml", &account("d")),
-            ("cm.yaml", &config_map("settings", "1")),
+            ("role.yaml", role),
         ],
     )
     .await;
     h.kustomization("app", "repo", json!({})).await;
     h.wait_ready("app", "repo").await;
-    let configs: Api<ConfigMap> = h.api();
+    let roles: Api<Role> = h.api();
     let written = |version: Option<String>| version.unwrap().parse::<u64>().unwrap();
-    let config = written(
-        configs
-            .get("settings")
-            .await
-            .unwrap()
-            .metadata
-            .resource_version,
-    );
+    let role = written(roles.get("reader").await.unwrap().metadata.resource_version);
     let accounts: Api<ServiceAccount> = h.api();
     for name in ["a", "b", "c", "d"] {
         let account = written(accounts.get(name).await.unwrap().metadata.resource_version);
         assert!(
-            config < account,
-            "ConfigMap ({config}) before ServiceAccount {name} ({account})"
+            role < account,
+            "Role ({role}) written before ServiceAccount {name} ({account})"
         );
     }
 }
