@@ -509,3 +509,61 @@ async fn additive_cel_dependency_check_also_needs_the_dependency_ready() {
         ready_message(&ks)
     );
 }
+
+fn annotated_config_map(name: &str, ssa: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  annotations:\n    kustomize.toolkit.fluxcd.io/ssa: {ssa}\ndata:\n  value: \"from-git\"\n"
+    )
+}
+
+#[tokio::test]
+async fn ssa_annotations_leave_cluster_values_alone() {
+    let h = Harness::start("ks-ssa-policy", &[]).await;
+    h.publish(
+        "repo",
+        "v1",
+        &[
+            ("once.yaml", &annotated_config_map("once", "IfNotPresent")),
+            ("never.yaml", &annotated_config_map("never", "Ignore")),
+            ("merged.yaml", &annotated_config_map("merged", "Merge")),
+        ],
+    )
+    .await;
+    h.kustomization("app", "repo", json!({})).await;
+    h.wait_ready("app", "repo").await;
+    let configs: Api<ConfigMap> = h.api();
+    assert!(
+        configs.get_opt("never").await.unwrap().is_none(),
+        "ssa: Ignore is never applied"
+    );
+    let as_kubectl = PatchParams {
+        field_manager: Some("kubectl".into()),
+        ..PatchParams::default()
+    };
+    let edit = json!({"data": {"value": "edited", "added": "by-kubectl"}});
+    configs
+        .patch("once", &as_kubectl, &Patch::Merge(&edit))
+        .await
+        .unwrap();
+    let add = json!({"data": {"added": "by-kubectl"}});
+    configs
+        .patch("merged", &as_kubectl, &Patch::Merge(&add))
+        .await
+        .unwrap();
+    reconcile_now(&h, "app", "after-edits").await;
+    let data = |name: &'static str| {
+        let configs = configs.clone();
+        async move { configs.get(name).await.unwrap().data.unwrap_or_default() }
+    };
+    let once = data("once").await;
+    assert_eq!(once["value"], "edited", "IfNotPresent never overwrites");
+    let merged = data("merged").await;
+    assert_eq!(
+        (
+            merged["value"].as_str(),
+            merged.get("added").map(String::as_str)
+        ),
+        ("from-git", Some("by-kubectl")),
+        "Merge keeps fields other managers added, even kubectl's"
+    );
+}
