@@ -268,6 +268,24 @@ mod tests {
     }
 
     #[test]
+    fn optional_field_access_guards_missing_conditions() {
+        let check: CustomHealthCheck = serde_json::from_value(json!({
+            "apiVersion": "example.com/v1", "kind": "Widget",
+            "current": "status.?conditions.orValue([]).exists(c, c.type == 'Ready' && c.status == 'True')"
+        }))
+        .unwrap();
+        let rules = HealthRules::compile(&[check]).unwrap();
+        assert_eq!(
+            rules.assess(&widget(json!({}))),
+            Some(Health::InProgress(
+                "no healthCheckExprs expression is true yet".into()
+            ))
+        );
+        let ready = json!({"conditions": [{"type": "Ready", "status": "True"}]});
+        assert_eq!(rules.assess(&widget(ready)), Some(Health::Current));
+    }
+
+    #[test]
     fn an_invalid_expression_names_its_field() {
         let check: CustomHealthCheck = serde_json::from_value(json!({
             "apiVersion": "example.com/v1", "kind": "Widget", "current": "status.(("

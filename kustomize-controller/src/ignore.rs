@@ -1,8 +1,8 @@
 //! `spec.ignore`: Flux's drift-ignore rules. On a live object a rule's target selects, each JSON
 //! pointer path is left to the in-cluster value: stripped from the applied object when another
-//! field manager owns the field (so that manager keeps it), otherwise set to the in-cluster
-//! value (this controller keeps owning it). Either way the apply neither changes the field nor
-//! reports it as drift.
+//! field manager owns the field (so that manager keeps it) or the cluster has none, otherwise
+//! set to the in-cluster value (this controller keeps owning it). Either way the apply neither
+//! changes the field nor reports it as drift.
 
 use serde_json::Value;
 use sluice_api::kustomize::DriftIgnoreRule;
@@ -101,13 +101,12 @@ impl IgnoreRules {
             .iter()
             .filter(|rule| rule.target.as_ref().is_none_or(|t| t.matches(live)));
         for path in selected.flat_map(|rule| &rule.paths) {
-            let Some(in_cluster) = live.pointer(path) else {
-                continue;
-            };
-            if owned_by_another(live, path, manager) {
-                remove(desired, path);
-            } else {
-                set(desired, path, in_cluster.clone());
+            match live.pointer(path) {
+                Some(in_cluster) if !owned_by_another(live, path, manager) => {
+                    set(desired, path, in_cluster.clone());
+                }
+                // Owned by another manager, or absent in the cluster: left as it is there.
+                _ => remove(desired, path),
             }
         }
     }
@@ -234,6 +233,14 @@ mod tests {
         let mut desired = json!({"spec": {"replicas": 2}});
         rules.apply(&mut desired, &live, "kustomize-controller");
         assert_eq!(desired, json!({"spec": {"replicas": 5}}));
+    }
+
+    #[test]
+    fn a_field_absent_in_the_cluster_stays_absent() {
+        let rules = rules(json!([{"paths": ["/metadata/annotations/note"]}]));
+        let mut desired = json!({"metadata": {"annotations": {"note": "x", "keep": "y"}}});
+        rules.apply(&mut desired, &live(json!([])), "kustomize-controller");
+        assert_eq!(desired, json!({"metadata": {"annotations": {"keep": "y"}}}));
     }
 
     #[test]
