@@ -67,7 +67,16 @@ impl Cleanup {
                 }
             }
         }
-        (!operations.is_empty()).then_some(Value::Array(operations))
+        if operations.is_empty() {
+            return None;
+        }
+        // Refused if the object changed since it was read, rather than losing a new entry.
+        let version = live.pointer("/metadata/resourceVersion").cloned()?;
+        operations.insert(
+            0,
+            json!({"op": "test", "path": "/metadata/resourceVersion", "value": version}),
+        );
+        Some(Value::Array(operations))
     }
 
     /// The managedFields with the listed managers' fields merged into `own`'s Apply entry.
@@ -133,6 +142,7 @@ mod tests {
     #[test]
     fn kubectl_fields_become_this_controllers() {
         let live = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+        "resourceVersion": "7",
         "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}", "keep": "1"},
         "managedFields": [
             {"manager": "kustomize-controller", "operation": "Apply",
@@ -145,6 +155,7 @@ mod tests {
         assert_eq!(
             patch,
             Some(json!([
+                {"op": "test", "path": "/metadata/resourceVersion", "value": "7"},
                 {"op": "replace", "path": "/metadata/managedFields", "value": [
                     {"manager": "kustomize-controller", "operation": "Apply",
                      "fieldsV1": {"f:data": {"f:a": {}, "f:b": {}}}},
@@ -157,16 +168,16 @@ mod tests {
 
     #[test]
     fn override_managers_are_taken_over_and_clean_objects_need_nothing() {
-        let live = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"managedFields": [
+        let live = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"resourceVersion": "7", "managedFields": [
             {"manager": "hpa", "operation": "Update", "time": "t", "fieldsV1": {"f:data": {"f:c": {}}}}
         ]}});
         let plain = Cleanup::new("kustomize-controller", &[]);
         assert_eq!(plain.patch(&live, "kustomize-controller"), None);
         let overriding = Cleanup::new("kustomize-controller", &["hpa".to_owned()]);
         let patch = overriding.patch(&live, "kustomize-controller").unwrap();
-        assert_eq!(patch[0]["value"][0]["manager"], "kustomize-controller");
+        assert_eq!(patch[1]["value"][0]["manager"], "kustomize-controller");
         assert_eq!(
-            patch[0]["value"][0]["fieldsV1"],
+            patch[1]["value"][0]["fieldsV1"],
             json!({"f:data": {"f:c": {}}})
         );
     }
