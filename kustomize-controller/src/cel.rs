@@ -9,7 +9,6 @@ use cel::{Context, Env, Program, Value as CelValue};
 use serde_json::Value;
 use sluice_api::kustomize::CustomHealthCheck;
 
-use crate::health::Health;
 use crate::objects::split_api_version;
 
 /// The standard CEL environment (macros, optional syntax), shared by every expression.
@@ -98,6 +97,14 @@ fn to_cel(value: &Value) -> CelValue {
     }
 }
 
+/// The health `healthCheckExprs` give an object, in kstatus's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Current,
+    InProgress(String),
+    Failed(String),
+}
+
 /// The expressions of one `healthCheckExprs` entry, for one group and kind.
 struct HealthRule {
     group: String,
@@ -149,13 +156,13 @@ impl HealthRules {
     /// The health of a live object whose kind an entry covers: InProgress while it is being
     /// deleted or its status is for an older generation, then the first of `inProgress`,
     /// `failed`, `current` that is true; none true (or an evaluation error) is InProgress.
-    pub fn assess(&self, object: &Value) -> Option<Health> {
+    pub fn assess(&self, object: &Value) -> Option<Verdict> {
         let rule = self.rule(
             object["apiVersion"].as_str().unwrap_or_default(),
             object["kind"].as_str().unwrap_or_default(),
         )?;
         if object.pointer("/metadata/deletionTimestamp").is_some() {
-            return Some(Health::InProgress(
+            return Some(Verdict::InProgress(
                 "resource scheduled for deletion".to_owned(),
             ));
         }
@@ -168,7 +175,7 @@ impl HealthRules {
         if let (Some(generation), Some(observed)) = (generation, observed)
             && observed != generation
         {
-            return Some(Health::InProgress(format!(
+            return Some(Verdict::InProgress(format!(
                 "observed generation {observed} is not generation {generation}"
             )));
         }
@@ -190,15 +197,15 @@ impl HealthRules {
                 Ok(true) => {
                     let because = format!("healthCheckExprs {name} expression is true");
                     return Some(match name {
-                        "current" => Health::Current,
-                        "failed" => Health::Failed(because),
-                        _ => Health::InProgress(because),
+                        "current" => Verdict::Current,
+                        "failed" => Verdict::Failed(because),
+                        _ => Verdict::InProgress(because),
                     });
                 }
-                Err(error) => return Some(Health::InProgress(error.to_string())),
+                Err(error) => return Some(Verdict::InProgress(error.to_string())),
             }
         }
-        Some(Health::InProgress(
+        Some(Verdict::InProgress(
             "no healthCheckExprs expression is true yet".to_owned(),
         ))
     }
@@ -232,24 +239,24 @@ mod tests {
         let ready = json!({"type": "Ready", "status": "True"});
         assert_eq!(
             rules.assess(&widget(json!({"phase": "Running", "conditions": [ready]}))),
-            Some(Health::Current)
+            Some(Verdict::Current)
         );
         assert!(matches!(
             rules.assess(&widget(
                 json!({"phase": "Provisioning", "conditions": [ready]})
             )),
-            Some(Health::InProgress(_))
+            Some(Verdict::InProgress(_))
         ));
         let broken = json!({"type": "Ready", "status": "False", "reason": "Broken"});
         assert!(matches!(
             rules.assess(&widget(json!({"phase": "Running", "conditions": [broken]}))),
-            Some(Health::Failed(_))
+            Some(Verdict::Failed(_))
         ));
         assert!(matches!(
             rules.assess(&widget(
                 json!({"phase": "Running", "conditions": [ready], "observedGeneration": 1})
             )),
-            Some(Health::InProgress(_))
+            Some(Verdict::InProgress(_))
         ));
         let other = json!({"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {}});
         assert_eq!(rules.assess(&other), None);
@@ -258,7 +265,7 @@ mod tests {
     #[test]
     fn a_missing_field_waits_with_the_expression_named() {
         let object = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {}});
-        let Some(Health::InProgress(message)) = rules().assess(&object) else {
+        let Some(Verdict::InProgress(message)) = rules().assess(&object) else {
             panic!("expected InProgress");
         };
         assert!(
@@ -277,12 +284,12 @@ mod tests {
         let rules = HealthRules::compile(&[check]).unwrap();
         assert_eq!(
             rules.assess(&widget(json!({}))),
-            Some(Health::InProgress(
+            Some(Verdict::InProgress(
                 "no healthCheckExprs expression is true yet".into()
             ))
         );
         let ready = json!({"conditions": [{"type": "Ready", "status": "True"}]});
-        assert_eq!(rules.assess(&widget(ready)), Some(Health::Current));
+        assert_eq!(rules.assess(&widget(ready)), Some(Verdict::Current));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use serde_json::Value;
 use sluice_api::meta::condition_type::{READY, RECONCILING, STALLED};
 use sluice_runtime::describe_kube_error;
 
-use crate::cel::HealthRules;
+use crate::cel::{HealthRules, Verdict};
 use crate::cluster::Cluster;
 use crate::objects::{split_api_version, subject};
 
@@ -20,6 +20,16 @@ pub enum Health {
     Failed(String),
     /// Does not exist.
     NotFound,
+}
+
+impl From<Verdict> for Health {
+    fn from(verdict: Verdict) -> Self {
+        match verdict {
+            Verdict::Current => Self::Current,
+            Verdict::InProgress(reason) => Self::InProgress(reason),
+            Verdict::Failed(reason) => Self::Failed(reason),
+        }
+    }
 }
 
 impl Health {
@@ -320,7 +330,9 @@ pub async fn check_object_with(cluster: &Cluster, object: &Value, rules: &Health
     match cluster.api(&resolved, namespace).get_opt(name).await {
         Ok(Some(live)) => {
             let live = serde_json::to_value(live).unwrap_or(Value::Null);
-            rules.assess(&live).unwrap_or_else(|| assess(&live))
+            rules
+                .assess(&live)
+                .map_or_else(|| assess(&live), Health::from)
         }
         Ok(None) => Health::NotFound,
         Err(error) => Health::InProgress(format!("read failed: {}", describe_kube_error(&error))),

@@ -2,7 +2,7 @@
 //!
 //! Read top-down: [`reconcile`] runs each Kustomization's steps on the shared lifecycle, one
 //! module per step. Beneath them, the machinery flows one way: [`objects`] and [`cluster`] →
-//! [`health`] (with [`cel`] expressions) → [`apply`] (with [`ignore`] rules and the
+//! [`cel`] expressions → [`health`] → [`apply`] (with [`ignore`] rules and the
 //! managedFields [`cleanup`]) → [`inventory`] (prune) and [`drift`]; [`build`] with [`sops`] and
 //! [`substitute`]; [`source`] for artifacts (fetched by `sluice_artifact::fetch`); [`dependson`]
 //! and [`tenancy`].
