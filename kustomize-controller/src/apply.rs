@@ -1,6 +1,7 @@
 //! Server-side apply of a build in Flux's stages: each stage is dry-run whole before any of it is
 //! written, and only new or drifted objects are patched.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
@@ -10,12 +11,14 @@ use kube::api::{
 use serde_json::Value;
 use sluice_api::kustomize::ObjectId;
 use sluice_api::kustomize::annotations::{
-    DISABLED, ENABLED, FORCE, RECONCILE, SSA, SSA_IF_NOT_PRESENT, SSA_IGNORE,
+    DISABLED, ENABLED, FORCE, RECONCILE, SSA, SSA_IF_NOT_PRESENT, SSA_IGNORE, SSA_MERGE,
 };
 
+use crate::cleanup::Cleanup;
 use crate::cluster::Cluster;
 use crate::drift::owned_fingerprint;
 use crate::health::{self, Health};
+use crate::ignore::IgnoreRules;
 use crate::objects::{Owner, has_flag, kind_rank, object_id, split_api_version, subject};
 
 /// Field manager of every apply, as in Flux.
@@ -37,6 +40,12 @@ pub struct ApplyOptions {
     pub concurrency: usize,
     /// Longest wait for CRDs, Namespaces and classes to become ready.
     pub stage_timeout: Duration,
+    /// `spec.ignore`: paths left to the in-cluster value.
+    pub ignore: Arc<IgnoreRules>,
+    /// The managedFields clean-up made before applying an existing object.
+    pub cleanup: Cleanup,
+    /// `--custom-apply-stage-kinds` as (group, kind): applied after classes, before the rest.
+    pub custom_stage_kinds: Vec<(String, String)>,
 }
 
 /// What happened to one object.
@@ -126,11 +135,16 @@ pub fn sort_for_apply(objects: &mut [Value]) {
     });
 }
 
-fn stage_of(kind: &str) -> usize {
+/// Flux's stages: cluster definitions and classes (each waited for), the custom stage kinds,
+/// the rest.
+fn stage_of(object: &Value, custom: &[(String, String)]) -> usize {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let group = split_api_version(object["apiVersion"].as_str().unwrap_or_default()).0;
     match kind {
         "CustomResourceDefinition" | "Namespace" | "ClusterRole" => 0,
         kind if kind.ends_with("Class") => 1,
-        _ => 2,
+        kind if custom.iter().any(|(g, k)| g == group && k == kind) => 2,
+        _ => 3,
     }
 }
 
@@ -140,10 +154,9 @@ pub async fn apply_staged(
     objects: Vec<Value>,
     options: &ApplyOptions,
 ) -> ApplyReport {
-    let mut stages: [Vec<Value>; 3] = Default::default();
+    let mut stages: [Vec<Value>; 4] = Default::default();
     for object in objects {
-        let kind = object["kind"].as_str().unwrap_or_default().to_owned();
-        stages[stage_of(&kind)].push(object);
+        stages[stage_of(&object, &options.custom_stage_kinds)].push(object);
     }
     let mut report = ApplyReport::default();
     for (index, mut stage) in stages.into_iter().enumerate() {
@@ -318,6 +331,17 @@ async fn plan_one(
     if let Some(object) = desired.as_object_mut() {
         object.remove("status");
     }
+    let mut cleaned = false;
+    if let Some(live) = &existing {
+        options.ignore.apply(&mut desired, live, FIELD_MANAGER);
+        if options.correct_drift
+            && !has_flag(&desired, SSA, SSA_MERGE)
+            && let Some(patch) = options.cleanup.patch(live, FIELD_MANAGER)
+        {
+            target.clean_up(patch).await?;
+            cleaned = true;
+        }
+    }
     let force = options.force || has_flag(&desired, FORCE, ENABLED);
     let write = |target, desired, action, recreate| {
         Ok(Planned::Write {
@@ -337,7 +361,7 @@ async fn plan_one(
     let Some(existing) = existing else {
         return write(target, desired, Action::Created, false);
     };
-    if !has_drifted(&existing, &preview) {
+    if !cleaned && !has_drifted(&existing, &preview) {
         return Ok(Planned::Done(target.change(
             Action::Unchanged,
             desired,
@@ -481,6 +505,25 @@ impl Target {
         })
     }
 
+    /// Makes the managedFields clean-up (a JSON patch) on the live object.
+    async fn clean_up(&self, patch: Value) -> Result<(), ApplyError> {
+        let failed = |reason: String| ApplyError::Apply {
+            subject: self.subject.clone(),
+            reason: format!("metadata.managedFields clean-up failed: {reason}"),
+        };
+        let patch: json_patch::Patch =
+            serde_json::from_value(patch).map_err(|error| failed(error.to_string()))?;
+        self.api
+            .patch(
+                &self.name,
+                &PatchParams::default(),
+                &Patch::Json::<()>(patch),
+            )
+            .await
+            .map_err(|error| failed(reason_of(&error)))?;
+        Ok(())
+    }
+
     /// Deletes the live object and waits until it is gone.
     async fn recreate(&self) -> Result<(), ApplyError> {
         let failed = |reason: String| ApplyError::Recreate {
@@ -566,8 +609,17 @@ mod tests {
             kinds,
             ["Namespace", "ServiceAccount", "Deployment", "Widget"]
         );
-        assert_eq!(stage_of("CustomResourceDefinition"), 0);
-        assert_eq!(stage_of("IngressClass"), 1);
-        assert_eq!(stage_of("Deployment"), 2);
+        let custom = [("cert-manager.io".to_owned(), "Issuer".to_owned())];
+        let object =
+            |api_version: &str, kind: &str| json!({"apiVersion": api_version, "kind": kind});
+        let stage = |api_version, kind| stage_of(&object(api_version, kind), &custom);
+        assert_eq!(
+            stage("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+            0
+        );
+        assert_eq!(stage("networking.k8s.io/v1", "IngressClass"), 1);
+        assert_eq!(stage("cert-manager.io/v1", "Issuer"), 2);
+        assert_eq!(stage("example.com/v1", "Issuer"), 3);
+        assert_eq!(stage("apps/v1", "Deployment"), 3);
     }
 }

@@ -85,6 +85,32 @@ pub struct ControllerFlags {
     #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub strict_substitution: bool,
 
+    /// Check a dependency's built-in readiness as well as its `readyExpr` (Flux's
+    /// AdditiveCELDependencyCheck gate); by default a `readyExpr` replaces the built-in check.
+    #[arg(long, default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub additive_cel_dependency_check: bool,
+
+    /// Field managers whose fields on applied objects are taken over (Apply and Update), on top
+    /// of Flux's list (kubectl, before-first-apply, this controller's pre-SSA updates). Repeatable.
+    #[arg(long)]
+    pub override_manager: Vec<String>,
+
+    /// GroupKinds (`group/Kind`, e.g. `rbac.authorization.k8s.io/Role`; `Kind` for the core
+    /// group) applied in a stage of their own after CRDs, Namespaces and classes and before
+    /// everything else, without waiting.
+    #[arg(long, value_delimiter = ',')]
+    pub custom_apply_stage_kinds: Vec<String>,
+
+    /// Secret in the runtime namespace whose `*.agekey` entries decrypt every Kustomization
+    /// without `spec.decryption.secretRef`.
+    #[arg(long, default_value = "")]
+    pub sops_age_secret: String,
+
+    /// Label selector of the ConfigMaps and Secrets whose changes re-reconcile the
+    /// Kustomizations that reference them (substituteFrom, decryption, kubeConfig).
+    #[arg(long, default_value = "reconcile.fluxcd.io/watch=Enabled")]
+    pub watch_configs_label_selector: String,
+
     /// Allow exec credential plugins in kubeConfig Secrets.
     #[arg(long, default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub insecure_kubeconfig_exec: bool,
@@ -98,5 +124,43 @@ impl ControllerFlags {
     /// `--default-service-account`, if set.
     pub fn default_service_account(&self) -> Option<&str> {
         Some(self.default_service_account.as_str()).filter(|name| !name.is_empty())
+    }
+
+    /// `--custom-apply-stage-kinds` as (group, kind), from Flux's `group/Kind` form.
+    pub fn custom_stage_kinds(&self) -> Vec<(String, String)> {
+        self.custom_apply_stage_kinds
+            .iter()
+            .map(|entry| entry.trim())
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| match entry.rsplit_once('/') {
+                Some((group, kind)) => (group.to_owned(), kind.to_owned()),
+                None => (String::new(), entry.to_owned()),
+            })
+            .collect()
+    }
+
+    /// `--sops-age-secret`, if set.
+    pub fn sops_age_secret(&self) -> Option<&str> {
+        Some(self.sops_age_secret.as_str()).filter(|name| !name.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_stage_kinds_read_flux_s_group_kind_form() {
+        let cli = Cli::parse_from([
+            "kustomize-controller",
+            "--custom-apply-stage-kinds=rbac.authorization.k8s.io/Role, ConfigMap",
+        ]);
+        assert_eq!(
+            cli.controller.custom_stage_kinds(),
+            [
+                ("rbac.authorization.k8s.io".to_owned(), "Role".to_owned()),
+                (String::new(), "ConfigMap".to_owned())
+            ]
+        );
     }
 }

@@ -6,6 +6,7 @@ use sluice_api::kustomize::Kustomization;
 use sluice_api::meta::condition_type::READY;
 use sluice_runtime::conditions::is_true;
 
+use crate::cel::{EvaluationError, Expression, InvalidExpression};
 use crate::source::source_namespace;
 
 /// Why a dependency is not ready, in Flux's words.
@@ -17,19 +18,43 @@ pub enum DependencyError {
     NotReady(String),
     #[error("dependency '{0}' revision is not up to date")]
     Outdated(String),
+    #[error("dependency '{0}' is not ready according to readyExpr eval")]
+    ExprNotReady(String),
     #[error("reading dependency '{name}' failed: {reason}")]
     Read { name: String, reason: String },
+    #[error(transparent)]
+    InvalidExpr(#[from] InvalidExpression),
+    #[error("dependency '{name}': {error}")]
+    Evaluation {
+        name: String,
+        error: EvaluationError,
+    },
 }
 
-/// Checks every `dependsOn` entry: it exists, its status is for its current generation, it is
-/// Ready, and when it reads the same source it has applied `revision`.
+/// The compiled `readyExpr` of `spec.dependsOn[index]`, if it has one.
+pub fn ready_expr(
+    ks: &Kustomization,
+    index: usize,
+) -> Result<Option<Expression>, InvalidExpression> {
+    ks.spec
+        .depends_on
+        .get(index)
+        .and_then(|dependency| dependency.ready_expr.as_deref())
+        .map(|source| Expression::compile(format!("spec.dependsOn[{index}].readyExpr"), source))
+        .transpose()
+}
+
+/// Checks every `dependsOn` entry: it exists, its `readyExpr` (over `dep` and `self`) is true,
+/// and, unless a `readyExpr` replaces them (`additive` keeps them), its status is for its
+/// current generation, it is Ready, and when it reads the same source it has applied `revision`.
 pub async fn check_dependencies(
     client: &Client,
     kustomization: &Kustomization,
     revision: &str,
+    additive: bool,
 ) -> Result<(), DependencyError> {
     let own_namespace = kustomization.metadata.namespace.clone().unwrap_or_default();
-    for dependency in &kustomization.spec.depends_on {
+    for (index, dependency) in kustomization.spec.depends_on.iter().enumerate() {
         let namespace = dependency.namespace.as_deref().unwrap_or(&own_namespace);
         let qualified = format!("{namespace}/{}", dependency.name);
         let api: Api<Kustomization> = Api::namespaced(client.clone(), namespace);
@@ -41,6 +66,21 @@ pub async fn check_dependencies(
                 reason: error.to_string(),
             })?
             .ok_or_else(|| DependencyError::NotFound(qualified.clone()))?;
+        if let Some(expression) = ready_expr(kustomization, index)? {
+            let (dep, own) = (to_json(&found), to_json(kustomization));
+            let ready = expression
+                .evaluate(&[("dep", &dep), ("self", &own)])
+                .map_err(|error| DependencyError::Evaluation {
+                    name: qualified.clone(),
+                    error,
+                })?;
+            if !ready {
+                return Err(DependencyError::ExprNotReady(qualified));
+            }
+            if !additive {
+                continue;
+            }
+        }
         let current = found.metadata.generation == found.observed_generation();
         if !current || !is_true(found.conditions(), READY) {
             return Err(DependencyError::NotReady(qualified));
@@ -57,4 +97,8 @@ pub async fn check_dependencies(
         }
     }
     Ok(())
+}
+
+fn to_json(ks: &Kustomization) -> serde_json::Value {
+    serde_json::to_value(ks).unwrap_or_default()
 }

@@ -5,6 +5,7 @@ use serde_json::Value;
 use sluice_api::meta::condition_type::{READY, RECONCILING, STALLED};
 use sluice_runtime::describe_kube_error;
 
+use crate::cel::{HealthRules, Verdict};
 use crate::cluster::Cluster;
 use crate::objects::{split_api_version, subject};
 
@@ -19,6 +20,16 @@ pub enum Health {
     Failed(String),
     /// Does not exist.
     NotFound,
+}
+
+impl From<Verdict> for Health {
+    fn from(verdict: Verdict) -> Self {
+        match verdict {
+            Verdict::Current => Self::Current,
+            Verdict::InProgress(reason) => Self::InProgress(reason),
+            Verdict::Failed(reason) => Self::Failed(reason),
+        }
+    }
 }
 
 impl Health {
@@ -289,6 +300,11 @@ fn pod(object: &Value) -> Health {
 
 /// Reads `object`'s live state and assesses it.
 pub async fn check_object(cluster: &Cluster, object: &Value) -> Health {
+    check_object_with(cluster, object, &HealthRules::default()).await
+}
+
+/// Reads `object`'s live state and assesses it, with `rules` deciding the kinds they cover.
+pub async fn check_object_with(cluster: &Cluster, object: &Value, rules: &HealthRules) -> Health {
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
     let kind = object["kind"].as_str().unwrap_or_default();
     let (group, version) = split_api_version(api_version);
@@ -312,7 +328,12 @@ pub async fn check_object(cluster: &Cluster, object: &Value) -> Health {
         .and_then(Value::as_str)
         .unwrap_or_default();
     match cluster.api(&resolved, namespace).get_opt(name).await {
-        Ok(Some(live)) => assess(&serde_json::to_value(live).unwrap_or(Value::Null)),
+        Ok(Some(live)) => {
+            let live = serde_json::to_value(live).unwrap_or(Value::Null);
+            rules
+                .assess(&live)
+                .map_or_else(|| assess(&live), Health::from)
+        }
         Ok(None) => Health::NotFound,
         Err(error) => Health::InProgress(format!("read failed: {}", describe_kube_error(&error))),
     }
@@ -349,17 +370,23 @@ impl HealthReport {
     }
 }
 
-/// Checks every object in `objects` once, reading live state only where `cached` has no answer.
+/// Checks every object in `objects` once, reading live state only where `cached` has no answer;
+/// `rules` decide the kinds they cover, always from live state.
 pub async fn check_all(
     cluster: &Cluster,
     objects: &[Value],
+    rules: &HealthRules,
     cached: impl Fn(&Value) -> Option<Health>,
 ) -> HealthReport {
     let mut report = HealthReport::default();
     for object in objects {
-        let health = match cached(object) {
-            Some(health) => health,
-            None => check_object(cluster, object).await,
+        let covered = rules.covers(
+            object["apiVersion"].as_str().unwrap_or_default(),
+            object["kind"].as_str().unwrap_or_default(),
+        );
+        let health = match (covered, cached(object)) {
+            (false, Some(health)) => health,
+            _ => check_object_with(cluster, object, rules).await,
         };
         match health {
             Health::Current => {}

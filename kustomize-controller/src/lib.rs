@@ -2,16 +2,21 @@
 //!
 //! Read top-down: [`reconcile`] runs each Kustomization's steps on the shared lifecycle, one
 //! module per step. Beneath them, the machinery flows one way: [`objects`] and [`cluster`] →
-//! [`health`] → [`apply`] → [`inventory`] (prune) and [`drift`]; [`build`] with [`sops`] and
-//! [`substitute`]; [`source`] for artifacts (fetched by `sluice_artifact::fetch`); [`dependson`] and [`tenancy`].
+//! [`cel`] expressions → [`health`] → [`apply`] (with [`ignore`] rules and the
+//! managedFields [`cleanup`]) → [`inventory`] (prune) and [`drift`]; [`build`] with [`sops`] and
+//! [`substitute`]; [`source`] for artifacts (fetched by `sluice_artifact::fetch`); [`dependson`]
+//! and [`tenancy`].
 
 pub mod apply;
 pub mod build;
+pub mod cel;
+pub mod cleanup;
 pub mod cli;
 pub mod cluster;
 pub mod dependson;
 pub mod drift;
 pub mod health;
+pub mod ignore;
 pub mod inventory;
 pub mod objects;
 pub mod reconcile;

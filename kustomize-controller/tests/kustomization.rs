@@ -828,7 +828,7 @@ async fn unsupported_fields_stall_naming_the_field() {
     h.kustomization(
         "app",
         "repo",
-        json!({"healthCheckExprs": [{"apiVersion": "x/v1", "kind": "X", "current": "true"}]}),
+        json!({"kubeConfig": {"configMapRef": {"name": "aks"}}}),
     )
     .await;
     let ks = h
@@ -840,7 +840,7 @@ async fn unsupported_fields_stall_naming_the_field() {
         condition(&ks, "Stalled")
             .unwrap()
             .message
-            .contains("spec.healthCheckExprs")
+            .contains("spec.kubeConfig.configMapRef")
     );
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sluice_api::duration::parse_duration;
-use sluice_api::kustomize::KustomizationSpec;
+use sluice_api::kustomize::{BuildMetadataOption, KustomizationSpec};
 use sluice_kustomize::{BuildLimits, BuildOptions, BuildOrder, FileAccess, MissingKustomization};
 
 use crate::objects::metadata_map_mut;
@@ -52,10 +52,13 @@ pub fn build(
     path: &str,
     spec: &KustomizationSpec,
 ) -> Result<Vec<Value>, BuildError> {
-    if !spec.build_metadata.is_empty() {
+    if spec
+        .build_metadata
+        .contains(&BuildMetadataOption::TransformerAnnotations)
+    {
         return Err(BuildError::Unsupported {
-            field: "spec.buildMetadata",
-            reason: "the native kustomize engine does not implement buildMetadata",
+            field: "spec.buildMetadata transformerAnnotations",
+            reason: "the native kustomize engine implements originAnnotations only",
         });
     }
     let relative = secure_relative(path)?;
@@ -280,7 +283,7 @@ mod tests {
     }
 
     #[test]
-    fn remote_bases_and_build_metadata_are_refused() {
+    fn remote_bases_and_transformer_annotations_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         write(
             dir.path(),
@@ -292,10 +295,15 @@ mod tests {
         let error = build(
             dir.path(),
             "",
-            &spec(json!({"buildMetadata": ["originAnnotations"]})),
+            &spec(json!({"buildMetadata": ["originAnnotations", "transformerAnnotations"]})),
         )
         .unwrap_err();
-        assert!(error.to_string().contains("spec.buildMetadata"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("spec.buildMetadata transformerAnnotations"),
+            "{error}"
+        );
         let error = build(
             dir.path(),
             "",
@@ -303,6 +311,26 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(error, BuildError::RemoteComponent(_)), "{error}");
+    }
+
+    #[test]
+    fn build_metadata_origin_annotations_name_each_object_s_file() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "apps/sa.yaml",
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: web\n",
+        );
+        let objects = build(
+            dir.path(),
+            "apps",
+            &spec(json!({"buildMetadata": ["originAnnotations"]})),
+        )
+        .unwrap();
+        assert_eq!(
+            objects[0]["metadata"]["annotations"]["config.kubernetes.io/origin"],
+            "path: sa.yaml\n"
+        );
     }
 
     #[test]

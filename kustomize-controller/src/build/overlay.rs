@@ -43,6 +43,9 @@ pub(super) fn overlay_fields(
     if !components.is_empty() {
         fields.insert("components".to_owned(), Value::Array(components));
     }
+    if !spec.build_metadata.is_empty() {
+        fields.insert("buildMetadata".to_owned(), json!(spec.build_metadata));
+    }
     Ok(fields)
 }
 

@@ -1,6 +1,7 @@
 //! Step 4: the change set: server-side apply of the build on the target cluster, the drift
 //! watch of what was applied, the detect-only drift report, and the change-set event.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::ResourceExt;
@@ -14,9 +15,11 @@ use sluice_runtime::conditions;
 use sluice_runtime::{ConditionStatus, ObjectEvent, Outcome};
 
 use super::Context;
-use crate::apply::{Action, ApplyOptions, ApplyReport, Change, apply_staged};
+use crate::apply::{Action, ApplyOptions, ApplyReport, Change, FIELD_MANAGER, apply_staged};
+use crate::cleanup::Cleanup;
 use crate::cluster::Cluster;
 use crate::drift::DriftMode;
+use crate::ignore::IgnoreRules;
 use crate::inventory::PruneReport;
 use crate::objects::{Owner, split_api_version};
 
@@ -58,12 +61,17 @@ pub async fn apply(
         .as_ref()
         .is_some_and(|status| status.last_applied_revision.as_deref() == Some(revision))
         && ks.observed_generation() == ks.metadata.generation;
+    let ignore = IgnoreRules::compile(&ks.spec.ignore)
+        .map_err(|error| Outcome::stalled(reason::RECONCILIATION_FAILED, error.to_string()))?;
     let options = ApplyOptions {
         owner: owner(ks),
         force: ks.spec.force,
         correct_drift: !(already_applied && DriftMode::of(ks) == DriftMode::DetectOnly),
         concurrency: usize::from(context.flags.concurrent_ssa),
         stage_timeout: STAGE_TIMEOUT.min(timeout),
+        ignore: Arc::new(ignore),
+        cleanup: Cleanup::new(FIELD_MANAGER, &context.flags.override_manager),
+        custom_stage_kinds: context.flags.custom_stage_kinds(),
     };
     let Ok(change_set) =
         tokio::time::timeout(timeout, apply_staged(cluster, objects, &options)).await

@@ -99,7 +99,11 @@ pub async fn build_manifests(
 ) -> Result<BuildOutput, Outcome> {
     let steps = async {
         let client = &context.runtime.client;
-        let identities = age_identities(client, ks).await?;
+        let fallback = context
+            .flags
+            .sops_age_secret()
+            .map(|name| (context.runtime.flags.runtime_namespace.as_str(), name));
+        let identities = age_identities(client, ks, fallback).await?;
         let mut objects = render(ks, root, identities).await?;
         refuse_encrypted(ks, &objects)?;
         let secret_values =
@@ -140,21 +144,21 @@ async fn render(
     .await?
 }
 
-/// The age identities of `spec.decryption.secretRef`, when decryption is configured.
+/// The age identities of `spec.decryption.secretRef` when decryption is configured; without a
+/// `secretRef`, those of `fallback` (the `--sops-age-secret` namespace and name).
 async fn age_identities(
     client: &Client,
     ks: &Kustomization,
+    fallback: Option<(&str, &str)>,
 ) -> Result<Option<AgeIdentities>, BuildStepError> {
-    let Some(reference) = ks
-        .spec
-        .decryption
-        .as_ref()
-        .and_then(|decryption| decryption.secret_ref.as_ref())
-    else {
+    let Some(decryption) = ks.spec.decryption.as_ref() else {
         return Ok(None);
     };
-    let namespace = ks.namespace().unwrap_or_default();
-    let name = reference.name.clone();
+    let (namespace, name) = match (&decryption.secret_ref, fallback) {
+        (Some(reference), _) => (ks.namespace().unwrap_or_default(), reference.name.clone()),
+        (None, Some((namespace, name))) => (namespace.to_owned(), name.to_owned()),
+        (None, None) => return Ok(None),
+    };
     let secret = read_secret(client, &namespace, &name, "decryption Secret")
         .await?
         .ok_or_else(|| BuildStepError::DecryptionSecretMissing {

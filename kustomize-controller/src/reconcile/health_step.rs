@@ -18,6 +18,7 @@ use sluice_runtime::Outcome;
 
 use super::Context;
 use crate::apply::{Action, ApplyReport, Change};
+use crate::cel::HealthRules;
 use crate::cluster::Cluster;
 use crate::health::{HealthReport, check_all};
 use crate::inventory::PruneReport;
@@ -183,7 +184,9 @@ pub async fn assess(
         // Before reading health, so an object settling meanwhile still triggers a reconcile.
         context.drift.await_health(&namespace, &name, true);
     }
-    let report = check_all(cluster, &targets, |object| {
+    let rules = HealthRules::compile(&ks.spec.health_check_exprs)
+        .map_err(|error| Outcome::stalled(reason::INVALID_CEL_EXPRESSION, error.to_string()))?;
+    let report = check_all(cluster, &targets, &rules, |object| {
         watched
             .then(|| {
                 context

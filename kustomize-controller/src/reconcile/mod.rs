@@ -20,7 +20,9 @@ mod watches;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::runtime::watcher;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::core::PartialObjectMeta;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Config};
 use sluice_api::kustomize::{Kustomization, SourceKind};
 use sluice_api::source::{Bucket, GitRepository, OCIRepository};
@@ -36,7 +38,7 @@ use health_step::HealthWaits;
 use kustomization::KustomizationReconciler;
 use sluice_artifact::fetch::{ArtifactFetcher, FetchOptions};
 use sluice_runtime::throttle::ThrottleLayer;
-use watches::{dependents_of, source_trigger};
+use watches::{config_trigger, dependents_of, source_trigger};
 
 /// Name of the controller: events, metrics and the runner.
 pub const CONTROLLER_NAME: &str = "kustomize-controller";
@@ -123,6 +125,9 @@ pub async fn run(context: Arc<Context>) {
     let git: Api<GitRepository> = runtime.watched_api();
     let oci: Api<OCIRepository> = runtime.watched_api();
     let buckets: Api<Bucket> = runtime.watched_api();
+    let config_maps: Api<PartialObjectMeta<ConfigMap>> = runtime.watched_api();
+    let secrets: Api<PartialObjectMeta<Secret>> = runtime.watched_api();
+    let configs = watcher::Config::default().labels(&context.flags.watch_configs_label_selector);
     let drift = context.drift.clone();
     let watch_drift = context.flags.watch_drift;
     let term_context = context.clone();
@@ -145,12 +150,20 @@ pub async fn run(context: Arc<Context>) {
                 )
                 .watches_stream(
                     bucket_sources,
-                    source_trigger::<Bucket>(store, SourceKind::Bucket),
+                    source_trigger::<Bucket>(store.clone(), SourceKind::Bucket),
                 )
                 .watches(
                     kustomizations.clone(),
                     watcher::Config::default(),
                     move |dependency: Kustomization| dependents_of(&dependency_store, &dependency),
+                )
+                .watches_stream(
+                    watcher(config_maps.clone(), configs.clone()).touched_objects(),
+                    config_trigger::<ConfigMap>(store.clone(), false),
+                )
+                .watches_stream(
+                    watcher(secrets.clone(), configs.clone()).touched_objects(),
+                    config_trigger::<Secret>(store, true),
                 );
             if watch_drift {
                 controller.reconcile_on(drift.triggers())

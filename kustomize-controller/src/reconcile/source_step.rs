@@ -13,7 +13,7 @@ use sluice_artifact::source::SourceError;
 use sluice_runtime::{ObjectEvent, Outcome};
 
 use super::Context;
-use crate::dependson::check_dependencies;
+use crate::dependson::{DependencyError, check_dependencies};
 use crate::source::source_artifact;
 
 /// Flux's message while the source has no artifact.
@@ -42,8 +42,17 @@ pub async fn dependencies(
     ks: &Kustomization,
     revision: &str,
 ) -> Result<(), Outcome> {
-    let Err(error) = check_dependencies(&context.runtime.client, ks, revision).await else {
-        return Ok(());
+    let additive = context.flags.additive_cel_dependency_check;
+    let checking = check_dependencies(&context.runtime.client, ks, revision, additive);
+    let error = match checking.await {
+        Ok(()) => return Ok(()),
+        Err(DependencyError::InvalidExpr(error)) => {
+            return Err(Outcome::stalled(
+                reason::INVALID_CEL_EXPRESSION,
+                error.to_string(),
+            ));
+        }
+        Err(error) => error,
     };
     let message = format!(
         "Dependencies do not meet ready condition ({error}), retrying in {}",

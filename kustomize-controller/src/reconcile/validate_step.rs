@@ -8,12 +8,16 @@ use sluice_api::kustomize::Kustomization;
 use sluice_api::meta::reason;
 use sluice_runtime::Outcome;
 
+use crate::cel::{HealthRules, InvalidExpression};
 use crate::cli::ControllerFlags;
+use crate::dependson::ready_expr;
+use crate::ignore::IgnoreRules;
 use crate::source::source_namespace;
 
 /// The reconcile timeout (`spec.timeout`, else `spec.interval`), or a stall naming the problem.
 pub fn validate(ks: &Kustomization, flags: &ControllerFlags) -> Result<Duration, Outcome> {
-    unsupported_fields(ks)?;
+    unsupported_fields(ks, flags)?;
+    expressions(ks)?;
     if flags.no_cross_namespace_refs {
         cross_namespace_refs(ks)?;
     }
@@ -26,7 +30,7 @@ pub fn validate(ks: &Kustomization, flags: &ControllerFlags) -> Result<Duration,
 }
 
 /// Spec fields this controller does not implement stall with a message naming them.
-fn unsupported_fields(ks: &Kustomization) -> Result<(), Outcome> {
+fn unsupported_fields(ks: &Kustomization, flags: &ControllerFlags) -> Result<(), Outcome> {
     let spec = &ks.spec;
     let unsupported = |field: &str, what: &str| {
         Err(Outcome::stalled(
@@ -36,25 +40,6 @@ fn unsupported_fields(ks: &Kustomization) -> Result<(), Outcome> {
             ),
         ))
     };
-    if !spec.health_check_exprs.is_empty() {
-        return unsupported(
-            "spec.healthCheckExprs",
-            "CEL health checks are not implemented",
-        );
-    }
-    if spec
-        .depends_on
-        .iter()
-        .any(|dependency| dependency.ready_expr.is_some())
-    {
-        return unsupported(
-            "spec.dependsOn[].readyExpr",
-            "CEL readiness expressions are not implemented",
-        );
-    }
-    if !spec.ignore.is_empty() {
-        return unsupported("spec.ignore", "drift-ignore rules are not implemented");
-    }
     if spec
         .kube_config
         .as_ref()
@@ -69,12 +54,27 @@ fn unsupported_fields(ks: &Kustomization) -> Result<(), Outcome> {
         .decryption
         .as_ref()
         .is_some_and(|decryption| decryption.secret_ref.is_none())
+        && flags.sops_age_secret().is_none()
     {
         return unsupported(
             "spec.decryption without secretRef",
-            "only age identities from decryption.secretRef are implemented (no KMS, Vault or --sops-age-secret)",
+            "only age identities are implemented, from decryption.secretRef or the Secret of --sops-age-secret (no KMS, Vault or PGP)",
         );
     }
+    Ok(())
+}
+
+/// Every CEL expression and ignore rule of the spec compiles; the first that does not stalls.
+fn expressions(ks: &Kustomization) -> Result<(), Outcome> {
+    let invalid = |error: InvalidExpression| {
+        Outcome::stalled(reason::INVALID_CEL_EXPRESSION, error.to_string())
+    };
+    HealthRules::compile(&ks.spec.health_check_exprs).map_err(invalid)?;
+    for index in 0..ks.spec.depends_on.len() {
+        ready_expr(ks, index).map_err(invalid)?;
+    }
+    IgnoreRules::compile(&ks.spec.ignore)
+        .map_err(|error| Outcome::stalled(reason::RECONCILIATION_FAILED, error.to_string()))?;
     Ok(())
 }
 
@@ -151,17 +151,34 @@ mod tests {
 
     #[test]
     fn unsupported_fields_stall_naming_the_field() {
-        let ks = kustomization(json!({"healthCheckExprs": [{"apiVersion": "example.com/v1",
-            "kind": "Widget", "current": "true"}]}));
+        let ks = kustomization(json!({"kubeConfig": {"configMapRef": {"name": "aks"}}}));
         let failure = stall(validate(&ks, &flags()));
         assert_eq!(failure.reason, reason::RECONCILIATION_FAILED);
         assert!(
             failure
                 .message
-                .starts_with("spec.healthCheckExprs is not supported"),
+                .starts_with("spec.kubeConfig.configMapRef is not supported"),
             "{}",
             failure.message
         );
+    }
+
+    #[test]
+    fn invalid_cel_stalls_naming_the_expression() {
+        let ks = kustomization(json!({"dependsOn": [{"name": "a"},
+            {"name": "b", "readyExpr": "dep.status.(("}]}));
+        let failure = stall(validate(&ks, &flags()));
+        assert_eq!(failure.reason, reason::INVALID_CEL_EXPRESSION);
+        assert!(
+            failure
+                .message
+                .starts_with("spec.dependsOn[1].readyExpr 'dep.status.((' is not a valid CEL"),
+            "{}",
+            failure.message
+        );
+        let valid = kustomization(json!({"healthCheckExprs": [{"apiVersion": "example.com/v1",
+            "kind": "Widget", "current": "status.ready == true"}]}));
+        assert!(validate(&valid, &flags()).is_ok());
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! What else triggers a Kustomization: a new artifact revision of its source, and a dependency
-//! becoming Ready.
+//! What else triggers a Kustomization: a new artifact revision of its source, a dependency
+//! becoming Ready, and a change to a ConfigMap or Secret it references.
 
 use std::sync::Arc;
 
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
-use sluice_api::kustomize::{Kustomization, SourceKind};
+use sluice_api::kustomize::{Kustomization, SourceKind, SubstituteKind};
 use sluice_api::meta::condition_type::READY;
 use sluice_api::{FluxObject, SourceObject};
 use sluice_runtime::conditions::is_true;
@@ -81,4 +82,58 @@ pub(super) fn dependents_of(
         })
         .map(|ks| ObjectRef::from_obj(ks.as_ref()))
         .collect()
+}
+
+/// Kustomizations in `store` that reference the ConfigMap (or, with `secret`, the Secret)
+/// `namespace/name`: `substituteFrom`, and for Secrets `decryption.secretRef` and
+/// `kubeConfig.secretRef`.
+fn referencing(
+    store: &Store<Kustomization>,
+    secret: bool,
+    namespace: &str,
+    name: &str,
+) -> Vec<ObjectRef<Kustomization>> {
+    let wanted = if secret {
+        SubstituteKind::Secret
+    } else {
+        SubstituteKind::ConfigMap
+    };
+    store
+        .state()
+        .into_iter()
+        .filter(|ks| ks.metadata.namespace.as_deref() == Some(namespace))
+        .filter(|ks| {
+            let spec = &ks.spec;
+            let substitutes = spec.post_build.as_ref().is_some_and(|post_build| {
+                post_build
+                    .substitute_from
+                    .iter()
+                    .any(|reference| reference.kind == wanted && reference.name == name)
+            });
+            let decrypts = spec
+                .decryption
+                .as_ref()
+                .and_then(|decryption| decryption.secret_ref.as_ref())
+                .is_some_and(|reference| reference.name == name);
+            let connects = spec
+                .kube_config
+                .as_ref()
+                .and_then(|config| config.secret_ref.as_ref())
+                .is_some_and(|reference| reference.name == name);
+            substitutes || (secret && (decrypts || connects))
+        })
+        .map(|ks| ObjectRef::from_obj(ks.as_ref()))
+        .collect()
+}
+
+/// Maps a change to a watched ConfigMap or Secret (`secret`) to the Kustomizations that use it.
+pub(super) fn config_trigger<K>(
+    store: Store<Kustomization>,
+    secret: bool,
+) -> impl Fn(PartialObjectMeta<K>) -> Vec<ObjectRef<Kustomization>> + Send + Sync + 'static {
+    move |object: PartialObjectMeta<K>| {
+        let namespace = object.metadata.namespace.unwrap_or_default();
+        let name = object.metadata.name.unwrap_or_default();
+        referencing(&store, secret, &namespace, &name)
+    }
 }

@@ -10,7 +10,8 @@ use crate::error::{Error, Result};
 use crate::fieldspecs::{FieldSpec, TransformerConfig, builtin, merge_spec};
 use crate::generators::{GeneratedKind, generate};
 use crate::kustomization::Kustomization;
-use crate::load::{Loader, flux_resources, objects_from_text};
+use crate::load::{Context, Loader, flux_resources, objects_from_text};
+use crate::metadata::{BuildMetadata, file_origin, generator_origin, set_origin};
 use crate::plugins::{self, PluginConfig};
 use crate::resmap::ResMap;
 use crate::resource::{Gvk, Resource};
@@ -21,28 +22,12 @@ use crate::{
     replacements, sort, vars, yaml,
 };
 
-/// Where a kustomization's transformers and generators read files from.
-pub(crate) struct Context<'a> {
-    pub loader: &'a Loader,
-    /// The kustomization's directory, which relative paths start from.
-    pub dir: &'a Path,
-    /// The directory files it names must be inside: its own directory, or with
-    /// [`FileAccess::BuildRoot`] the build root.
-    pub scope: &'a Path,
-    pub file: &'a Path,
-}
-
-impl Context<'_> {
-    /// Reads a file the kustomization names in `field`.
-    pub fn read(&self, reference: &str, field: &str) -> Result<(PathBuf, Vec<u8>)> {
-        self.loader
-            .read_in(self.dir, self.scope, reference, self.file, field)
-    }
-}
-
 struct Builder<'a> {
     loader: &'a Loader,
     options: &'a BuildOptions,
+    /// The built directory, and whether its objects get origin annotations.
+    top: PathBuf,
+    metadata: BuildMetadata,
     /// Directories being built, to refuse cycles.
     stack: Vec<PathBuf>,
 }
@@ -69,13 +54,16 @@ pub(crate) fn build(dir: &Path, options: &BuildOptions) -> Result<Vec<Value>> {
             "a Component cannot be built on its own",
         ));
     }
+    let metadata = BuildMetadata::of(&kustomization)?;
     let mut builder = Builder {
         loader: &loader,
         options,
+        top: start.clone(),
+        metadata,
         stack: vec![start.clone()],
     };
     let mut resources = builder.accumulate(&kustomization, &start, ResMap::default())?;
-    finish(&mut resources, &kustomization, options.order)?;
+    finish(&mut resources, &kustomization, options.order, metadata)?;
     Ok(resources.resources.into_iter().map(|r| r.object).collect())
 }
 
@@ -97,7 +85,12 @@ fn read_kustomization(file: &Path) -> Result<Kustomization> {
 }
 
 /// The top-level steps after accumulation.
-fn finish(resources: &mut ResMap, kustomization: &Kustomization, order: BuildOrder) -> Result<()> {
+fn finish(
+    resources: &mut ResMap,
+    kustomization: &Kustomization,
+    order: BuildOrder,
+    metadata: BuildMetadata,
+) -> Result<()> {
     for resource in &mut resources.resources {
         if !resource.needs_hash_suffix {
             continue;
@@ -126,6 +119,7 @@ fn finish(resources: &mut ResMap, kustomization: &Kustomization, order: BuildOrd
             &kustomization.file,
         )?;
     }
+    metadata.finish(&mut resources.resources);
     for resource in &mut resources.resources {
         rewrite_annotations(&mut resource.object);
     }
@@ -205,7 +199,11 @@ impl Builder<'_> {
                 loader.check_read()?;
                 let text = crate::load::text(&path, bytes)?;
                 for object in objects_from_text(&text, &path)? {
-                    loaded.resources.push(Resource::new(object, path.clone()));
+                    let mut resource = Resource::new(object, path.clone());
+                    if self.metadata.origin {
+                        set_origin(&mut resource, &file_origin(&self.top, &path), true);
+                    }
+                    loaded.resources.push(resource);
                 }
             }
         }
@@ -217,25 +215,33 @@ impl Builder<'_> {
             .map_err(|e| Error::invalid(file, "configurations", e))?;
         for (i, args) in kustomization.config_map_generator.iter().enumerate() {
             let field = format!("configMapGenerator[{i}]");
-            let generated = generate(
+            let mut generated = generate(
                 GeneratedKind::ConfigMap,
                 args,
                 kustomization.generator_options.as_ref(),
                 &ctx,
                 &field,
             )?;
+            self.generator_origin(&mut generated, file, "ConfigMapGenerator");
             resources.absorb(generated, file, &field)?;
         }
         for (i, args) in kustomization.secret_generator.iter().enumerate() {
             let field = format!("secretGenerator[{i}]");
-            let generated = generate(
+            let mut generated = generate(
                 GeneratedKind::Secret,
                 args,
                 kustomization.generator_options.as_ref(),
                 &ctx,
                 &field,
             )?;
+            self.generator_origin(&mut generated, file, "SecretGenerator");
             resources.absorb(generated, file, &field)?;
+        }
+        if self.metadata.origin && !kustomization.generators.is_empty() {
+            return Err(Error::unsupported(
+                "`buildMetadata: [originAnnotations]` with `generators` plugins",
+                file,
+            ));
         }
         let generators = self.plugin_configs(&kustomization.generators, "generators", &ctx)?;
         for config in &generators {
@@ -263,6 +269,13 @@ impl Builder<'_> {
         loader.check(resources.resources.len(), 0)?;
         vars::declare(&mut resources, &kustomization.vars, file)?;
         Ok(resources)
+    }
+
+    /// Annotates a generated object with the built-in generator `kind` of `file`, if asked for.
+    fn generator_origin(&self, generated: &mut Resource, file: &Path, kind: &str) {
+        if self.metadata.origin {
+            set_origin(generated, &generator_origin(&self.top, file, kind), false);
+        }
     }
 
     /// Loads `transformers` or `generators` entries: inline YAML, files, or directories whose

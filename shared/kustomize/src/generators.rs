@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
-use crate::build::Context;
 use crate::error::{Error, Result};
 use crate::kustomization::{GeneratorArgs, GeneratorOptions};
+use crate::load::Context;
 use crate::resource::{Behavior, Resource};
 
 #[derive(Clone, Copy, PartialEq, Eq)]

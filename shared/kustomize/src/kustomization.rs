@@ -36,6 +36,8 @@ pub(crate) struct Kustomization {
     pub generator_options: Option<GeneratorOptions>,
     pub vars: Vec<Var>,
     pub configurations: Vec<String>,
+    /// `buildMetadata` options; only the built kustomization's count, as in kustomize.
+    pub build_metadata: Vec<String>,
     /// `transformers` and `generators` entries: plugin config files, directories or inline YAML.
     pub transformers: Vec<String>,
     pub generators: Vec<String>,
@@ -170,7 +172,6 @@ const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
         "helmChartInflationGenerator",
         "`helmChartInflationGenerator` (Helm inflation)",
     ),
-    ("buildMetadata", "`buildMetadata`"),
 ];
 
 /// Reads typed values from a parsed YAML tree, naming the field on errors.
@@ -637,6 +638,7 @@ impl Fields<'_> {
 
 const KNOWN_FIELDS: &[&str] = &[
     "apiVersion",
+    "buildMetadata",
     "kind",
     "metadata",
     "namePrefix",
@@ -776,6 +778,7 @@ impl Kustomization {
             k.secret_generator.push(f.generator(v, &path, true)?);
         }
         k.configurations = f.strings(map, "", "configurations")?;
+        k.build_metadata = f.strings(map, "", "buildMetadata")?;
         for (path, v) in f.each(map, "vars")? {
             k.vars.push(f.var(v, &path)?);
         }

@@ -12,8 +12,9 @@
 //! JSON 6902, with target selectors), `patchesStrategicMerge`, `patchesJson6902`,
 //! `configMapGenerator`, `secretGenerator`, `generatorOptions`, `replacements`, `vars`,
 //! `configurations`, `sortOptions`, and `transformers`/`generators` configuring kustomize's
-//! built-in plugins. Refused: other plugins, `validators`, Helm fields, `crds`, `openapi`,
-//! `buildMetadata`, remote sources.
+//! built-in plugins, and `buildMetadata` (`originAnnotations`, `managedByLabel`). Refused:
+//! other plugins, `validators`, Helm fields, `crds`, `openapi`, `buildMetadata:
+//! [transformerAnnotations]`, remote sources.
 //!
 //! Conformance with `kustomize build` is checked case by case in `tests/conformance.rs`.
 //!
@@ -33,6 +34,7 @@ mod hash;
 mod kustomization;
 mod linked;
 mod load;
+mod metadata;
 mod namereference;
 mod patch;
 mod plugins;
@@ -54,6 +56,8 @@ use serde_json::Value;
 pub use error::{Error, Result};
 pub use goyaml::go_yaml_v2_stream;
 pub use load::KUSTOMIZATION_FILE_NAMES;
+pub use metadata::KUSTOMIZE_VERSION;
+pub use selector::{InvalidSelector, ObjectSelector, SelectorFields};
 pub use yaml::YamlError;
 
 /// What to do when the build root has no kustomization file.

@@ -24,6 +24,25 @@ pub(crate) struct Loader {
     read: Cell<u64>,
 }
 
+/// Where a kustomization's transformers and generators read files from.
+pub(crate) struct Context<'a> {
+    pub loader: &'a Loader,
+    /// The kustomization's directory, which relative paths start from.
+    pub dir: &'a Path,
+    /// The directory files it names must be inside: its own directory, or with
+    /// [`crate::FileAccess::BuildRoot`] the build root.
+    pub scope: &'a Path,
+    pub file: &'a Path,
+}
+
+impl Context<'_> {
+    /// Reads a file the kustomization names in `field`.
+    pub fn read(&self, reference: &str, field: &str) -> Result<(PathBuf, Vec<u8>)> {
+        self.loader
+            .read_in(self.dir, self.scope, reference, self.file, field)
+    }
+}
+
 impl Loader {
     pub fn new(root: &Path) -> Result<Loader> {
         Self::with_limits(root, &BuildLimits::default())

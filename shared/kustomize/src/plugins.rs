@@ -4,11 +4,11 @@
 
 use serde_json::{Map, Value};
 
-use crate::build::Context;
 use crate::error::{Error, Result};
 use crate::fieldspecs::FieldSpec;
 use crate::generators::{GeneratedKind, generate};
 use crate::kustomization::{Fields, Patch, Replica};
+use crate::load::Context;
 use crate::patch;
 use crate::replacements;
 use crate::resmap::ResMap;

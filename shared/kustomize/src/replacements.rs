@@ -3,11 +3,11 @@
 
 use serde_json::{Map, Value};
 
-use crate::build::Context;
 use crate::error::{Error, Result};
 use crate::kustomization::{
     FieldOptions, Fields, Replacement, ReplacementEntry, ReplacementTarget, Selector,
 };
+use crate::load::Context;
 use crate::resmap::ResMap;
 use crate::resource::{ResId, Resource, scalar_text};
 use crate::selector::{AnchoredRegex, LabelSelector};

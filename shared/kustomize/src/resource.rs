@@ -321,13 +321,19 @@ impl Resource {
     }
 
     /// Copies kustomize's bookkeeping and identity from `old`, as a generator's merge or
-    /// replace does; labels and annotations are merged with this resource's winning.
+    /// replace does; labels and annotations are merged with this resource's winning (but for
+    /// the origin annotation).
     pub fn take_metadata_from(&mut self, old: &Resource) {
         let mut labels = old.metadata_map("labels");
         labels.extend(self.metadata_map("labels"));
         self.set_metadata_map("labels", labels);
         let mut annotations = old.metadata_map("annotations");
+        let origin = annotations.get(crate::metadata::ORIGIN).cloned();
         annotations.extend(self.metadata_map("annotations"));
+        // The object keeps the origin of the one it was first generated as, as in kustomize.
+        if let Some(origin) = origin {
+            annotations.insert(crate::metadata::ORIGIN.to_owned(), origin);
+        }
         self.set_metadata_map("annotations", annotations);
         self.set_name(&old.name());
         self.set_namespace(&old.namespace());

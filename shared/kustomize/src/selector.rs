@@ -301,3 +301,79 @@ mod tests {
         }
     }
 }
+
+/// A selector field that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSelector(String);
+
+/// The parts of a target selector, as kustomize's and Flux's `target` fields name them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SelectorFields<'a> {
+    pub group: &'a str,
+    pub version: &'a str,
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub namespace: &'a str,
+    pub label_selector: &'a str,
+    pub annotation_selector: &'a str,
+}
+
+/// A target selector with kustomize's semantics (anchored regular expressions for the id
+/// parts, label selector syntax for labels and annotations), matched against JSON objects.
+pub struct ObjectSelector {
+    parts: [AnchoredRegex; 5],
+    labels: LabelSelector,
+    annotations: LabelSelector,
+}
+
+impl ObjectSelector {
+    /// Parses every part; an empty part matches everything.
+    pub fn new(fields: SelectorFields<'_>) -> Result<ObjectSelector, InvalidSelector> {
+        let regex = |pattern: &str| AnchoredRegex::new(pattern).map_err(InvalidSelector);
+        Ok(ObjectSelector {
+            parts: [
+                regex(fields.group)?,
+                regex(fields.version)?,
+                regex(fields.kind)?,
+                regex(fields.name)?,
+                regex(fields.namespace)?,
+            ],
+            labels: LabelSelector::parse(fields.label_selector).map_err(InvalidSelector)?,
+            annotations: LabelSelector::parse(fields.annotation_selector)
+                .map_err(InvalidSelector)?,
+        })
+    }
+
+    /// Whether the Kubernetes object `object` is selected.
+    pub fn matches(&self, object: &serde_json::Value) -> bool {
+        let text = |pointer: &str| object.pointer(pointer).and_then(|v| v.as_str());
+        let api_version = text("/apiVersion").unwrap_or_default();
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let values = [
+            group,
+            version,
+            text("/kind").unwrap_or_default(),
+            text("/metadata/name").unwrap_or_default(),
+            text("/metadata/namespace").unwrap_or_default(),
+        ];
+        let map = |pointer: &str| -> BTreeMap<String, String> {
+            object
+                .pointer(pointer)
+                .and_then(|v| v.as_object())
+                .map(|entries| {
+                    entries
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        self.parts
+            .iter()
+            .zip(values)
+            .all(|(part, value)| part.matches(value))
+            && self.labels.matches(&map("/metadata/labels"))
+            && self.annotations.matches(&map("/metadata/annotations"))
+    }
+}

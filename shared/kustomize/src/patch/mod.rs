@@ -5,9 +5,9 @@ pub(crate) mod strategic;
 
 use serde_json::Value;
 
-use crate::build::Context;
 use crate::error::{Error, Result};
 use crate::kustomization::Patch;
+use crate::load::Context;
 use crate::load::objects_from_text;
 use crate::resmap::ResMap;
 use crate::resource::{ResId, Resource};

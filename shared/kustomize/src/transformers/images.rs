@@ -4,11 +4,11 @@
 use regex::Regex;
 use serde_json::Value;
 
-use crate::build::Context;
 use crate::error::{Error, Result};
 use crate::fieldpath::{self, Create};
 use crate::fieldspecs::FieldSpec;
 use crate::kustomization::Image;
+use crate::load::Context;
 use crate::resmap::ResMap;
 use crate::resource::scalar_text;
 

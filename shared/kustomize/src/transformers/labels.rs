@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::build::Context;
 use crate::error::{Error, Result};
 use crate::fieldpath::{self, Create};
 use crate::fieldspecs::FieldSpec;
 use crate::linked::{self, Linked};
+use crate::load::Context;
 use crate::resmap::ResMap;
 
 pub(crate) fn apply(

@@ -3,10 +3,10 @@
 
 use serde_json::Value;
 
-use crate::build::Context;
 use crate::error::{Error, Result};
 use crate::fieldpath::{self, Create};
 use crate::fieldspecs::FieldSpec;
+use crate::load::Context;
 use crate::resmap::ResMap;
 use crate::resource::{Gvk, scalar_text};
 

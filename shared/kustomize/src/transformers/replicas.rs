@@ -3,11 +3,11 @@
 
 use serde_json::Value;
 
-use crate::build::Context;
 use crate::error::{Error, Result};
 use crate::fieldpath::{self, Create};
 use crate::fieldspecs::FieldSpec;
 use crate::kustomization::Replica;
+use crate::load::Context;
 use crate::resmap::ResMap;
 
 pub(crate) fn apply(
