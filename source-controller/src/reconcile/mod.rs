@@ -5,6 +5,8 @@ mod artifact;
 pub mod bucket;
 mod git_verify;
 pub mod gitrepository;
+pub mod helmchart;
+pub mod helmrepository;
 pub mod ocirepository;
 mod step;
 
@@ -26,6 +28,8 @@ pub struct SourceContext {
     pub deny_private_urls: bool,
     /// Caps on one Bucket fetch.
     pub bucket_limits: bucket::BucketLimits,
+    /// Caps on Helm index and chart downloads.
+    pub helm_limits: helmrepository::HelmLimits,
 }
 
 impl SourceContext {
@@ -78,6 +82,11 @@ impl<K: SourceKind> SourceReconciler<K> {
         };
         Self { context, policy }
     }
+
+    /// The context reconciles run with.
+    pub fn context(&self) -> &SourceContext {
+        &self.context
+    }
 }
 
 impl<K: SourceKind> Reconciler<K> for SourceReconciler<K> {
@@ -116,7 +125,8 @@ impl<K: SourceKind> Reconciler<K> for SourceReconciler<K> {
     }
 }
 
-/// Runs the GitRepository, OCIRepository and Bucket controllers until shutdown.
+/// Runs the GitRepository, OCIRepository, Bucket, HelmRepository and HelmChart controllers until
+/// shutdown.
 pub async fn run_controllers(context: Arc<SourceContext>) {
     let runtime = &context.runtime;
     let git = ControllerRunner::new("gitrepository", runtime.watched_api(), runtime).run(
@@ -137,5 +147,18 @@ pub async fn run_controllers(context: Arc<SourceContext>) {
             context.clone(),
         )),
     );
-    tokio::join!(git, oci, bucket);
+    let helm_repository = ControllerRunner::new("helmrepository", runtime.watched_api(), runtime)
+        .run(
+            helmrepository::reconcile,
+            Arc::new(SourceReconciler::<sluice_api::source::HelmRepository>::new(
+                context.clone(),
+            )),
+        );
+    let helm_chart = ControllerRunner::new("helmchart", runtime.watched_api(), runtime).run(
+        lifecycle::reconcile,
+        Arc::new(SourceReconciler::<sluice_api::source::HelmChart>::new(
+            context.clone(),
+        )),
+    );
+    tokio::join!(git, oci, bucket, helm_repository, helm_chart);
 }

@@ -100,6 +100,7 @@ impl Harness {
             storage: storage.clone(),
             deny_private_urls: false,
             bucket_limits,
+            helm_limits: Default::default(),
         });
         let controllers = tokio::spawn(run_controllers(context));
         Ok(Self {
