@@ -205,6 +205,21 @@ async fn chart_from_repository_selects_the_range_and_merges_values_files() -> Re
         .observed_values_files;
     assert_eq!(observed, ["values.yaml", "values-prod.yaml"]);
 
+    let spec = json!({"chart": "app", "sourceRef": source_ref, "interval": "1h", "valuesFiles": ["values.yaml"]});
+    create::<HelmChart>(&harness, "HelmChart", "default-values", spec).await?;
+    let plain = wait(
+        &harness,
+        "default-values",
+        "Ready",
+        ready_with("ChartPullSucceeded"),
+    )
+    .await?;
+    assert_eq!(
+        artifact(&plain)?.revision,
+        "1.1.0",
+        "[values.yaml] alone is no values files"
+    );
+
     let spec = json!({"chart": "app", "sourceRef": source_ref, "interval": "1h", "valuesFiles": ["missing.yaml"]});
     create::<HelmChart>(&harness, "HelmChart", "strict", spec).await?;
     let stalled = wait(&harness, "strict", "Stalled", |o| {

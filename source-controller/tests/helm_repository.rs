@@ -253,7 +253,13 @@ async fn oci_repository_type_is_left_static_as_in_flux() -> Result<()> {
     wait(&harness, "http", "Ready", ready).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let oci = api(&harness).get("oci").await?;
-    assert!(oci.metadata.finalizers.clone().unwrap_or_default().is_empty());
+    assert!(
+        oci.metadata
+            .finalizers
+            .clone()
+            .unwrap_or_default()
+            .is_empty()
+    );
     assert!(conditions(&oci).is_empty(), "{:?}", oci.status);
     assert!(artifact(&oci).is_err());
     harness.stop().await;

@@ -18,7 +18,7 @@ use sluice_runtime::{Outcome, conditions};
 use super::artifact::{Publication, object_dir, publish_artifact};
 use super::helmrepository::repository_client;
 use super::{SourceContext, SourceKind, step};
-use crate::helm::chart::{Chart, ChartError, ChartLimits, with_build_metadata};
+use crate::helm::chart::{Chart, ChartError, ChartLimits, VALUES_FILE, with_build_metadata};
 use crate::helm::index::RepositoryIndex;
 use crate::status;
 use crate::storage::StoredFile;
@@ -280,7 +280,7 @@ async fn from_repository(
             ),
         )
     })?;
-    let values_files = object.spec.values_files.clone();
+    let values_files = effective_values_files(object);
     let mut version = selected.version.clone();
     if !values_files.is_empty() {
         let generation = object.metadata.generation.unwrap_or_default();
@@ -349,6 +349,18 @@ async fn from_repository(
         )
         .map_err(|e| build_failure(CHART_PACKAGE_ERROR, &e))?;
     package(chart, &version, used)
+}
+
+/// `spec.valuesFiles`, except that `[values.yaml]` alone means none, as in Flux.
+fn effective_values_files(object: &HelmChart) -> Vec<String> {
+    let files = &object.spec.values_files;
+    let only_default = files.len() == 1
+        && safe_relative_path(Path::new(&files[0])).is_some_and(|p| p == Path::new(VALUES_FILE));
+    if only_default {
+        Vec::new()
+    } else {
+        files.clone()
+    }
 }
 
 /// A values file inside a pulled chart (`./` prefixes allowed).
@@ -483,7 +495,7 @@ fn build_local(
     version: &str,
     root: &Path,
 ) -> Result<Build, Outcome> {
-    let values_files = &object.spec.values_files;
+    let values_files = &effective_values_files(object);
     let mut used = Vec::new();
     if !values_files.is_empty() {
         let read = |path: &str| -> Option<Vec<u8>> {
@@ -507,7 +519,7 @@ fn local_version(object: &HelmChart, version: &str, revision: &str) -> Result<St
         let hash = revision.rsplit(':').next().unwrap_or(revision);
         metadata = hash.chars().take(12).collect();
     }
-    if !object.spec.values_files.is_empty() {
+    if !effective_values_files(object).is_empty() {
         if !metadata.is_empty() {
             metadata.push('.');
         }
