@@ -2,14 +2,13 @@
 //! directory in a GitRepository or Bucket artifact), build it as Flux does (values files merged,
 //! version metadata appended) and store the chart archive. The revision is the chart version.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kube::{Api, ResourceExt};
 use sluice_api::meta::condition_type::{ARTIFACT_IN_STORAGE, ARTIFACT_OUTDATED, FETCH_FAILED};
 use sluice_api::meta::{Artifact, reason};
 use sluice_api::source::{
-    Bucket, GitRepository, HelmChart, HelmChartReconcileStrategy, HelmChartSourceKind,
-    HelmRepository, HelmRepositoryType,
+    Bucket, GitRepository, HelmChart, HelmChartSourceKind, HelmRepository, HelmRepositoryType,
 };
 use sluice_api::{FluxObject, SourceObject};
 use sluice_artifact::archive::safe_relative_path;
@@ -19,7 +18,7 @@ use super::artifact::{Publication, object_dir, publish_artifact};
 use super::helmrepository::repository_client;
 use super::{SourceContext, SourceKind, step};
 use crate::helm::chart::{Chart, ChartError, ChartLimits, VALUES_FILE, with_build_metadata};
-use crate::helm::index::RepositoryIndex;
+use crate::helm::index::{ChartVersion, RepositoryIndex};
 use crate::status;
 use crate::storage::StoredFile;
 
@@ -28,19 +27,19 @@ const CHART_PULL_SUCCEEDED: &str = "ChartPullSucceeded";
 const CHART_PACKAGE_SUCCEEDED: &str = "ChartPackageSucceeded";
 const SOURCE_UNAVAILABLE: &str = "SourceUnavailable";
 const NO_SOURCE_ARTIFACT: &str = "NoSourceArtifact";
-const INVALID_CHART_REFERENCE: &str = "InvalidChartReference";
+pub(super) const INVALID_CHART_REFERENCE: &str = "InvalidChartReference";
 const CHART_PULL_ERROR: &str = "ChartPullError";
 const VALUES_FILES_ERROR: &str = "ValuesFilesError";
-const CHART_PACKAGE_ERROR: &str = "ChartPackageError";
+pub(super) const CHART_PACKAGE_ERROR: &str = "ChartPackageError";
 
 /// A resolved chart: what it is and, when it must be stored, its archive.
-struct Build {
-    name: String,
-    version: String,
+pub(super) struct Build {
+    pub(super) name: String,
+    pub(super) version: String,
     /// The archive to store; `None` when the stored artifact already is this chart.
-    archive: Option<Vec<u8>>,
-    packaged: bool,
-    values_files: Vec<String>,
+    pub(super) archive: Option<Vec<u8>>,
+    pub(super) packaged: bool,
+    pub(super) values_files: Vec<String>,
 }
 
 impl Build {
@@ -83,11 +82,11 @@ impl SourceKind for HelmChart {
             HelmChartSourceKind::HelmRepository => from_repository(context, object).await?,
             HelmChartSourceKind::GitRepository => {
                 let (artifact, _) = source_artifact::<GitRepository>(context, object).await?;
-                from_tarball(context, object, artifact).await?
+                super::helmchart_local::from_tarball(context, object, artifact).await?
             }
             HelmChartSourceKind::Bucket => {
                 let (artifact, _) = source_artifact::<Bucket>(context, object).await?;
-                from_tarball(context, object, artifact).await?
+                super::helmchart_local::from_tarball(context, object, artifact).await?
             }
         };
         conditions::remove(object.conditions_mut(), FETCH_FAILED);
@@ -220,14 +219,14 @@ where
 }
 
 /// Whether the stored artifact already holds chart `name` at `version` for this generation.
-fn up_to_date(object: &HelmChart, name: &str, version: &str) -> bool {
+pub(super) fn up_to_date(object: &HelmChart, name: &str, version: &str) -> bool {
     let status = object.status.as_ref();
     object.artifact().is_some_and(|a| a.revision == version)
         && status.and_then(|s| s.observed_chart_name.as_deref()) == Some(name)
         && object.observed_generation() == object.metadata.generation
 }
 
-fn chart_limits(context: &SourceContext) -> ChartLimits {
+pub(super) fn chart_limits(context: &SourceContext) -> ChartLimits {
     ChartLimits {
         max_size: context.helm_limits.max_chart_size,
         max_file_size: context.helm_limits.max_chart_file_size,
@@ -235,7 +234,7 @@ fn chart_limits(context: &SourceContext) -> ChartLimits {
 }
 
 /// A build error: persistent ones (Flux's) stall, the others are retried.
-fn build_failure(reason: &'static str, error: &ChartError) -> Outcome {
+pub(super) fn build_failure(reason: &'static str, error: &ChartError) -> Outcome {
     match error {
         ChartError::MissingValuesFile(_) | ChartError::Values { .. } => step::stalled(
             VALUES_FILES_ERROR,
@@ -301,7 +300,42 @@ async fn from_repository(
             values_files: observed.unwrap_or_default(),
         });
     }
-    let client = repository_client(context, &repository).await?;
+    let bytes = pull(context, &repository, &selected).await?;
+    let limits = chart_limits(context);
+    let mut chart = Chart::from_archive(&bytes, limits).map_err(|e| {
+        step::failed(
+            FETCH_FAILED,
+            CHART_PULL_ERROR,
+            format!("chart pull error: the downloaded chart is invalid: {e}"),
+        )
+    })?;
+    if !packaged {
+        return Ok(Build {
+            name: chart.name,
+            version,
+            archive: Some(bytes),
+            packaged,
+            values_files,
+        });
+    }
+    let pulled = chart.clone();
+    let used = chart
+        .merge_values_files(
+            &values_files,
+            object.spec.ignore_missing_values_files,
+            |p| chart_file(&pulled, p),
+        )
+        .map_err(|e| build_failure(CHART_PACKAGE_ERROR, &e))?;
+    package(chart, &version, used)
+}
+
+/// Downloads a chart version with its repository's credentials and TLS settings.
+async fn pull(
+    context: &SourceContext,
+    repository: &HelmRepository,
+    selected: &ChartVersion,
+) -> Result<Vec<u8>, Outcome> {
+    let client = repository_client(context, repository).await?;
     let reference = selected.urls.first().ok_or_else(|| {
         step::failed(
             FETCH_FAILED,
@@ -329,30 +363,11 @@ async fn from_repository(
         )
         .await
         .map_err(|e| pull_failed(&e))?;
-    let limits = chart_limits(context);
-    let mut chart = Chart::from_archive(&bytes, limits).map_err(|e| pull_failed(&e))?;
-    if !packaged {
-        return Ok(Build {
-            name: chart.name,
-            version,
-            archive: Some(bytes),
-            packaged,
-            values_files,
-        });
-    }
-    let pulled = chart.clone();
-    let used = chart
-        .merge_values_files(
-            &values_files,
-            object.spec.ignore_missing_values_files,
-            |p| chart_file(&pulled, p),
-        )
-        .map_err(|e| build_failure(CHART_PACKAGE_ERROR, &e))?;
-    package(chart, &version, used)
+    Ok(bytes)
 }
 
 /// `spec.valuesFiles`, except that `[values.yaml]` alone means none, as in Flux.
-fn effective_values_files(object: &HelmChart) -> Vec<String> {
+pub(super) fn effective_values_files(object: &HelmChart) -> Vec<String> {
     let files = &object.spec.values_files;
     let only_default = files.len() == 1
         && safe_relative_path(Path::new(&files[0])).is_some_and(|p| p == Path::new(VALUES_FILE));
@@ -372,7 +387,11 @@ fn chart_file(chart: &Chart, path: &str) -> Option<Vec<u8>> {
         .cloned()
 }
 
-fn package(mut chart: Chart, version: &str, used: Vec<String>) -> Result<Build, Outcome> {
+pub(super) fn package(
+    mut chart: Chart,
+    version: &str,
+    used: Vec<String>,
+) -> Result<Build, Outcome> {
     chart
         .set_version(version)
         .map_err(|e| build_failure(CHART_PACKAGE_ERROR, &e))?;
@@ -415,121 +434,6 @@ async fn read_index(
             format!("failed to load the HelmRepository index from storage: {message}"),
         )
     })
-}
-
-/// A chart directory from a GitRepository or Bucket artifact, packaged.
-async fn from_tarball(
-    context: &SourceContext,
-    object: &mut HelmChart,
-    artifact: Artifact,
-) -> Result<Build, Outcome> {
-    let chart_path = safe_relative_path(Path::new(&object.spec.chart))
-        .filter(|p| !p.as_os_str().is_empty())
-        .ok_or_else(|| {
-            step::stalled(
-                INVALID_CHART_REFERENCE,
-                format!(
-                    "invalid chart reference: spec.chart '{}' must be a relative path inside the source",
-                    object.spec.chart
-                ),
-            )
-        })?;
-    let scratch = tempfile::Builder::new()
-        .prefix("helmchart-")
-        .tempdir()
-        .map_err(|e| {
-            step::failed(
-                sluice_api::meta::condition_type::STORAGE_OPERATION_FAILED,
-                reason::DIRECTORY_CREATION_FAILED,
-                format!("failed to create temporary working directory: {e}"),
-            )
-        })?;
-    let storage = context.storage.clone();
-    let (path, root) = (artifact.path.clone(), scratch.path().to_path_buf());
-    tokio::task::spawn_blocking(move || storage.extract(&path, None, &root))
-        .await
-        .map_err(|e| step::storage_task(reason::READ_OPERATION_FAILED, &e))?
-        .map_err(|e| {
-            step::failed(
-                FETCH_FAILED,
-                reason::READ_OPERATION_FAILED,
-                format!("artifact untar error: {e}"),
-            )
-        })?;
-    let limits = chart_limits(context);
-    let root = scratch.path().to_path_buf();
-    let dir = root.join(&chart_path);
-    let loaded = tokio::task::spawn_blocking(move || Chart::from_dir(&dir, limits))
-        .await
-        .map_err(|e| step::storage_task(reason::READ_OPERATION_FAILED, &e))?;
-    let chart = loaded.map_err(|e| {
-        step::failed(
-            FETCH_FAILED,
-            INVALID_CHART_REFERENCE,
-            format!(
-                "invalid chart reference: failed to load chart at '{}': {e}",
-                object.spec.chart
-            ),
-        )
-    })?;
-    let version = local_version(object, &chart.version, &artifact.revision)?;
-    if up_to_date(object, &chart.name, &version) {
-        let observed = object
-            .status
-            .as_ref()
-            .map(|s| s.observed_values_files.clone());
-        return Ok(Build {
-            name: chart.name,
-            version,
-            archive: None,
-            packaged: true,
-            values_files: observed.unwrap_or_default(),
-        });
-    }
-    build_local(object, chart, &version, &root)
-}
-
-fn build_local(
-    object: &HelmChart,
-    mut chart: Chart,
-    version: &str,
-    root: &Path,
-) -> Result<Build, Outcome> {
-    let values_files = &effective_values_files(object);
-    let mut used = Vec::new();
-    if !values_files.is_empty() {
-        let read = |path: &str| -> Option<Vec<u8>> {
-            let clean: PathBuf = safe_relative_path(Path::new(path))?;
-            let file = root.join(clean);
-            let meta = std::fs::symlink_metadata(&file).ok()?;
-            meta.is_file().then(|| std::fs::read(&file).ok()).flatten()
-        };
-        used = chart
-            .merge_values_files(values_files, object.spec.ignore_missing_values_files, read)
-            .map_err(|e| build_failure(CHART_PACKAGE_ERROR, &e))?;
-    }
-    package(chart, version, used)
-}
-
-/// The version of a chart from Git or a Bucket: `Chart.yaml`'s, with `+<revision prefix>` under
-/// `reconcileStrategy: Revision` and `.<generation>` (or `+<generation>`) with values files.
-fn local_version(object: &HelmChart, version: &str, revision: &str) -> Result<String, Outcome> {
-    let mut metadata = String::new();
-    if object.spec.reconcile_strategy == Some(HelmChartReconcileStrategy::Revision) {
-        let hash = revision.rsplit(':').next().unwrap_or(revision);
-        metadata = hash.chars().take(12).collect();
-    }
-    if !effective_values_files(object).is_empty() {
-        if !metadata.is_empty() {
-            metadata.push('.');
-        }
-        let generation = object.metadata.generation.unwrap_or_default();
-        metadata.push_str(&generation.to_string());
-    }
-    if metadata.is_empty() {
-        return Ok(version.to_owned());
-    }
-    with_build_metadata(version, &metadata).map_err(|e| build_failure(CHART_PACKAGE_ERROR, &e))
 }
 
 async fn store(

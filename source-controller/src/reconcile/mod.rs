@@ -6,6 +6,7 @@ pub mod bucket;
 mod git_verify;
 pub mod gitrepository;
 pub mod helmchart;
+mod helmchart_local;
 pub mod helmrepository;
 pub mod ocirepository;
 mod step;
