@@ -82,6 +82,7 @@ async fn start_controller(client: Client, namespace: String) -> Result<Controlle
         deny_private_urls: false,
         bucket_limits: Default::default(),
         helm_limits: Default::default(),
+        helm_index_cache: Default::default(),
     })));
     Ok(Controller {
         client,

@@ -10,6 +10,7 @@ use clap::Parser;
 use sluice_api::duration::parse_go_duration;
 use sluice_runtime::flags::parse_listen_addr;
 use sluice_runtime::{RuntimeContext, RuntimeFlags, init_logging};
+use source_controller::helm::cache::IndexCache;
 use source_controller::{
     BucketLimits, HelmLimits, SourceContext, Storage, StorageConfig, run_controllers,
 };
@@ -73,6 +74,18 @@ struct Cli {
     /// The largest single file inside a Helm chart, in bytes.
     #[arg(long, default_value_t = HelmLimits::default().max_chart_file_size)]
     helm_chart_file_max_size: u64,
+
+    /// Most parsed Helm repository indexes kept in memory; 0 disables the cache.
+    #[arg(long, default_value_t = 0)]
+    helm_cache_max_size: usize,
+
+    /// How long a cached index is kept after its last use.
+    #[arg(long, default_value = "15m", value_parser = parse_go_duration)]
+    helm_cache_ttl: Duration,
+
+    /// Accepted for Flux compatibility; expired indexes are dropped whenever one is cached.
+    #[arg(long, default_value = "1m", value_parser = parse_go_duration)]
+    helm_cache_purge_interval: Duration,
 }
 
 /// Flux's fallback for an empty --storage-adv-addr: the bind host, `localhost` when unset,
@@ -127,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
             max_chart_size: cli.helm_chart_max_size,
             max_chart_file_size: cli.helm_chart_file_max_size,
         },
+        helm_index_cache: IndexCache::new(cli.helm_cache_max_size, cli.helm_cache_ttl),
     });
     run_controllers(context).await;
     runtime.shutdown.trigger();

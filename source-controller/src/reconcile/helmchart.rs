@@ -3,6 +3,7 @@
 //! version metadata appended) and store the chart archive. The revision is the chart version.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use kube::{Api, ResourceExt};
 use sluice_api::meta::condition_type::{ARTIFACT_IN_STORAGE, ARTIFACT_OUTDATED, FETCH_FAILED};
@@ -411,7 +412,10 @@ pub(super) fn package(
 async fn read_index(
     context: &SourceContext,
     artifact: &Artifact,
-) -> Result<RepositoryIndex, Outcome> {
+) -> Result<Arc<RepositoryIndex>, Outcome> {
+    if let Some(index) = context.helm_index_cache.get(&artifact.path) {
+        return Ok(index);
+    }
     let storage = context.storage.clone();
     let path = artifact.path.clone();
     let limit = context.helm_limits.max_index_size;
@@ -427,13 +431,17 @@ async fn read_index(
     })
     .await
     .map_err(|e| step::storage_task(reason::READ_OPERATION_FAILED, &e))?;
-    read.map_err(|message| {
+    let index = Arc::new(read.map_err(|message| {
         step::failed(
             FETCH_FAILED,
             reason::READ_OPERATION_FAILED,
             format!("failed to load the HelmRepository index from storage: {message}"),
         )
-    })
+    })?);
+    context
+        .helm_index_cache
+        .insert(&artifact.path, index.clone());
+    Ok(index)
 }
 
 async fn store(

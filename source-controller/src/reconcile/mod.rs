@@ -31,6 +31,8 @@ pub struct SourceContext {
     pub bucket_limits: bucket::BucketLimits,
     /// Caps on Helm index and chart downloads.
     pub helm_limits: helmrepository::HelmLimits,
+    /// Parsed HelmRepository indexes shared by HelmChart reconciles.
+    pub helm_index_cache: crate::helm::cache::IndexCache,
 }
 
 impl SourceContext {
