@@ -347,3 +347,47 @@ async fn chart_directory_from_git_is_packaged_with_the_revision_strategy() -> Re
     harness.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_index_revision_rebuilds_charts_at_once() -> Result<()> {
+    let harness = Harness::start("helmchart-trigger").await?;
+    let repo = ChartRepository::start(ChartRepoOptions::default()).await?;
+    let publish = |versions: &[&str]| -> Result<()> {
+        let mut entries = Vec::new();
+        for version in versions {
+            let archive = chart_archive("app", version, &[("templates/cm.yaml", TEMPLATE)])?;
+            repo.put(&format!("app-{version}.tgz"), archive);
+            entries.push(format!("app-{version}.tgz"));
+        }
+        let listed: Vec<IndexEntry<'_>> = versions
+            .iter()
+            .zip(&entries)
+            .map(|(version, url)| IndexEntry {
+                name: "app",
+                version,
+                url,
+            })
+            .collect();
+        repo.put("index.yaml", index_yaml(&listed));
+        Ok(())
+    };
+    publish(&["1.0.0"])?;
+    let spec = json!({"url": repo.url(), "interval": "1h"});
+    create::<HelmRepository>(&harness, "HelmRepository", "repo", spec).await?;
+    let spec = json!({"chart": "app", "sourceRef": {"kind": "HelmRepository", "name": "repo"}, "interval": "1h"});
+    create::<HelmChart>(&harness, "HelmChart", "app", spec).await?;
+    let first = wait(&harness, "app", "Ready", ready_with("ChartPullSucceeded")).await?;
+    assert_eq!(artifact(&first)?.revision, "1.0.0");
+
+    publish(&["1.0.0", "1.1.0"])?;
+    let repositories: Api<HelmRepository> =
+        Api::namespaced(harness.client.clone(), &harness.namespace);
+    sluice_e2e::poll::request_reconcile(&repositories, "repo", "new-index").await?;
+    let updated = wait(&harness, "app", "1.1.0", |chart| {
+        artifact(chart).is_ok_and(|a| a.revision == "1.1.0")
+    })
+    .await?;
+    assert!(ready_with("ChartPullSucceeded")(&updated));
+    harness.stop().await;
+    Ok(())
+}
