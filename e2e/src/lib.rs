@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod campaign;
+pub mod chart_repo;
 pub mod cluster;
 pub mod demo;
 pub mod event_sink;

@@ -1,7 +1,7 @@
 //! Sluice's CRDs (source, kustomize, image, notification) against Flux's own (from the pinned Go
 //! modules): the same versions, names, categories, short names and printer columns, the same CEL rules, and every object Flux's CRDs accept among Flux's
 //! samples, test data and documented examples is accepted by Sluice's too, except one without a
-//! `spec` (a documented difference).
+//! `spec` (a documented difference); and Flux's own source-controller runs on Sluice's CRD set.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,8 +13,13 @@ use kube::api::{DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client};
 use serde_json::Value;
+use sluice_api::source::{HelmChart, HelmRepository};
 use sluice_e2e::ControlPlane;
-use sluice_e2e::flux::FluxModule;
+use sluice_e2e::chart_repo::{
+    ChartRepoOptions, ChartRepository, IndexEntry, chart_archive, index_yaml,
+};
+use sluice_e2e::flux::{FluxController, FluxModule, FluxProcess};
+use sluice_e2e::poll::wait_object;
 
 /// Group prefix under which Flux's CRDs are installed beside Sluice's, to validate with both.
 const UPSTREAM: &str = "upstream.";
@@ -280,4 +285,78 @@ async fn every_flux_valid_example_is_accepted_by_sluice_crds() {
         checked.values().sum::<usize>() >= 60,
         "only {checked:?} Flux-valid examples found"
     );
+}
+
+fn ready_at<K: sluice_api::FluxObject>(object: &K) -> bool {
+    object
+        .condition("Ready")
+        .is_some_and(|c| c.status == "True" && c.observed_generation == object.meta().generation)
+}
+
+/// Flux's source-controller needs every kind of its API at start-up (it watches HelmRepository,
+/// HelmChart and the others); on Sluice's CRDs it starts and reconciles a HelmChart to Ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flux_source_controller_runs_on_sluice_crds() {
+    let plane = ControlPlane::shared()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let namespace = plane.namespace("flux-on-sluice").await.unwrap();
+    let repo = ChartRepository::start(ChartRepoOptions::default())
+        .await
+        .unwrap();
+    let chart = chart_archive(
+        "app",
+        "1.0.0",
+        &[("templates/cm.yaml", "kind: ConfigMap\n")],
+    );
+    repo.put("app-1.0.0.tgz", chart.unwrap());
+    let entry = IndexEntry {
+        name: "app",
+        version: "1.0.0",
+        url: "app-1.0.0.tgz",
+    };
+    repo.put("index.yaml", index_yaml(&[entry]));
+    let (kubeconfig, dir) = (
+        plane.kubeconfig_path().to_path_buf(),
+        plane.dir().join(format!("{namespace}-flux-source")),
+    );
+    let watched = namespace.clone();
+    let flux = tokio::task::spawn_blocking(move || {
+        FluxProcess::start(FluxController::Source, &kubeconfig, &dir, &watched, None)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    let client = plane.client().await.unwrap();
+    let repositories: Api<HelmRepository> = Api::namespaced(client.clone(), &namespace);
+    let repository: HelmRepository = serde_json::from_value(serde_json::json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository",
+        "metadata": {"name": "charts"},
+        "spec": {"url": repo.url(), "interval": "1h"},
+    }))
+    .unwrap();
+    repositories
+        .create(&PostParams::default(), &repository)
+        .await
+        .unwrap();
+    let charts: Api<HelmChart> = Api::namespaced(client, &namespace);
+    let chart: HelmChart = serde_json::from_value(serde_json::json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmChart",
+        "metadata": {"name": "app"},
+        "spec": {"chart": "app", "sourceRef": {"kind": "HelmRepository", "name": "charts"}, "interval": "1h"},
+    }))
+    .unwrap();
+    charts.create(&PostParams::default(), &chart).await.unwrap();
+    let ready = wait_object(
+        &charts,
+        "app",
+        "Ready from Flux's source-controller",
+        ready_at,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", flux.log_tail()));
+    let artifact = ready.status.and_then(|s| s.artifact).unwrap();
+    assert_eq!(artifact.revision, "1.0.0");
+    flux.stop();
 }

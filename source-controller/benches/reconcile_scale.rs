@@ -81,6 +81,8 @@ async fn start_controller(client: Client, namespace: String) -> Result<Controlle
         storage,
         deny_private_urls: false,
         bucket_limits: Default::default(),
+        helm_limits: Default::default(),
+        helm_index_cache: Default::default(),
     })));
     Ok(Controller {
         client,

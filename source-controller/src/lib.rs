@@ -2,6 +2,7 @@
 //! content-addressed tar.gz artifacts and serves them over HTTP, the way Flux's source-controller does.
 
 pub mod bucket_index;
+pub mod helm;
 pub mod ignore;
 pub mod oci;
 pub mod reconcile;
@@ -12,6 +13,7 @@ pub mod url_policy;
 pub mod verify;
 
 pub use reconcile::bucket::BucketLimits;
+pub use reconcile::helmrepository::HelmLimits;
 pub use reconcile::{SourceContext, run_controllers};
 pub use sluice_artifact::serve as server;
 pub use storage::{Storage, StorageConfig};

@@ -10,7 +10,10 @@ use clap::Parser;
 use sluice_api::duration::parse_go_duration;
 use sluice_runtime::flags::parse_listen_addr;
 use sluice_runtime::{RuntimeContext, RuntimeFlags, init_logging};
-use source_controller::{BucketLimits, SourceContext, Storage, StorageConfig, run_controllers};
+use source_controller::helm::cache::IndexCache;
+use source_controller::{
+    BucketLimits, HelmLimits, SourceContext, Storage, StorageConfig, run_controllers,
+};
 
 /// Flux-compatible source-controller.
 #[derive(Debug, Parser)]
@@ -59,6 +62,30 @@ struct Cli {
     /// How many objects one Bucket fetch downloads at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     bucket_parallel_downloads: u16,
+
+    /// The largest Helm repository index accepted, in bytes.
+    #[arg(long, default_value_t = HelmLimits::default().max_index_size)]
+    helm_index_max_size: u64,
+
+    /// The largest Helm chart archive accepted, in bytes.
+    #[arg(long, default_value_t = HelmLimits::default().max_chart_size)]
+    helm_chart_max_size: u64,
+
+    /// The largest single file inside a Helm chart, in bytes.
+    #[arg(long, default_value_t = HelmLimits::default().max_chart_file_size)]
+    helm_chart_file_max_size: u64,
+
+    /// Most parsed Helm repository indexes kept in memory; 0 disables the cache.
+    #[arg(long, default_value_t = 0)]
+    helm_cache_max_size: usize,
+
+    /// How long a cached index is kept after its last use.
+    #[arg(long, default_value = "15m", value_parser = parse_go_duration)]
+    helm_cache_ttl: Duration,
+
+    /// Accepted for Flux compatibility; expired indexes are dropped whenever one is cached.
+    #[arg(long, default_value = "1m", value_parser = parse_go_duration)]
+    helm_cache_purge_interval: Duration,
 }
 
 /// Flux's fallback for an empty --storage-adv-addr: the bind host, `localhost` when unset,
@@ -108,6 +135,12 @@ async fn main() -> anyhow::Result<()> {
             max_size: cli.bucket_max_size,
             parallel_downloads: usize::from(cli.bucket_parallel_downloads),
         },
+        helm_limits: HelmLimits {
+            max_index_size: cli.helm_index_max_size,
+            max_chart_size: cli.helm_chart_max_size,
+            max_chart_file_size: cli.helm_chart_file_max_size,
+        },
+        helm_index_cache: IndexCache::new(cli.helm_cache_max_size, cli.helm_cache_ttl),
     });
     run_controllers(context).await;
     runtime.shutdown.trigger();
@@ -133,6 +166,9 @@ mod tests {
         assert_eq!(cli.artifact_retention_ttl, Duration::from_secs(60));
         assert_eq!(cli.artifact_retention_records, 2);
         assert_eq!(cli.max_artifact_size, 100 * 1024 * 1024);
+        assert_eq!(cli.helm_index_max_size, 50 << 20);
+        assert_eq!(cli.helm_chart_max_size, 10 << 20);
+        assert_eq!(cli.helm_chart_file_max_size, 5 << 20);
         let cli = Cli::parse_from([
             "source-controller",
             "--storage-adv-addr=source-controller.flux-system.svc.cluster.local.",

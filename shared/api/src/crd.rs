@@ -13,15 +13,21 @@ use kube_core::CustomResourceExt;
 use crate::image::{ImagePolicy, ImageRepository, ImageUpdateAutomation};
 use crate::kustomize::Kustomization;
 use crate::notification::{Alert, Provider, Receiver};
-use crate::source::{Bucket, GitRepository, OCIRepository};
+use crate::source::{
+    Bucket, ExternalArtifact, GitRepository, HelmChart, HelmRepository, OCIRepository,
+};
 
-/// The CRDs of GitRepository, OCIRepository, Bucket, Kustomization, ImageRepository, ImagePolicy,
+/// The CRDs of GitRepository, OCIRepository, Bucket, HelmRepository, HelmChart, ExternalArtifact,
+/// Kustomization, ImageRepository, ImagePolicy,
 /// ImageUpdateAutomation, Provider, Alert and Receiver.
 pub fn all() -> Vec<CustomResourceDefinition> {
     let mut crds = vec![
         GitRepository::crd(),
         OCIRepository::crd(),
         Bucket::crd(),
+        HelmRepository::crd(),
+        HelmChart::crd(),
+        ExternalArtifact::crd(),
         Kustomization::crd(),
         ImageRepository::crd(),
         ImagePolicy::crd(),
@@ -275,6 +281,24 @@ mod tests {
                     "source.toolkit.fluxcd.io_buckets.yaml".to_owned(),
                     "buckets.source.toolkit.fluxcd.io".to_owned(),
                     vec![],
+                    sources.clone(),
+                ),
+                (
+                    "source.toolkit.fluxcd.io_helmrepositories.yaml".to_owned(),
+                    "helmrepositories.source.toolkit.fluxcd.io".to_owned(),
+                    vec!["helmrepo".to_owned()],
+                    sources.clone(),
+                ),
+                (
+                    "source.toolkit.fluxcd.io_helmcharts.yaml".to_owned(),
+                    "helmcharts.source.toolkit.fluxcd.io".to_owned(),
+                    vec!["hc".to_owned()],
+                    sources.clone(),
+                ),
+                (
+                    "source.toolkit.fluxcd.io_externalartifacts.yaml".to_owned(),
+                    "externalartifacts.source.toolkit.fluxcd.io".to_owned(),
+                    vec!["ea".to_owned()],
                     sources,
                 ),
                 (
@@ -353,7 +377,9 @@ mod tests {
             columns.sort_unstable();
             let mut expected = vec!["Age", "Ready", "Status"];
             match crd.spec.names.kind.as_str() {
-                "GitRepository" | "OCIRepository" => expected.push("URL"),
+                "GitRepository" | "OCIRepository" | "HelmRepository" => expected.push("URL"),
+                "HelmChart" => expected.extend(["Chart", "Version", "Source Kind", "Source Name"]),
+                "ExternalArtifact" => expected.push("Source"),
                 "Bucket" => expected.push("Endpoint"),
                 "ImageRepository" => expected.extend(["Image", "Tags", "Last scan"]),
                 "ImagePolicy" => expected.extend(["Image", "Tag"]),
@@ -399,6 +425,31 @@ mod tests {
         assert_eq!(
             spec["required"],
             serde_json::json!(["bucketName", "endpoint", "interval"])
+        );
+
+        let helm_repository = schema("HelmRepository");
+        let spec = &helm_repository["properties"]["spec"];
+        assert_eq!(spec["required"], serde_json::json!(["url"]));
+        assert_eq!(spec["properties"]["provider"]["default"], "generic");
+        assert_eq!(
+            spec["properties"]["type"]["enum"],
+            serde_json::json!(["default", "oci"])
+        );
+
+        let chart = schema("HelmChart");
+        let spec = &chart["properties"]["spec"];
+        assert_eq!(
+            spec["required"],
+            serde_json::json!(["chart", "interval", "sourceRef"])
+        );
+        assert_eq!(spec["properties"]["version"]["default"], "*");
+        assert_eq!(
+            spec["properties"]["reconcileStrategy"]["default"],
+            "ChartVersion"
+        );
+        assert_eq!(
+            spec["properties"]["sourceRef"]["properties"]["kind"]["enum"],
+            serde_json::json!(["HelmRepository", "GitRepository", "Bucket"])
         );
 
         let kustomization = schema("Kustomization");

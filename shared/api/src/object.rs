@@ -16,7 +16,10 @@ use crate::meta::condition_type::{
 };
 use crate::meta::{Artifact, ReconcileRequest};
 use crate::notification::{DEFAULT_RECEIVER_INTERVAL, Receiver};
-use crate::source::{Bucket, GitRepository, OCIRepository};
+use crate::source::{
+    Bucket, GitRepository, HELM_REPOSITORY_DEFAULT_INTERVAL, HelmChart, HelmRepository,
+    OCIRepository,
+};
 
 /// Status and spec fields shared machinery needs, implemented by the source kinds, Kustomization
 /// and ImageRepository; implement it for
@@ -63,7 +66,7 @@ pub trait FluxObject: Resource<DynamicType = ()> {
     }
 }
 
-/// Kinds that publish an artifact (GitRepository, OCIRepository, Bucket).
+/// Kinds that publish an artifact (GitRepository, OCIRepository, Bucket, HelmRepository, HelmChart).
 pub trait SourceObject: FluxObject {
     /// `status.artifact`.
     fn artifact(&self) -> Option<&Artifact>;
@@ -174,8 +177,8 @@ macro_rules! impl_flux_object {
 }
 
 macro_rules! impl_source_object {
-    ($kind:ty) => {
-        impl_flux_object!($kind, SOURCE_NEGATIVE_POLARITY);
+    ($kind:ty $(, $default:ident = $interval:expr)?) => {
+        impl_flux_object!($kind, SOURCE_NEGATIVE_POLARITY $(, $default = $interval)?);
 
         impl SourceObject for $kind {
             fn artifact(&self) -> Option<&Artifact> {
@@ -192,6 +195,13 @@ macro_rules! impl_source_object {
 impl_source_object!(GitRepository);
 impl_source_object!(OCIRepository);
 impl_source_object!(Bucket);
+impl_source_object!(HelmChart);
+// An OCI HelmRepository has no interval (it is never fetched); a default one without it is
+// fetched every minute, Flux's documented fallback.
+impl_source_object!(
+    HelmRepository,
+    default_interval = HELM_REPOSITORY_DEFAULT_INTERVAL
+);
 impl_flux_object!(Kustomization, KUSTOMIZATION_NEGATIVE_POLARITY);
 impl_flux_object!(ImageRepository, IMAGE_NEGATIVE_POLARITY);
 impl_flux_object!(ImageUpdateAutomation, IMAGE_NEGATIVE_POLARITY);

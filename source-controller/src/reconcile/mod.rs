@@ -5,13 +5,21 @@ mod artifact;
 pub mod bucket;
 mod git_verify;
 pub mod gitrepository;
+pub mod helmchart;
+mod helmchart_local;
+mod helmchart_watch;
+pub mod helmrepository;
 pub mod ocirepository;
 mod step;
 
 use std::sync::Arc;
 
+use helmchart_watch::charts_needing;
+use kube::Api;
+use kube::runtime::{Controller, watcher};
 use sluice_api::SourceObject;
 use sluice_api::meta::reason;
+use sluice_api::source::{Bucket, GitRepository, HelmChart, HelmChartSourceKind, HelmRepository};
 use sluice_runtime::lifecycle::{self, LifecycleObject, Policy, ReadyRule, Reconciler};
 use sluice_runtime::{ControllerRunner, Failure, Lifecycle, Outcome, RuntimeContext};
 
@@ -26,6 +34,10 @@ pub struct SourceContext {
     pub deny_private_urls: bool,
     /// Caps on one Bucket fetch.
     pub bucket_limits: bucket::BucketLimits,
+    /// Caps on Helm index and chart downloads.
+    pub helm_limits: helmrepository::HelmLimits,
+    /// Parsed HelmRepository indexes shared by HelmChart reconciles.
+    pub helm_index_cache: crate::helm::cache::IndexCache,
 }
 
 impl SourceContext {
@@ -78,6 +90,11 @@ impl<K: SourceKind> SourceReconciler<K> {
         };
         Self { context, policy }
     }
+
+    /// The context reconciles run with.
+    pub fn context(&self) -> &SourceContext {
+        &self.context
+    }
 }
 
 impl<K: SourceKind> Reconciler<K> for SourceReconciler<K> {
@@ -116,7 +133,8 @@ impl<K: SourceKind> Reconciler<K> for SourceReconciler<K> {
     }
 }
 
-/// Runs the GitRepository, OCIRepository and Bucket controllers until shutdown.
+/// Runs the GitRepository, OCIRepository, Bucket, HelmRepository and HelmChart controllers until
+/// shutdown.
 pub async fn run_controllers(context: Arc<SourceContext>) {
     let runtime = &context.runtime;
     let git = ControllerRunner::new("gitrepository", runtime.watched_api(), runtime).run(
@@ -137,5 +155,48 @@ pub async fn run_controllers(context: Arc<SourceContext>) {
             context.clone(),
         )),
     );
-    tokio::join!(git, oci, bucket);
+    let helm_repository = ControllerRunner::new("helmrepository", runtime.watched_api(), runtime)
+        .run(
+            helmrepository::reconcile,
+            Arc::new(SourceReconciler::<sluice_api::source::HelmRepository>::new(
+                context.clone(),
+            )),
+        );
+    let helm_chart = ControllerRunner::new("helmchart", runtime.watched_api(), runtime)
+        .customize(helm_chart_triggers(runtime))
+        .run(
+            lifecycle::reconcile,
+            Arc::new(SourceReconciler::<HelmChart>::new(context.clone())),
+        );
+    tokio::join!(git, oci, bucket, helm_repository, helm_chart);
+}
+
+/// HelmChart reconciles triggered by a new artifact revision of a HelmRepository,
+/// GitRepository or Bucket they reference.
+fn helm_chart_triggers(
+    runtime: &RuntimeContext,
+) -> impl Fn(Controller<HelmChart>) -> Controller<HelmChart> + Send + Sync + 'static {
+    let repositories: Api<HelmRepository> = runtime.watched_api();
+    let git: Api<GitRepository> = runtime.watched_api();
+    let buckets: Api<Bucket> = runtime.watched_api();
+    move |controller| {
+        let store = controller.store();
+        let config = || watcher::Config::default();
+        controller
+            .watches(
+                repositories.clone(),
+                config(),
+                charts_needing(store.clone(), HelmChartSourceKind::HelmRepository),
+            )
+            .watches(
+                git.clone(),
+                config(),
+                charts_needing(store.clone(), HelmChartSourceKind::GitRepository),
+            )
+            .watches(
+                buckets.clone(),
+                config(),
+                charts_needing(store, HelmChartSourceKind::Bucket),
+            )
+    }
 }

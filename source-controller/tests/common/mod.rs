@@ -22,6 +22,7 @@ use sluice_api::source::{GitRepository, OCIRepository};
 use sluice_e2e::ControlPlane;
 use sluice_e2e::poll::{request_reconcile, wait_object};
 use sluice_runtime::{RuntimeContext, RuntimeFlags, Shutdown};
+use source_controller::helm::cache::IndexCache;
 use source_controller::{BucketLimits, SourceContext, Storage, StorageConfig, run_controllers};
 use tokio::task::JoinHandle;
 
@@ -100,6 +101,9 @@ impl Harness {
             storage: storage.clone(),
             deny_private_urls: false,
             bucket_limits,
+            helm_limits: Default::default(),
+            // On (Flux's default is off), so the Helm tests read indexes through it.
+            helm_index_cache: IndexCache::new(8, Duration::from_secs(900)),
         });
         let controllers = tokio::spawn(run_controllers(context));
         Ok(Self {

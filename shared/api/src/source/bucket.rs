@@ -21,6 +21,7 @@ use crate::schema::{conditions, is_false};
     category = "all",
     category = "fluxcd",
     category = "fluxcd-sources",
+    annotation("kustomize.toolkit.fluxcd.io/substitute", "disabled"),
     printcolumn = r#"{"name": "Endpoint", "type": "string", "jsonPath": ".spec.endpoint"}"#,
     printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,

@@ -1,0 +1,6 @@
+//! Helm-specific pieces: repository indexes, the repository HTTP client and chart packaging.
+
+pub mod cache;
+pub mod chart;
+pub mod http;
+pub mod index;
