@@ -262,7 +262,9 @@ async fn cert_secret_with_a_client_certificate_reaches_an_mtls_registry() -> Res
             ],
         )
         .await?;
-    harness.create_secret("ca-only", &[("ca.crt", &ca_pem)]).await?;
+    harness
+        .create_secret("ca-only", &[("ca.crt", &ca_pem)])
+        .await?;
     let spec = |secret: &str| json!({"url": registry.oci_url("apps/app"), "interval": "1h", "ref": {"tag": "v1"}, "certSecretRef": {"name": secret}});
     harness.create_oci("mtls", spec("mtls")).await?;
     harness.create_oci("ca-only", spec("ca-only")).await?;
