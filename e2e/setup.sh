@@ -32,6 +32,10 @@ if [ ! -x "$fuzz_root/bin/cargo-fuzz" ]; then
   cargo install --quiet --locked --version 0.13.2 --root "$fuzz_root" cargo-fuzz
 fi
 
-echo "setup: building or reusing the Go test binaries and s3s-fs (the first build of Kubernetes takes ~25 min on 2 cores)" >&2
-bash e2e/tools/build.sh >/dev/null
+# SLUICE_SETUP_SKIP_BUILD=1: packages and tools only; the caller runs e2e/tools/build.sh itself
+# (.ci/run builds the test binaries while fmt and clippy run).
+if [ "${SLUICE_SETUP_SKIP_BUILD:-0}" != 1 ]; then
+  echo "setup: building or reusing the Go test binaries and s3s-fs (the first build of Kubernetes takes ~25 min on 2 cores)" >&2
+  bash e2e/tools/build.sh >/dev/null
+fi
 echo "setup: done" >&2
