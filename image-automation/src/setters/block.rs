@@ -50,20 +50,24 @@ pub fn edits(
         edits.extend(body_end.map(|end| (body_start..line_end(text, end), String::new())));
         return Some(edits);
     }
-    let mut edits: Vec<Edit> = strip_chomping(&text[header.clone()])
-        .map(|indicators| (header.clone(), indicators))
+    let indicators = &text[header.clone()];
+    let Some(end) = body_end else {
+        // An empty block: its first line sets the indentation, so an indentation digit goes.
+        let stripped = format!("{}-", &indicators[..1]);
+        let body = new_body_line(text, &header, body_start, value);
+        let mut edits = Vec::new();
+        if indicators != stripped {
+            edits.push((header.clone(), stripped));
+        }
+        edits.push((body_start..body_start, body));
+        return Some(edits);
+    };
+    let indent = content.start - line_start(text, content.start);
+    let mut edits: Vec<Edit> = strip_chomping(indicators)
+        .map(|stripped| (header.clone(), stripped))
         .into_iter()
         .collect();
-    edits.push(match body_end {
-        Some(end) => {
-            let indent = content.start - line_start(text, content.start);
-            (body_start..end, format!("{}{value}", " ".repeat(indent)))
-        }
-        None => (
-            body_start..body_start,
-            new_body_line(text, &header, body_start, value),
-        ),
-    });
+    edits.push((body_start..end, format!("{}{value}", " ".repeat(indent))));
     Some(edits)
 }
 

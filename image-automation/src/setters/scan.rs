@@ -201,6 +201,7 @@ fn parse(text: &str) -> Result<Parsed, SetterError> {
                 let Some((start, end)) = offsets else {
                     return Err(SetterError::NoOffsets);
                 };
+                let start = content_start(text, start, end);
                 let is_key = matches!(
                     stack.last(),
                     Some(Frame::Mapping {
@@ -235,6 +236,18 @@ fn parse(text: &str) -> Result<Parsed, SetterError> {
     }
     parsed.scalars.sort_by_key(|s| s.span.start);
     Ok(parsed)
+}
+
+/// Where a scalar's content starts: past the header line when the parser's span starts at a
+/// block scalar's header (an empty block at the end of the text).
+fn content_start(text: &str, start: usize, end: usize) -> usize {
+    if !matches!(text.as_bytes().get(start), Some(b'|' | b'>')) {
+        return start;
+    }
+    text[start..]
+        .find('\n')
+        .map_or(text.len(), |newline| start + newline + 1)
+        .min(end)
 }
 
 /// Advances the innermost mapping past a node; returns the key a value node belongs to

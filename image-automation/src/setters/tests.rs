@@ -298,6 +298,10 @@ fn block_scalars_marked_on_their_header_line_are_updated() {
             format!("l:\n- key: >- {marker}\r\n    {NEW}\r\n- x\r\n"),
         ),
         (
+            format!("l:\n  - |2+ {marker}\n"),
+            format!("l:\n  - |- {marker}\n      {NEW}\n"),
+        ),
+        (
             format!("m: > {marker}\r\n  v\r\n\r\n"),
             format!("m: >- {marker}\r\n  {NEW}\r\n\r\n"),
         ),
