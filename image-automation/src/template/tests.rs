@@ -257,3 +257,9 @@ fn output_is_bounded() {
     let error = render(template, "ns", "a", &changes(), &BTreeMap::new()).unwrap_err();
     assert!(error.to_string().contains("longer than"), "{error}");
 }
+
+#[test]
+fn comments_break_and_continue_work_as_in_go() {
+    let template = "{{/* a comment */}}{{ range $i, $c := .Changed.Changes }}{{ if eq $i 1 }}{{ continue }}{{ end }}{{ if gt $i 2 }}{{ break }}{{ end }}{{ $i }}{{ end }}";
+    assert_eq!(render_default(template), "02");
+}
