@@ -4,7 +4,7 @@
 //! branch. Prints wall time until every automation pushed, per-object percentiles, controller
 //! CPU and peak RSS.
 //!
-//! `cargo build -p image-automation --bins && cargo run -p image-automation --example bench`
+//! `cargo build --release -p image-automation --bins && cargo run --release -p image-automation --example automation-bench`
 
 use std::time::{Duration, Instant};
 

@@ -14,6 +14,7 @@ fn resolve(marker: &Marker) -> Resolution {
             MarkerField::Name => "ghcr.io/stefanprodan/podinfo".to_owned(),
             MarkerField::Digest => "sha256:feed".to_owned(),
         }),
+        ("flux-system", "numeric") => Resolution::Value("20240115".to_owned()),
         ("flux-system", "missing") => Resolution::Unresolved("not found".to_owned()),
         _ => Resolution::Ignore,
     }
@@ -40,6 +41,21 @@ const EXPECTED: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     ("crlf.yaml", &[("podinfo:5.0.4", "podinfo:6.5.0")]),
+    (
+        "block-scalars.yaml",
+        &[
+            (
+                "| # {\"$imagepolicy\": \"flux-system:podinfo\"}\n      ghcr.io/stefanprodan/podinfo:5.0.0",
+                "|- # {\"$imagepolicy\": \"flux-system:podinfo\"}\n      ghcr.io/stefanprodan/podinfo:6.5.0",
+            ),
+            (
+                ">+ # {\"$imagepolicy\": \"flux-system:podinfo\"}\n          ghcr.io/stefanprodan/podinfo:5.0.1",
+                ">- # {\"$imagepolicy\": \"flux-system:podinfo\"}\n          ghcr.io/stefanprodan/podinfo:6.5.0",
+            ),
+            // Flux quotes a value YAML 1.1 reads as a number.
+            ("tag: 5 #", "tag: \"20240115\" #"),
+        ],
+    ),
     ("no-marker.yaml", &[]),
 ];
 

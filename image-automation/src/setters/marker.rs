@@ -1,5 +1,6 @@
 //! The marker comment: `# {"$imagepolicy": "<namespace>:<name>[:tag|:name|:digest]"}`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use sluice_api::image::ImageRef;
@@ -26,11 +27,12 @@ pub struct Marker {
 }
 
 impl Marker {
-    /// Parses the text after `#`; `None` when it is not a marker (any other comment).
+    /// Parses the text after `#`; `None` when it is not a marker (any other comment). As kyaml
+    /// reads it: further leading `#`s are dropped and the JSON object holds only strings.
     pub fn parse_comment(comment: &str) -> Option<Marker> {
-        let object: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(comment.trim()).ok()?;
-        Self::parse_reference(object.get(MARKER_KEY)?.as_str()?)
+        let json = comment.trim_start_matches('#').trim();
+        let object: BTreeMap<String, String> = serde_json::from_str(json).ok()?;
+        Self::parse_reference(object.get(MARKER_KEY)?)
     }
 
     /// Parses `<namespace>:<name>[:field]`.
@@ -102,6 +104,17 @@ mod tests {
         assert_eq!(Marker::parse_comment("just a comment"), None);
         assert_eq!(Marker::parse_comment(r#"{"$imagepolicy": 3}"#), None);
         assert_eq!(Marker::parse_comment(r#"{"other": "a:b"}"#), None);
+        assert_eq!(
+            Marker::parse_comment(r#"{"$imagepolicy": "a:b", "n": 1}"#),
+            None,
+            "kyaml reads the object as map[string]string"
+        );
+        assert_eq!(
+            Marker::parse_comment(r##"# {"$imagepolicy": "a:b", "note": "x"}"##)
+                .map(|m| m.to_string()),
+            Some("a:b".to_owned()),
+            "`##` comments and other string fields are markers for kyaml too"
+        );
     }
 
     #[test]

@@ -3,13 +3,17 @@
 //!
 //! - [`marker`]: the marker grammar;
 //! - [`scan`]: which scalar each marker marks (byte span, style), via `granit-parser`;
-//! - [`quote`]: the replacement in the original quoting style;
+//! - [`quote`]: the replacement in the original quoting style, [`yaml11`] deciding when a plain
+//!   value must be quoted;
+//! - [`block`]: the replacement in a block scalar marked on its header line;
 //! - [`tree`]: the files under `update.path` Flux reads, updated in place.
 
+mod block;
 pub mod marker;
 mod quote;
 pub mod scan;
 pub mod tree;
+mod yaml11;
 
 pub use marker::{Marker, MarkerField};
 pub use scan::ObjectId;
@@ -70,15 +74,6 @@ pub fn update_text(
     let mut edits = Vec::new();
     for marked in scan::find_markers(text)? {
         let value = match resolve(&marked.marker) {
-            Resolution::Value(_) if marked.span.is_empty() => {
-                update.unresolved.push((
-                    marked.line,
-                    marked.marker,
-                    "the marked value is empty; write a placeholder value for the marker to replace"
-                        .to_owned(),
-                ));
-                continue;
-            }
             Resolution::Value(value) => value,
             Resolution::Ignore => continue,
             Resolution::Unresolved(reason) => {
@@ -89,15 +84,15 @@ pub fn update_text(
         if value == marked.value {
             continue;
         }
-        let Some(rendered) = quote::render(&value, marked.style, marked.in_flow) else {
-            update.unresolved.push((
-                marked.line,
-                marked.marker,
-                "the marked value is a block scalar (| or >); write it on one line".to_owned(),
-            ));
-            continue;
-        };
-        edits.push((marked.span.clone(), rendered));
+        match edits_for(text, &marked, &value) {
+            Ok(marker_edits) => edits.extend(marker_edits),
+            Err(reason) => {
+                update
+                    .unresolved
+                    .push((marked.line, marked.marker, reason.to_owned()));
+                continue;
+            }
+        }
         let change = Change {
             old_value: marked.value,
             new_value: value,
@@ -113,6 +108,26 @@ pub fn update_text(
         update.text = Some(text);
     }
     Ok(update)
+}
+
+/// The edits writing `value` into `marked`, in text order; why not when it cannot be written.
+fn edits_for(
+    text: &str,
+    marked: &scan::MarkedScalar,
+    value: &str,
+) -> Result<Vec<block::Edit>, &'static str> {
+    if let Some(header) = &marked.block_header {
+        return block::edits(text, header.clone(), &marked.span, &marked.value, value)
+            .ok_or("the new value cannot be written as one line of the marked block scalar");
+    }
+    if marked.span.is_empty() {
+        return Err(
+            "the marked value is empty; write a placeholder value for the marker to replace",
+        );
+    }
+    quote::render(value, marked.style, marked.in_flow)
+        .map(|rendered| vec![(marked.span.clone(), rendered)])
+        .ok_or("the marked block scalar's header (| or >) is not on the marker's line")
 }
 
 #[cfg(test)]

@@ -1,12 +1,16 @@
 //! Writes a replacement value in the style of the scalar it replaces.
 
 use super::scan::Style;
+use super::yaml11;
 
 /// `value` written as a scalar of `style`; a plain scalar becomes double-quoted only when the
-/// value cannot be written plain. `None` for block scalars, which are never rewritten.
+/// value cannot be written plain or would not read as a string in YAML 1.1 (as Flux quotes it).
+/// `None` for block scalars, which [`super::block`] writes.
 pub fn render(value: &str, style: Style, in_flow: bool) -> Option<String> {
     match style {
-        Style::Plain if plain_safe(value, in_flow) => Some(value.to_owned()),
+        Style::Plain if plain_safe(value, in_flow) && !yaml11::is_non_string(value) => {
+            Some(value.to_owned())
+        }
         Style::Plain | Style::DoubleQuoted => Some(double_quoted(value)),
         Style::SingleQuoted if !value.contains(['\n', '\r']) => {
             Some(format!("'{}'", value.replace('\'', "''")))
@@ -33,7 +37,7 @@ fn plain_safe(value: &str, in_flow: bool) -> bool {
         && !value.chars().any(char::is_control)
 }
 
-fn double_quoted(value: &str) -> String {
+pub fn double_quoted(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('"');
     for c in value.chars() {
@@ -73,5 +77,7 @@ mod tests {
         assert_eq!(render("a,b", Style::Plain, true).unwrap(), r#""a,b""#);
         assert_eq!(render("", Style::Plain, false).unwrap(), r#""""#);
         assert_eq!(render("x", Style::Block, false), None);
+        assert_eq!(render("123", Style::Plain, false).unwrap(), r#""123""#);
+        assert_eq!(render("1.0", Style::SingleQuoted, false).unwrap(), "'1.0'");
     }
 }

@@ -1,12 +1,13 @@
 //! Finds markers and the scalars they mark: the YAML is parsed with `granit-parser` for the
 //! exact byte span, style and role (key or value) of every scalar; a marker is a `#` comment,
-//! outside any scalar, on the line where a value scalar ends.
+//! outside any scalar, on the line where a value scalar ends or on a block scalar's header line.
 
 use std::ops::Range;
 
 use granit_parser::{Event, Parser, ScalarStyle, StructureStyle};
 
 use super::SetterError;
+use super::block;
 use super::marker::{MARKER_KEY, Marker};
 
 /// How a scalar is written, which decides how its replacement is written.
@@ -41,6 +42,9 @@ pub struct MarkedScalar {
     /// 1-based line of the marker.
     pub line: usize,
     pub object: ObjectId,
+    /// For a block scalar marked on its header line: the header's bytes (`|`, `>-`, ...); `span`
+    /// is then its content, from the first content character.
+    pub block_header: Option<Range<usize>>,
 }
 
 #[derive(Debug)]
@@ -95,24 +99,48 @@ pub fn find_markers(text: &str) -> Result<Vec<MarkedScalar>, SetterError> {
             .scalars
             .iter()
             .rev()
-            .find(|s| s.span.end <= hash && s.span.end > range.start);
-        if let Some(scalar) = target.filter(|s| !s.is_key && s.span.start < hash) {
-            marked.push(MarkedScalar {
-                marker,
-                span: scalar.span.clone(),
-                style: scalar.style,
-                in_flow: scalar.in_flow,
-                value: scalar.value.clone(),
-                line: index + 1,
-                object: parsed
-                    .objects
-                    .get(scalar.document)
-                    .cloned()
-                    .unwrap_or_default(),
-            });
-        }
+            .find(|s| s.span.end <= hash && s.span.end > range.start)
+            .filter(|s| !s.is_key && s.span.start < hash && s.style != Style::Block);
+        let (scalar, block_header) = match target {
+            Some(scalar) => (scalar, None),
+            None => match marked_block(text, range.start..hash, &parsed.scalars) {
+                Some((scalar, header)) => (scalar, Some(header)),
+                None => continue,
+            },
+        };
+        marked.push(MarkedScalar {
+            marker,
+            span: scalar.span.clone(),
+            style: scalar.style,
+            in_flow: scalar.in_flow,
+            value: scalar.value.clone(),
+            line: index + 1,
+            object: parsed
+                .objects
+                .get(scalar.document)
+                .cloned()
+                .unwrap_or_default(),
+            block_header,
+        });
     }
     Ok(marked)
+}
+
+/// The block scalar whose header ends `before_comment` (a line up to its comment) and the
+/// header's bytes: the first value scalar from the header on, when it is a block scalar.
+fn marked_block<'a>(
+    text: &str,
+    before_comment: Range<usize>,
+    scalars: &'a [Scalar],
+) -> Option<(&'a Scalar, Range<usize>)> {
+    let header = block::header(&text[before_comment.clone()])?;
+    let header = before_comment.start + header.start..before_comment.start + header.end;
+    let first = scalars.partition_point(|s| s.span.start < header.start);
+    scalars[first..]
+        .iter()
+        .find(|s| !s.is_key)
+        .filter(|s| s.style == Style::Block)
+        .map(|scalar| (scalar, header))
 }
 
 /// The first `#` of the line that starts a comment: after whitespace (or at the line start)
@@ -173,6 +201,7 @@ fn parse(text: &str) -> Result<Parsed, SetterError> {
                 let Some((start, end)) = offsets else {
                     return Err(SetterError::NoOffsets);
                 };
+                let start = content_start(text, start, end);
                 let is_key = matches!(
                     stack.last(),
                     Some(Frame::Mapping {
@@ -207,6 +236,18 @@ fn parse(text: &str) -> Result<Parsed, SetterError> {
     }
     parsed.scalars.sort_by_key(|s| s.span.start);
     Ok(parsed)
+}
+
+/// Where a scalar's content starts: past the header line when the parser's span starts at a
+/// block scalar's header (an empty block at the end of the text).
+fn content_start(text: &str, start: usize, end: usize) -> usize {
+    if !matches!(text.as_bytes().get(start), Some(b'|' | b'>')) {
+        return start;
+    }
+    text[start..]
+        .find('\n')
+        .map_or(text.len(), |newline| start + newline + 1)
+        .min(end)
 }
 
 /// Advances the innermost mapping past a node; returns the key a value node belongs to

@@ -168,6 +168,47 @@ fn marked_line() -> impl Strategy<Value = (String, String)> {
         })
 }
 
+/// A block scalar marked on its header line (`{NL}` stands for the file's line break): only
+/// the chomping indicator and the content change.
+fn marked_block() -> impl Strategy<Value = (String, String)> {
+    (
+        "[a-z]{1,8}",
+        prop_oneof![Just("|"), Just(">")],
+        prop_oneof![
+            Just(""),
+            Just("-"),
+            Just("+"),
+            Just("2"),
+            Just("2+"),
+            Just("-2")
+        ],
+        "[a-z0-9][a-z0-9./:-]{0,11}",
+        proptest::collection::vec("[a-z0-9 ]{0,8}[a-z0-9]", 0..3),
+        " {2,4}",
+    )
+        .prop_map(|(key, style, indicators, first, more, indent)| {
+            let marker = "# {\"$imagepolicy\": \"ns:app\"}";
+            let content: String = std::iter::once(first)
+                .chain(more)
+                .map(|line| format!("{indent}{line}{{NL}}"))
+                .collect();
+            let stripped = match indicators {
+                "" | "2" => format!("{indicators}-"),
+                other => other.replace('+', "-"),
+            };
+            // An indentation indicator sets the content's indentation; more spaces are content.
+            let new_indent = if indicators.contains('2') {
+                "  "
+            } else {
+                indent.as_str()
+            };
+            let line = format!("{key}: {style}{indicators} {marker}{{NL}}{content}");
+            let expected =
+                format!("{key}: {style}{stripped} {marker}{{NL}}{new_indent}{NEW}{{NL}}");
+            (line, expected)
+        })
+}
+
 proptest! {
     /// Whatever surrounds them (comments, quoted `#`, CRLF), only the marked scalars change.
     #[test]
@@ -176,6 +217,7 @@ proptest! {
             prop_oneof![
                 filler_line().prop_map(|l| (l.clone(), l)),
                 marked_line(),
+                marked_block(),
             ],
             1..30,
         ),
@@ -186,8 +228,9 @@ proptest! {
         let numbered = |line: &str, index: usize| {
             if line.is_empty() || line.starts_with('#') { line.to_owned() } else { format!("k{index}{line}") }
         };
-        let input: String = lines.iter().enumerate().map(|(i, (l, _))| numbered(l, i) + newline).collect();
-        let expected: String = lines.iter().enumerate().map(|(i, (_, e))| numbered(e, i) + newline).collect();
+        let join = |line: String| line.replace("{NL}", newline) + newline;
+        let input: String = lines.iter().enumerate().map(|(i, (l, _))| join(numbered(l, i))).collect();
+        let expected: String = lines.iter().enumerate().map(|(i, (_, e))| join(numbered(e, i))).collect();
         prop_assert_eq!(apply(&input), expected);
     }
 }
@@ -208,4 +251,85 @@ fn an_empty_value_is_reported_not_written_into_its_neighbour() {
     let lines: Vec<usize> = update.unresolved.iter().map(|u| u.0).collect();
     assert_eq!(lines, [1, 2]);
     assert!(update.unresolved[0].2.contains("empty"));
+}
+
+/// What the marked scalars of `text` read after the update.
+fn values_after(text: &str) -> Vec<String> {
+    scan::find_markers(&apply(text))
+        .unwrap()
+        .into_iter()
+        .map(|marked| marked.value)
+        .collect()
+}
+
+/// Flux (kyaml v0.21.2, checked with a Go program running its setter) writes these as
+/// `|-`/`>-` blocks holding exactly the new value; Sluice changes only the header's chomping
+/// and the content.
+#[test]
+fn block_scalars_marked_on_their_header_line_are_updated() {
+    let marker = "# {\"$imagepolicy\": \"ns:app\"}";
+    let cases = [
+        (
+            format!("a: | {marker}\n  old:1\nb: x\n"),
+            format!("a: |- {marker}\n  {NEW}\nb: x\n"),
+        ),
+        (
+            format!("a: >- {marker}\n  old:1\n"),
+            format!("a: >- {marker}\n  {NEW}\n"),
+        ),
+        (
+            format!("a: |+ {marker}\n  old:1\n\n\nb: x\n"),
+            format!("a: |- {marker}\n  {NEW}\n\n\nb: x\n"),
+        ),
+        (
+            format!("d:\n  - |2 {marker}\n      old:1\n    x\n"),
+            format!("d:\n  - |2- {marker}\n    {NEW}\n"),
+        ),
+        (
+            format!("a: !!str | {marker}\n\n  line 1\n  line 2\n# after\n"),
+            format!("a: !!str |- {marker}\n  {NEW}\n# after\n"),
+        ),
+        (
+            format!("a: | {marker}\n\nb: x\n"),
+            format!("a: |- {marker}\n  {NEW}\n\nb: x\n"),
+        ),
+        (
+            format!("l:\n- key: > {marker}\r\n- x\r\n"),
+            format!("l:\n- key: >- {marker}\r\n    {NEW}\r\n- x\r\n"),
+        ),
+        (
+            format!("l:\n  - |2+ {marker}\n"),
+            format!("l:\n  - |- {marker}\n      {NEW}\n"),
+        ),
+        (
+            format!("m: > {marker}\r\n  v\r\n\r\n"),
+            format!("m: >- {marker}\r\n  {NEW}\r\n\r\n"),
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(apply(&text), expected, "{text:?}");
+        assert_eq!(values_after(&text), [NEW], "{text:?}");
+    }
+}
+
+/// Flux double-quotes a value YAML 1.1 would not read as a string, in place of the block.
+#[test]
+fn non_string_values_are_double_quoted_as_flux_does() {
+    let marker = "# {\"$imagepolicy\": \"ns:app:tag\"}";
+    let resolve_tag = |tag: &'static str| {
+        move |marker: &Marker| match marker.field {
+            MarkerField::Tag => Resolution::Value(tag.to_owned()),
+            _ => Resolution::Ignore,
+        }
+    };
+    let text = format!("a: v1 {marker}\nb: 'v1' {marker}\nc: | {marker}\n  v1\n  more\nd: x\n");
+    let update = update_text(&text, &resolve_tag("123")).unwrap();
+    assert_eq!(
+        update.text.unwrap(),
+        format!("a: \"123\" {marker}\nb: '123' {marker}\nc: \"123\" {marker}\nd: x\n")
+    );
+    let update = update_text(&text, &resolve_tag("2024-01-15")).unwrap();
+    assert!(update.text.unwrap().starts_with("a: \"2024-01-15\""));
+    let update = update_text(&text, &resolve_tag("v1.2")).unwrap();
+    assert!(update.text.unwrap().starts_with("a: v1.2 "));
 }

@@ -24,7 +24,8 @@ pub struct UnresolvedMarker {
 /// What an update of a tree changed.
 #[derive(Debug, Default)]
 pub struct TreeUpdate {
-    /// Changed files (relative to the repository root) and their changes, per object.
+    /// Changed files and their changes, per object; paths are relative to `update.path`, as
+    /// the file names of Flux's `.Changed.FileChanges`.
     pub files: BTreeMap<String, Vec<(ObjectId, Change)>>,
     pub unresolved: Vec<UnresolvedMarker>,
     /// Files that could not be read or parsed, with why; they are left as they are.
@@ -53,22 +54,35 @@ pub fn update_tree(
     files.sort();
     let mut update = TreeUpdate::default();
     for file in files {
-        let name = file
-            .strip_prefix(root)
-            .unwrap_or(&file)
-            .to_string_lossy()
-            .into_owned();
-        update_file(&file, name, resolve, &mut update)?;
+        let names = FileNames {
+            in_repository: relative_name(&file, root),
+            in_update_path: relative_name(&file, &start),
+        };
+        update_file(&file, names, resolve, &mut update)?;
     }
     Ok(update)
 }
 
+/// A file's path relative to the repository root (for reports) and to `update.path`.
+struct FileNames {
+    in_repository: String,
+    in_update_path: String,
+}
+
+fn relative_name(file: &Path, base: &Path) -> String {
+    file.strip_prefix(base)
+        .unwrap_or(file)
+        .to_string_lossy()
+        .into_owned()
+}
+
 fn update_file(
     file: &Path,
-    name: String,
+    names: FileNames,
     resolve: &dyn Fn(&Marker) -> Resolution,
     update: &mut TreeUpdate,
 ) -> Result<(), SetterError> {
+    let name = names.in_repository;
     let io = |source| SetterError::Io {
         path: name.clone(),
         source,
@@ -110,7 +124,7 @@ fn update_file(
         );
     if let Some(new_text) = result.text {
         std::fs::write(file, new_text).map_err(io)?;
-        update.files.insert(name, result.changes);
+        update.files.insert(names.in_update_path, result.changes);
     }
     Ok(())
 }
@@ -135,4 +149,31 @@ fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), SetterError
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_files_are_named_relative_to_the_update_path_reports_to_the_repository() {
+        let repo = tempfile::tempdir().unwrap();
+        let apps = repo.path().join("clusters/prod/apps");
+        std::fs::create_dir_all(&apps).unwrap();
+        let marked = "image: old:1 # {\"$imagepolicy\": \"ns:app\"}\n";
+        std::fs::write(apps.join("web.yaml"), marked).unwrap();
+        std::fs::write(apps.join("gone.yaml"), marked.replace("ns:app", "ns:gone")).unwrap();
+        let update = update_tree(repo.path(), "./clusters/prod", &|marker| match marker
+            .policy
+            .as_str()
+        {
+            "app" => Resolution::Value("new:2".to_owned()),
+            _ => Resolution::Unresolved("not found".to_owned()),
+        })
+        .unwrap();
+        let files: Vec<&str> = update.files.keys().map(String::as_str).collect();
+        assert_eq!(files, ["apps/web.yaml"], "as Flux's .Changed.FileChanges");
+        assert_eq!(update.unresolved.len(), 1);
+        assert_eq!(update.unresolved[0].file, "clusters/prod/apps/gone.yaml");
+    }
 }

@@ -1,7 +1,7 @@
 //! The data a commit message template sees, shaped as Flux's: `.AutomationObject`, `.Changed`
 //! and `.Values`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use gotmpl::Value;
@@ -44,26 +44,52 @@ fn namespaced_name(namespace: &str, name: &str) -> Value {
     ])
 }
 
+/// `.Changed` as Flux's `update.Result`: `FileChanges` (file → object → changes), and what its
+/// `Changes()` and `Objects()` methods return. Go visits the files and objects of those methods
+/// in random map order; here they are visited sorted (files by path, objects in Go's struct
+/// order), which is one of Go's outputs: `Changes` lists each distinct change once, and an object
+/// changed in two files has, in `Objects`, the changes of the last file.
 fn changed(changes: &FileChanges) -> Value {
     let mut all = Vec::new();
-    let mut objects: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    let mut objects = BTreeMap::new();
     let mut files = BTreeMap::new();
     for (file, file_changes) in changes {
-        let mut file_objects: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        let mut file_objects: BTreeMap<String, Vec<&Change>> = BTreeMap::new();
         for (id, change) in file_changes {
-            let value = change_value(change);
-            all.push(value.clone());
-            let key = encode_object_key(id);
-            objects.entry(key.clone()).or_default().push(value.clone());
-            file_objects.entry(key).or_default().push(value);
+            file_objects
+                .entry(encode_object_key(id))
+                .or_default()
+                .push(change);
         }
-        files.insert(file.clone(), lists(file_objects));
+        for (key, object_changes) in &file_objects {
+            for change in object_changes {
+                if seen.insert((&change.old_value, &change.new_value, &change.setter)) {
+                    all.push(change_value(change));
+                }
+            }
+            objects.insert(key.clone(), change_list(object_changes));
+        }
+        let file_objects = file_objects
+            .iter()
+            .map(|(key, object_changes)| (key.clone(), change_list(object_changes)))
+            .collect::<BTreeMap<String, Value>>();
+        files.insert(file.clone(), Value::from(file_objects));
     }
     map([
         ("Changes", Value::from(all)),
-        ("Objects", lists(objects)),
+        ("Objects", Value::from(objects)),
         ("FileChanges", Value::from(files)),
     ])
+}
+
+fn change_list(changes: &[&Change]) -> Value {
+    Value::from(
+        changes
+            .iter()
+            .map(|change| change_value(change))
+            .collect::<Vec<_>>(),
+    )
 }
 
 fn change_value(change: &Change) -> Value {
@@ -114,14 +140,6 @@ pub fn print_key(key: &str) -> String {
         }
         _ => key.to_owned(),
     }
-}
-
-fn lists(map: BTreeMap<String, Vec<Value>>) -> Value {
-    Value::from(
-        map.into_iter()
-            .map(|(key, values)| (key, Value::from(values)))
-            .collect::<BTreeMap<String, Value>>(),
-    )
 }
 
 fn map<const N: usize>(fields: [(&str, Value); N]) -> Value {
