@@ -37,6 +37,27 @@ impl OpenPgpSigner {
 /// The most bcrypt rounds accepted for an encrypted SSH signing key (`ssh-keygen` uses 16).
 const MAX_SSH_KEY_KDF_ROUNDS: u32 = 1024;
 
+/// The smallest RSA modulus accepted for an SSH signing key, as Flux requires.
+const MIN_RSA_BITS: usize = 2048;
+
+/// Why `key` cannot sign commits (Flux takes ed25519, ECDSA and RSA ≥ 2048 bits), if it cannot.
+fn unsupported_signing_key(key: &ssh_key::PublicKey) -> Option<String> {
+    match key.algorithm() {
+        ssh_key::Algorithm::Ed25519 | ssh_key::Algorithm::Ecdsa { .. } => None,
+        ssh_key::Algorithm::Rsa { .. } => {
+            let bits = key
+                .key_data()
+                .rsa()
+                .and_then(|rsa| rsa.n.as_positive_bytes())
+                .map_or(0, |modulus| {
+                    modulus.len() * 8 - modulus.first().map_or(8, |b| b.leading_zeros() as usize)
+                });
+            (bits < MIN_RSA_BITS).then(|| format!("an RSA key of {bits} bits"))
+        }
+        other => Some(format!("a {} key", other.as_str())),
+    }
+}
+
 /// An unencrypted OpenSSH private key to sign commits with.
 #[derive(Clone)]
 pub struct SshSigner {
@@ -53,6 +74,11 @@ impl SshSigner {
         let key = ssh_key::PrivateKey::from_openssh(identity).map_err(|_| {
             secret.invalid("'identity' is not an OpenSSH private key (ssh-keygen -t ed25519)")
         })?;
+        if let Some(problem) = unsupported_signing_key(key.public_key()) {
+            return Err(secret.invalid(format!(
+                "'identity' is {problem}; use an ed25519, ECDSA (P-256, P-384, P-521) or RSA key of at least {MIN_RSA_BITS} bits, as Flux does"
+            )));
+        }
         let key = if key.is_encrypted() {
             if let ssh_key::Kdf::Bcrypt { rounds, .. } = key.kdf()
                 && *rounds > MAX_SSH_KEY_KDF_ROUNDS
@@ -330,5 +356,35 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(garbage.contains("not an OpenSSH private key"), "{garbage}");
+    }
+
+    #[test]
+    fn ssh_signing_keys_of_types_flux_refuses_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let generate = |name: &str, args: &[&str]| {
+            let path = dir.path().join(name);
+            let status = std::process::Command::new("ssh-keygen")
+                .args(["-q", "-N", ""])
+                .args(args)
+                .arg("-f")
+                .arg(&path)
+                .status()
+                .unwrap();
+            assert!(status.success());
+            std::fs::read(path).unwrap()
+        };
+        let small = generate("rsa1024", &["-t", "rsa", "-b", "1024"]);
+        let refused = SshSigner::from_secret(&secret(small, ""))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(refused.contains("an RSA key of 1024 bits"), "{refused}");
+        for (name, args) in [
+            ("rsa2048", &["-t", "rsa", "-b", "2048"][..]),
+            ("ecdsa384", &["-t", "ecdsa", "-b", "384"][..]),
+        ] {
+            let key = generate(name, args);
+            assert!(SshSigner::from_secret(&secret(key, "")).is_ok(), "{name}");
+        }
     }
 }
