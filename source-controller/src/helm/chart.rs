@@ -10,12 +10,18 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use serde_json::{Map, Value};
 
+use crate::ignore::{IgnoreError, IgnoreRules};
+
 /// The chart metadata file.
 pub const CHART_FILE: &str = "Chart.yaml";
 /// The chart's default values file.
 pub const VALUES_FILE: &str = "values.yaml";
 /// Most files one chart may hold.
 const MAX_FILES: usize = 10_000;
+/// Patterns `helm package` reads from the chart root, relative to it.
+const HELM_IGNORE_FILE: &str = ".helmignore";
+/// What Helm ignores in every chart: hidden files under `templates/`.
+const HELM_DEFAULT_IGNORES: &str = "templates/.?*";
 
 /// Loading, merging or packaging a chart failed.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +30,12 @@ pub enum ChartError {
     Archive(String),
     #[error("reading {path} failed: {message}")]
     Io { path: String, message: String },
+    #[error("invalid {HELM_IGNORE_FILE}: {0}")]
+    HelmIgnore(#[from] IgnoreError),
+    #[error(
+        "dependencies {0} are not in the chart's charts/ directory; fetching dependencies from repositories is not supported yet: run `helm dependency build` and commit charts/"
+    )]
+    MissingDependencies(String),
     #[error("chart file '{path}' exceeds {limit} bytes; raise --helm-chart-file-max-size")]
     FileTooLarge { path: String, limit: u64 },
     #[error("the chart exceeds {limit} bytes; raise --helm-chart-max-size")]
@@ -130,6 +142,7 @@ impl Chart {
 
     /// Loads a chart directory; symbolic links and other non-regular files are skipped.
     pub fn from_dir(dir: &Path, limits: ChartLimits) -> Result<Self, ChartError> {
+        let ignore = helm_ignore_rules(dir)?;
         let mut files = BTreeMap::new();
         let mut total = 0_u64;
         let mut pending = vec![dir.to_path_buf()];
@@ -142,6 +155,13 @@ impl Chart {
                 let entry = entry.map_err(io)?;
                 let kind = entry.file_type().map_err(io)?;
                 let path = entry.path();
+                let relative = path
+                    .strip_prefix(dir)
+                    .map(|p| p.to_string_lossy().replace('\\', "/"))
+                    .unwrap_or_default();
+                if ignore.is_excluded(&relative, kind.is_dir()) {
+                    continue;
+                }
                 if kind.is_dir() {
                     pending.push(path);
                     continue;
@@ -149,16 +169,51 @@ impl Chart {
                 if !kind.is_file() {
                     continue;
                 }
-                let relative = path
-                    .strip_prefix(dir)
-                    .map(|p| p.to_string_lossy().replace('\\', "/"))
-                    .unwrap_or_default();
                 let size = entry.metadata().map_err(io)?.len();
                 check_file(&relative, size, &mut total, files.len(), limits)?;
                 files.insert(relative, std::fs::read(&path).map_err(io)?);
             }
         }
-        Self::from_files(files)
+        let chart = Self::from_files(files)?;
+        chart.check_dependencies()?;
+        Ok(chart)
+    }
+
+    /// Fails naming the `Chart.yaml` dependencies that `charts/` holds neither as a directory
+    /// nor as an archive (by alias or name).
+    fn check_dependencies(&self) -> Result<(), ChartError> {
+        let Some(metadata) = self.files.get(CHART_FILE) else {
+            return Ok(());
+        };
+        let metadata = parse_yaml_mapping(metadata)
+            .map_err(|e| ChartError::Metadata(e.to_string()))?
+            .unwrap_or_default();
+        let Some(Value::Array(dependencies)) = metadata.get("dependencies") else {
+            return Ok(());
+        };
+        let missing: Vec<String> = dependencies
+            .iter()
+            .filter_map(|dependency| dependency.get("name").and_then(Value::as_str))
+            .filter(|name| !self.vendors(name))
+            .map(|name| format!("'{name}'"))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ChartError::MissingDependencies(missing.join(", ")))
+        }
+    }
+
+    /// Whether `charts/` holds chart `name`: `charts/<name>/…` or `charts/<name>-<version>.tgz`.
+    fn vendors(&self, name: &str) -> bool {
+        let directory = format!("charts/{name}/");
+        let archive = format!("charts/{name}-");
+        self.files.keys().any(|path| {
+            path.starts_with(&directory)
+                || (path.starts_with(&archive)
+                    && path.ends_with(".tgz")
+                    && !path[8..].contains('/'))
+        })
     }
 
     /// Replaces `values.yaml` with `values_files` (paths relative to `root`) deep-merged in
@@ -292,6 +347,22 @@ fn strip_top_dir(path: &Path) -> Option<String> {
     (parts.len() > 1).then(|| parts[1..].join("/"))
 }
 
+/// Helm's defaults plus the chart's `.helmignore`, if it has one.
+fn helm_ignore_rules(dir: &Path) -> Result<IgnoreRules, ChartError> {
+    let mut rules = IgnoreRules::default();
+    rules.add_lines(HELM_DEFAULT_IGNORES, "")?;
+    let file = dir.join(HELM_IGNORE_FILE);
+    if std::fs::symlink_metadata(&file).is_ok_and(|meta| meta.is_file()) {
+        let text = std::fs::read_to_string(&file).map_err(|source| IgnoreError::Io {
+            path: HELM_IGNORE_FILE.into(),
+            source,
+        })?;
+        rules.add_lines(&text, "")?;
+    }
+    rules.compile()?;
+    Ok(rules)
+}
+
 /// Parses a YAML (or JSON) mapping; an empty document is `None`.
 pub fn parse_yaml_mapping(bytes: &[u8]) -> Result<Option<Map<String, Value>>, String> {
     let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
@@ -342,6 +413,56 @@ mod tests {
             ),
         ]);
         Chart::from_files(files).unwrap()
+    }
+
+    fn chart_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, contents) in files {
+            let file = dir.path().join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, contents).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn helmignore_and_helm_defaults_leave_files_out_of_the_package() {
+        let dir = chart_dir(&[
+            (CHART_FILE, "apiVersion: v2\nname: app\nversion: 1.0.0\n"),
+            (HELM_IGNORE_FILE, "# editor files\n*.swp\nci/\n!keep.swp\n"),
+            ("templates/cm.yaml", "kind: ConfigMap\n"),
+            ("templates/.notes", "hidden\n"),
+            ("templates/cm.yaml.swp", "x"),
+            ("keep.swp", "kept"),
+            ("ci/values.yaml", "a: 1\n"),
+        ]);
+        let chart = Chart::from_dir(dir.path(), LIMITS).unwrap();
+        let paths: Vec<&str> = chart.files.keys().map(String::as_str).collect();
+        assert_eq!(
+            paths,
+            [
+                HELM_IGNORE_FILE,
+                CHART_FILE,
+                "keep.swp",
+                "templates/cm.yaml"
+            ]
+        );
+    }
+
+    #[test]
+    fn dependencies_missing_from_charts_are_named() {
+        let metadata = "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n- name: redis\n  version: 1.x\n  repository: https://charts.example.com\n- name: common\n  repository: file://../common\n- name: db\n";
+        let dir = chart_dir(&[
+            (CHART_FILE, metadata),
+            (
+                "charts/common/Chart.yaml",
+                "apiVersion: v2\nname: common\nversion: 1.0.0\n",
+            ),
+            ("charts/db-2.0.0.tgz", "archive"),
+        ]);
+        let error = Chart::from_dir(dir.path(), LIMITS).unwrap_err().to_string();
+        assert!(error.contains("dependencies 'redis' are not"), "{error}");
+        assert!(error.contains("helm dependency build"), "{error}");
     }
 
     #[test]
