@@ -1,5 +1,5 @@
 //! The built-in kinds' strategic-merge list keys and scopes, read from the generated
-//! `merge_keys.tsv` (see `examples/gen_merge_keys.rs`).
+//! `merge_keys.tsv` (see `e2e/examples/gen_merge_keys.rs`).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
