@@ -1,5 +1,6 @@
-//! Benchmark: this engine against `kustomize build`, on the conformance corpus and on a
-//! generated overlay with 1000 resources. Run with `cargo bench -p sluice-kustomize`.
+//! Benchmark: this engine against `kustomize build`, on the conformance corpus, on a generated
+//! overlay with 1000 resources and on a generated CRD bundle of over 50,000 lines with deep
+//! schemas. Run with `cargo bench -p sluice-kustomize`.
 //!
 //! Both sides run as child processes under `/usr/bin/time` (peak RSS is its `%M`, wall time is
 //! measured around the child), so process start-up counts for both. The engine's in-process
@@ -14,6 +15,10 @@ use sluice_kustomize::{BuildOptions, build_with};
 
 const RUNS: usize = 5;
 const RESOURCES: usize = 1000;
+/// CRDs in the generated bundle, each with a schema [`SCHEMA_DEPTH`] levels deep.
+const CRDS: usize = 12;
+const SCHEMA_DEPTH: usize = 5;
+const SCHEMA_FAN_OUT: usize = 4;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -62,6 +67,8 @@ fn main() {
         &ours,
         &theirs,
     );
+
+    compare_crd_bundle(&this, &kustomize);
 
     let options = BuildOptions {
         root: Some(generated.path().to_path_buf()),
@@ -248,4 +255,86 @@ fn write_overlay(root: &Path) -> PathBuf {
     )
     .expect("extra");
     overlay
+}
+
+/// Times both sides on the generated CRD bundle and checks they build the same objects.
+fn compare_crd_bundle(this: &Path, kustomize: &Path) {
+    let generated = tempfile::tempdir().expect("a temporary directory");
+    let (dir, lines) = write_crd_bundle(generated.path());
+    assert!(lines >= 50_000, "the bundle has only {lines} lines");
+    let (mut ours, mut theirs) = (Totals::default(), Totals::default());
+    for _ in 0..RUNS {
+        ours.add(measure(
+            Command::new(this)
+                .arg("--child")
+                .arg(&dir)
+                .arg(generated.path()),
+        ));
+        theirs.add(measure(Command::new(kustomize).arg("build").arg(&dir)));
+    }
+    report(
+        &format!("CRD bundle: {CRDS} CRDs, {lines} lines (median of {RUNS} runs)"),
+        &ours,
+        &theirs,
+    );
+    let reference = Command::new(kustomize)
+        .arg("build")
+        .arg(&dir)
+        .output()
+        .expect("running kustomize");
+    let reference =
+        sluice_kustomize::parse_yaml_stream(&String::from_utf8_lossy(&reference.stdout))
+            .expect("kustomize output parses");
+    let options = BuildOptions {
+        root: Some(generated.path().to_path_buf()),
+        ..BuildOptions::default()
+    };
+    let built = build_with(&dir, &options).expect("the CRD bundle builds");
+    println!("  outputs identical to kustomize: {}", built == reference);
+}
+
+/// Writes a kustomization over one file of [`CRDS`] CRDs with deep schemas; returns its
+/// directory and the file's line count.
+fn write_crd_bundle(root: &Path) -> (PathBuf, usize) {
+    let dir = root.join("crds");
+    std::fs::create_dir_all(&dir).expect("crds dir");
+    let mut bundle = String::new();
+    for index in 0..CRDS {
+        write!(
+            bundle,
+            "---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets{index}.example.com\nspec:\n  group: example.com\n  names:\n    kind: Widget{index}\n    plural: widgets{index}\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n"
+        )
+        .expect("formatting a CRD");
+        write_schema(&mut bundle, SCHEMA_DEPTH, 8);
+    }
+    let lines = bundle.lines().count();
+    std::fs::write(dir.join("crds.yaml"), bundle).expect("writing the bundle");
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        "resources:\n- crds.yaml\nlabels:\n- pairs: {app.kubernetes.io/part-of: widgets}\ncommonAnnotations: {owner: platform}\n",
+    )
+    .expect("bundle kustomization");
+    (dir, lines)
+}
+
+/// An object schema `depth` levels deep at `indent` spaces, [`SCHEMA_FAN_OUT`] properties each.
+fn write_schema(out: &mut String, depth: usize, indent: usize) {
+    let pad = " ".repeat(indent);
+    if depth == 0 {
+        write!(
+            out,
+            "{pad}type: string\n{pad}description: A leaf value with a description long enough to be realistic.\n{pad}maxLength: 253\n"
+        )
+        .expect("formatting a leaf");
+        return;
+    }
+    write!(
+        out,
+        "{pad}type: object\n{pad}description: Nested settings at depth {depth}.\n{pad}properties:\n"
+    )
+    .expect("formatting an object");
+    for field in 0..SCHEMA_FAN_OUT {
+        writeln!(out, "{pad}  field{field}:").expect("formatting a property");
+        write_schema(out, depth - 1, indent + 4);
+    }
 }
