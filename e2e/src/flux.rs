@@ -1,5 +1,5 @@
-//! Flux's own source-controller and kustomize-controller (built from their pinned Go modules) as
-//! processes against a control plane, and the flux CLI: the other side of the interop tests.
+//! Flux's own source-controller, kustomize-controller and helm-controller (built from their pinned Go
+//! modules) as processes against a control plane, and the flux CLI: the other side of the interop tests.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,6 +18,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum FluxController {
     Source,
     Kustomize,
+    Helm,
 }
 
 impl FluxController {
@@ -26,6 +27,7 @@ impl FluxController {
         match self {
             FluxController::Source => "flux-source-controller",
             FluxController::Kustomize => "flux-kustomize-controller",
+            FluxController::Helm => "flux-helm-controller",
         }
     }
 

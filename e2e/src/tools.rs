@@ -27,6 +27,8 @@ const MODULE_OF: &[(&str, &str)] = &[
         "flux-kustomize-controller-module",
         "flux-kustomize-controller",
     ),
+    ("flux-helm-controller", "flux-helm-controller"),
+    ("flux-helm-controller-module", "flux-helm-controller"),
     ("flux", "flux"),
     (
         "flux-image-reflector-controller-module",
@@ -47,8 +49,9 @@ static BUILT: OnceLock<Mutex<Built>> = OnceLock::new();
 
 /// Absolute path of a test binary: `etcd`, `kube-apiserver`, `kube-controller-manager`,
 /// `kube-scheduler`, `kubectl`, `kwok`, `registry`, `s3s-fs` (crates.io), `kustomize`, `jsontoyaml` (kustomize's `AsYaml` of JSON objects), Flux's `flux-source-controller`,
-/// `flux-kustomize-controller` and `flux` CLI; or a directory: `kwok-stages` (kwok's stage manifests),
-/// `flux-source-controller-module`, `flux-kustomize-controller-module` (the unpacked Go modules: CRDs, samples, docs). Builds its Go module on first use.
+/// `flux-kustomize-controller`, `flux-helm-controller` and `flux` CLI; or a directory: `kwok-stages` (kwok's
+/// stage manifests), `flux-<controller>-module` (the unpacked Go modules: CRDs, samples, docs). Builds its Go
+/// module on first use.
 pub fn binary(name: &str) -> Result<PathBuf> {
     let module = MODULE_OF
         .iter()

@@ -34,6 +34,7 @@ declare -A packages=(
 declare -A flux=(
   [flux-source-controller]=". github.com/fluxcd/source-controller@v1.9.3=h1:Zj1gfvK/2MFIm/K3vh5fSHoJBoggLKMuLWf5ZEmaF0w= github.com/fluxcd/source-controller/api@v1.9.3=h1:Z5Id6iPV+n1OY/14dpC18PaHRATzAyZkjAzDNYxSl4E="
   [flux-kustomize-controller]=". github.com/fluxcd/kustomize-controller@v1.9.6=h1:XB+G3A0mky0j5uVHZWv4oSlS2RvZBoNIUhstIvY0JKE= github.com/fluxcd/kustomize-controller/api@v1.9.6=h1:7XiuW+l3YYXWeIwLJ8w34zHlJyMUEKosBIxLIki9J3I="
+  [flux-helm-controller]=". github.com/fluxcd/helm-controller@v1.6.4=h1:u/Ew7LehrwDQaE/NqWdaB3XnNDCxRGDcp1FZl7RKj4g= github.com/fluxcd/helm-controller/api@v1.6.4=h1:jDgB87F6RRNF0QEZDAw+8+HPU13toF5IZpPsytA0Nuo="
   [flux]="./cmd/flux github.com/fluxcd/flux2/v2@v2.9.5=h1:jwCccxvkD+2QnsjN+pl5QqM8KnFUwA8pIoQ1Lf0avkA="
 )
 
@@ -174,7 +175,7 @@ install_crate() {
 }
 
 modules=("$@")
-[ ${#modules[@]} -gt 0 ] || modules=(etcd kubernetes kwok registry kustomize jsontoyaml flux-source-controller flux-kustomize-controller flux "${!flux_sources[@]}" "${!crates[@]}")
+[ ${#modules[@]} -gt 0 ] || modules=(etcd kubernetes kwok registry kustomize jsontoyaml flux-source-controller flux-kustomize-controller flux-helm-controller flux "${!flux_sources[@]}" "${!crates[@]}")
 for module in "${modules[@]}"; do
   if [ -n "${crates[$module]:-}" ]; then
     install_crate "$module"
