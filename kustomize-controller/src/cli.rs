@@ -111,6 +111,12 @@ pub struct ControllerFlags {
     #[arg(long, default_value = "reconcile.fluxcd.io/watch=Enabled")]
     pub watch_configs_label_selector: String,
 
+    /// Flux's feature gates (`Name=true|false`, comma-separated): `StrictPostBuildSubstitutions`
+    /// and `AdditiveCELDependencyCheck` set the flags of the same meaning; any other gate is
+    /// accepted and logged as not implemented, so a Flux Deployment's arguments start this one.
+    #[arg(long, value_delimiter = ',', value_parser = parse_feature_gate)]
+    pub feature_gates: Vec<FeatureGate>,
+
     /// Allow exec credential plugins in kubeConfig Secrets.
     #[arg(long, default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub insecure_kubeconfig_exec: bool,
@@ -120,7 +126,43 @@ pub struct ControllerFlags {
     pub insecure_kubeconfig_tls: bool,
 }
 
+/// One `--feature-gates` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeatureGate {
+    pub name: String,
+    pub enabled: bool,
+}
+
+/// Parses `Name=true|false`, as Flux's feature-gate flag does.
+fn parse_feature_gate(entry: &str) -> Result<FeatureGate, String> {
+    let (name, value) = entry
+        .trim()
+        .split_once('=')
+        .ok_or_else(|| format!("'{entry}' is not Name=true|false"))?;
+    let enabled = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("the value of feature gate '{name}' must be true or false"))?;
+    Ok(FeatureGate {
+        name: name.trim().to_owned(),
+        enabled,
+    })
+}
+
 impl ControllerFlags {
+    /// Applies `--feature-gates` to the flags they stand for; returns the gates not implemented.
+    pub fn apply_feature_gates(&mut self) -> Vec<FeatureGate> {
+        let mut unknown = Vec::new();
+        for gate in std::mem::take(&mut self.feature_gates) {
+            match gate.name.as_str() {
+                "StrictPostBuildSubstitutions" => self.strict_substitution = gate.enabled,
+                "AdditiveCELDependencyCheck" => self.additive_cel_dependency_check = gate.enabled,
+                _ => unknown.push(gate),
+            }
+        }
+        unknown
+    }
+
     /// `--default-service-account`, if set.
     pub fn default_service_account(&self) -> Option<&str> {
         Some(self.default_service_account.as_str()).filter(|name| !name.is_empty())
@@ -148,6 +190,28 @@ impl ControllerFlags {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn feature_gates_set_their_flags_and_report_the_rest() {
+        let mut cli = Cli::parse_from([
+            "kustomize-controller",
+            "--feature-gates=StrictPostBuildSubstitutions=false,AdditiveCELDependencyCheck=true,CacheSecretsAndConfigMaps=true",
+        ]);
+        let unknown = cli.controller.apply_feature_gates();
+        assert!(!cli.controller.strict_substitution);
+        assert!(cli.controller.additive_cel_dependency_check);
+        assert_eq!(
+            unknown,
+            [FeatureGate {
+                name: "CacheSecretsAndConfigMaps".into(),
+                enabled: true
+            }]
+        );
+        let refused = Cli::try_parse_from(["kustomize-controller", "--feature-gates=Nope"]);
+        assert!(refused.is_err());
+        let refused = Cli::try_parse_from(["kustomize-controller", "--feature-gates=A=maybe"]);
+        assert!(refused.is_err());
+    }
 
     #[test]
     fn custom_stage_kinds_read_flux_s_group_kind_form() {

@@ -8,8 +8,15 @@ use sluice_runtime::{RuntimeContext, init_logging};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     init_logging(cli.runtime.log_level, cli.runtime.log_encoding).context("setting up logging")?;
+    for gate in cli.controller.apply_feature_gates() {
+        tracing::warn!(
+            gate = %gate.name,
+            enabled = gate.enabled,
+            "feature gate not implemented by this kustomize-controller; ignored"
+        );
+    }
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let base_config = kube::Config::infer()
         .await
