@@ -67,7 +67,9 @@ pub fn edits(
         .map(|stripped| (header.clone(), stripped))
         .into_iter()
         .collect();
-    edits.push((body_start..end, format!("{}{value}", " ".repeat(indent))));
+    // Through the end of the last content line: its trailing blanks are content too.
+    let replaced = body_start..line_content_end(text, end);
+    edits.push((replaced, format!("{}{value}", " ".repeat(indent))));
     Some(edits)
 }
 
@@ -102,6 +104,18 @@ fn new_body_line(text: &str, header: &Range<usize>, body_start: usize, value: &s
 
 fn line_start(text: &str, at: usize) -> usize {
     text[..at].rfind('\n').map_or(0, |newline| newline + 1)
+}
+
+/// The index of the line break (before a `\r`) of the line holding `at`, or the text's end.
+fn line_content_end(text: &str, at: usize) -> usize {
+    let end = text[at..]
+        .find('\n')
+        .map_or(text.len(), |newline| at + newline);
+    if text[..end].ends_with('\r') {
+        end - 1
+    } else {
+        end
+    }
 }
 
 /// The index after the line break of the line holding `at` (the text's end on the last line).

@@ -305,6 +305,14 @@ fn block_scalars_marked_on_their_header_line_are_updated() {
             format!("m: > {marker}\r\n  v\r\n\r\n"),
             format!("m: >- {marker}\r\n  {NEW}\r\n\r\n"),
         ),
+        (
+            format!("e: >+ {marker}\n  old:1 \t"),
+            format!("e: >- {marker}\n  {NEW}"),
+        ),
+        (
+            format!("t: | {marker}\n  old:1  \r\n  more \nb: x\n"),
+            format!("t: |- {marker}\n  {NEW}\nb: x\n"),
+        ),
     ];
     for (text, expected) in cases {
         assert_eq!(apply(&text), expected, "{text:?}");
