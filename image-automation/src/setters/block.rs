@@ -42,8 +42,9 @@ pub fn edits(
         return None;
     }
     let body_start = line_end(text, header.end);
+    // A block of blank lines only (`|+` keeps them, so `old` is not empty) has no content line.
     let body_end =
-        (!old.is_empty()).then(|| content.start + text[content.clone()].trim_end().len());
+        (!old.trim().is_empty()).then(|| content.start + text[content.clone()].trim_end().len());
     if yaml11::is_non_string(value) {
         // Flux writes such a value double-quoted, in place of the block.
         let mut edits = vec![(header, quote::double_quoted(value))];

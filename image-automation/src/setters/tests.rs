@@ -313,6 +313,10 @@ fn block_scalars_marked_on_their_header_line_are_updated() {
             format!("t: | {marker}\n  old:1  \r\n  more \nb: x\n"),
             format!("t: |- {marker}\n  {NEW}\nb: x\n"),
         ),
+        (
+            format!("l:\n  - name: p\n    image: >+ {marker}\n    "),
+            format!("l:\n  - name: p\n    image: >- {marker}\n      {NEW}\n    "),
+        ),
     ];
     for (text, expected) in cases {
         assert_eq!(apply(&text), expected, "{text:?}");
