@@ -96,9 +96,14 @@ pub struct OciRemote {
 impl OciRemote {
     /// A client for `repository` with `access`.
     pub fn new(repository: Repository, access: RegistryAccess) -> Self {
+        let timeout = if access.timeout.is_zero() {
+            sluice_registry::DEFAULT_TIMEOUT
+        } else {
+            access.timeout
+        };
         Self {
             image: format!("{}/{}", repository.registry, repository.repository),
-            timeout: access.timeout,
+            timeout,
             access,
         }
     }
@@ -267,6 +272,13 @@ fn classify(what: &str, error: &RegistryError) -> OciError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zero_timeout_means_the_default() {
+        let repository = Repository::parse("oci://127.0.0.1:5000/app").unwrap();
+        let remote = OciRemote::new(repository, RegistryAccess::default());
+        assert_eq!(remote.timeout, sluice_registry::DEFAULT_TIMEOUT);
+    }
 
     #[test]
     fn layers_are_selected_by_media_type_or_first() {
