@@ -42,9 +42,10 @@ pub fn edits(
         return None;
     }
     let body_start = line_end(text, header.end);
+    let indent = content.start - line_start(text, content.start);
     // A block of blank lines only (`|+` keeps them, so `old` is not empty) has no content line.
     let body_end =
-        (!old.trim().is_empty()).then(|| content.start + text[content.clone()].trim_end().len());
+        last_content_line_end(text, content, indent).filter(|_| old.contains(|c| c != '\n'));
     if yaml11::is_non_string(value) {
         // Flux writes such a value double-quoted, in place of the block.
         let mut edits = vec![(header, quote::double_quoted(value))];
@@ -63,15 +64,29 @@ pub fn edits(
         edits.push((body_start..body_start, body));
         return Some(edits);
     };
-    let indent = content.start - line_start(text, content.start);
     let mut edits: Vec<Edit> = strip_chomping(indicators)
         .map(|stripped| (header.clone(), stripped))
         .into_iter()
         .collect();
-    // Through the end of the last content line: its trailing blanks are content too.
-    let replaced = body_start..line_content_end(text, end);
+    let replaced = body_start..end;
     edits.push((replaced, format!("{}{value}", " ".repeat(indent))));
     Some(edits)
+}
+
+/// The end (before its line break) of the block's last content line: the last whole line of
+/// `content` longer than the block's `indent`, since spaces past the indentation are content.
+fn last_content_line_end(text: &str, content: &Range<usize>, indent: usize) -> Option<usize> {
+    let mut at = line_start(text, content.start);
+    let mut last = None;
+    // The parser's span may end past the indentation of the next line: whole lines only.
+    while at < content.end && line_end(text, at) <= content.end {
+        let end = line_content_end(text, at);
+        if end - at > indent {
+            last = Some(end);
+        }
+        at = line_end(text, at);
+    }
+    last
 }
 
 /// The header with strip chomping; `None` when it already strips.

@@ -345,3 +345,43 @@ fn non_string_values_are_double_quoted_as_flux_does() {
     let update = update_text(&text, &resolve_tag("v1.2")).unwrap();
     assert!(update.text.unwrap().starts_with("a: v1.2 "));
 }
+
+#[test]
+fn block_lines_of_blanks_past_the_indentation_are_content_and_replaced() {
+    let marker = " # {\"$imagepolicy\": \"ns:app\"}";
+    let cases = [
+        ("|", "  x\n     \n", "  ghcr.io/org/app:2.0.0\n"),
+        ("|", " \n  x\n   \t\n  \n", "  ghcr.io/org/app:2.0.0\n  \n"),
+        ("|", "  \t\n", "  ghcr.io/org/app:2.0.0\n"),
+        ("|2", "     \n", "  ghcr.io/org/app:2.0.0\n"),
+        (">", "  x\n   \n  y\n\n", "  ghcr.io/org/app:2.0.0\n\n"),
+    ];
+    for (header, body, new_body) in cases {
+        let text = format!("a: {header}{marker}\n{body}b: c\n");
+        let header = format!("{header}-");
+        let expected = format!("a: {header}{marker}\n{new_body}b: c\n");
+        assert_eq!(apply(&text), expected, "{text:?}");
+    }
+}
+
+#[test]
+fn fuzz_finding_block_with_a_more_indented_blank_line_reads_the_new_value() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fuzz/seeds/setters/block-scalar-multi-line-content.yaml"
+    ))
+    .unwrap();
+    let every = |_: &Marker| Resolution::Value(NEW.to_owned());
+    let updated = update_text(&text, &every).unwrap().text.unwrap();
+    let blocks: Vec<_> = scan::find_markers(&updated)
+        .unwrap()
+        .into_iter()
+        .filter(|scalar| scalar.block_header.is_some())
+        .collect();
+    assert_eq!(blocks.len(), 2, "{updated:?}");
+    assert!(
+        blocks.iter().all(|scalar| scalar.value == NEW),
+        "{updated:?}"
+    );
+    assert!(update_text(&updated, &every).unwrap().text.is_none());
+}
