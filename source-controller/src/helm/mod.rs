@@ -4,3 +4,4 @@ pub mod cache;
 pub mod chart;
 pub mod http;
 pub mod index;
+pub mod oci;

@@ -7,6 +7,8 @@ mod git_verify;
 pub mod gitrepository;
 pub mod helmchart;
 mod helmchart_local;
+mod helmchart_oci;
+mod helmchart_remote;
 mod helmchart_watch;
 pub mod helmrepository;
 pub mod ocirepository;
