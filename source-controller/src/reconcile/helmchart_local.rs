@@ -85,6 +85,8 @@ pub(super) async fn from_tarball(
             values_files: observed.unwrap_or_default(),
         });
     }
+    let mut chart = chart;
+    super::helmchart_deps::build(context, object, &mut chart, &root, &chart_path).await?;
     build_local(object, chart, &version, &root)
 }
 

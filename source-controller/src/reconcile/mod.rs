@@ -6,6 +6,7 @@ pub mod bucket;
 mod git_verify;
 pub mod gitrepository;
 pub mod helmchart;
+mod helmchart_deps;
 mod helmchart_local;
 mod helmchart_oci;
 mod helmchart_remote;
