@@ -32,13 +32,31 @@ where
         + serde::Serialize
         + std::fmt::Debug,
 {
+    create_in(&harness.client, &harness.namespace, kind, name, spec).await
+}
+
+/// Creates a `source.toolkit.fluxcd.io/v1` object of `kind` in `namespace`.
+pub async fn create_in<K>(
+    client: &kube::Client,
+    namespace: &str,
+    kind: &str,
+    name: &str,
+    spec: Value,
+) -> Result<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
     let object: K = serde_json::from_value(json!({
         "apiVersion": "source.toolkit.fluxcd.io/v1",
         "kind": kind,
         "metadata": {"name": name},
         "spec": spec,
     }))?;
-    let api: Api<K> = Api::namespaced(harness.client.clone(), &harness.namespace);
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
     Ok(api.create(&PostParams::default(), &object).await?)
 }
 
