@@ -161,6 +161,11 @@ async fn missing_dependencies_come_from_the_source_repositories_and_registries()
         public.requests().iter().all(|r| !r.authorized),
         "a repository without a HelmRepository is used anonymously"
     );
+    let reasons = harness.event_reasons("web").await?;
+    assert!(
+        reasons.iter().any(|r| r == "ResolvedDependencies"),
+        "{reasons:?}"
+    );
     harness.stop().await;
     Ok(())
 }

@@ -70,8 +70,8 @@ pub(super) async fn build(
                 package_local(dependency, root, &path, limits).await?,
                 "local",
             ),
-            Origin::Http(url) => (resolver.from_http(dependency, &url).await?, "remote"),
-            Origin::Oci(url) => (resolver.from_oci(dependency, &url).await?, "remote"),
+            Origin::Http(url) => (resolver.download_http(dependency, &url).await?, "remote"),
+            Origin::Oci(url) => (resolver.pull_oci(dependency, &url).await?, "remote"),
         };
         let loaded = Chart::from_archive(&archive, limits).map_err(|e| {
             failure(format!(
@@ -152,7 +152,11 @@ impl Resolver<'_> {
     }
 
     /// Downloads `dependency` from the HTTP(S) repository at `url`.
-    async fn from_http(&mut self, dependency: &Dependency, url: &str) -> Result<Vec<u8>, Outcome> {
+    async fn download_http(
+        &mut self,
+        dependency: &Dependency,
+        url: &str,
+    ) -> Result<Vec<u8>, Outcome> {
         let repository = self
             .repository_for(url)
             .await?
@@ -172,8 +176,10 @@ impl Resolver<'_> {
             .select(&dependency.name, &dependency.version)
             .map_err(|e| {
                 added(&format!(
-                    "failed to get chart '{}' version '{}' from '{url}': {e}",
-                    dependency.name, dependency.version
+                    "failed to get chart '{}' version '{}' from '{}': {e}",
+                    dependency.name,
+                    dependency.version,
+                    sluice_git::display_url(url)
                 ))
             })?;
         let reference = selected
@@ -200,6 +206,7 @@ impl Resolver<'_> {
             return Ok(index.clone());
         }
         let stored = repository.and_then(|r| r.artifact().cloned());
+        let shown = sluice_git::display_url(url);
         let index = match stored {
             Some(artifact) => read_index(self.context, &artifact).await?,
             None => {
@@ -209,9 +216,9 @@ impl Resolver<'_> {
                 let bytes = client
                     .get(&index_url, limit, "--helm-index-max-size")
                     .await
-                    .map_err(|e| failure(format!("failed to fetch the index of '{url}': {e}")))?;
+                    .map_err(|e| failure(format!("failed to fetch the index of '{shown}': {e}")))?;
                 let parsed = RepositoryIndex::parse(&bytes)
-                    .map_err(|e| failure(format!("failed to load the index of '{url}': {e}")))?;
+                    .map_err(|e| failure(format!("failed to load the index of '{shown}': {e}")))?;
                 Arc::new(parsed)
             }
         };
@@ -220,7 +227,7 @@ impl Resolver<'_> {
     }
 
     /// Pulls `dependency` from the registry path `url` (`oci://…`).
-    async fn from_oci(&mut self, dependency: &Dependency, url: &str) -> Result<Vec<u8>, Outcome> {
+    async fn pull_oci(&mut self, dependency: &Dependency, url: &str) -> Result<Vec<u8>, Outcome> {
         let repository = self
             .repository_for(url)
             .await?

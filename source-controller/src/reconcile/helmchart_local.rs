@@ -7,7 +7,7 @@ use sluice_api::meta::condition_type::{FETCH_FAILED, STORAGE_OPERATION_FAILED};
 use sluice_api::meta::{Artifact, reason};
 use sluice_api::source::{HelmChart, HelmChartReconcileStrategy};
 use sluice_artifact::archive::safe_relative_path;
-use sluice_runtime::Outcome;
+use sluice_runtime::{ObjectEvent, Outcome};
 
 use super::helmchart::{
     Build, CHART_PACKAGE_ERROR, INVALID_CHART_REFERENCE, build_failure, chart_limits,
@@ -86,7 +86,13 @@ pub(super) async fn from_tarball(
         });
     }
     let mut chart = chart;
-    super::helmchart_deps::build(context, object, &mut chart, &root, &chart_path).await?;
+    let resolved =
+        super::helmchart_deps::build(context, object, &mut chart, &root, &chart_path).await?;
+    if resolved > 0 {
+        let message = format!("resolved {resolved} chart dependencies");
+        let event = ObjectEvent::trace("ResolvedDependencies", message);
+        context.runtime.events.publish(&*object, event).await;
+    }
     build_local(object, chart, &version, &root)
 }
 
