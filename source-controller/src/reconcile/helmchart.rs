@@ -1,6 +1,7 @@
-//! HelmChart steps: resolve the chart from its source (a HelmRepository index, or a chart
-//! directory in a GitRepository or Bucket artifact), build it as Flux does (values files merged,
-//! version metadata appended) and store the chart archive. The revision is the chart version.
+//! HelmChart steps: resolve the chart from its source (a HelmRepository index or OCI registry,
+//! or a chart directory in a GitRepository or Bucket artifact), build it as Flux does (values
+//! files merged, dependencies added, version metadata appended) and store the chart archive.
+//! The revision is the chart version.
 
 use std::path::Path;
 

@@ -1,5 +1,6 @@
 //! HelmChart from a GitRepository or Bucket: the chart directory in the source artifact,
-//! versioned from its `Chart.yaml` (plus Flux's build metadata) and packaged.
+//! versioned from its `Chart.yaml` (plus Flux's build metadata), its missing dependencies added
+//! and packaged.
 
 use std::path::{Path, PathBuf};
 
@@ -61,7 +62,7 @@ pub(super) async fn from_tarball(
     let loaded = tokio::task::spawn_blocking(move || Chart::from_dir(&dir, limits))
         .await
         .map_err(|e| step::storage_task(reason::READ_OPERATION_FAILED, &e))?;
-    let chart = loaded.map_err(|e| {
+    let mut chart = loaded.map_err(|e| {
         step::failed(
             FETCH_FAILED,
             INVALID_CHART_REFERENCE,
@@ -85,7 +86,6 @@ pub(super) async fn from_tarball(
             values_files: observed.unwrap_or_default(),
         });
     }
-    let mut chart = chart;
     let resolved =
         super::helmchart_deps::build(context, object, &mut chart, &root, &chart_path).await?;
     if resolved > 0 {
