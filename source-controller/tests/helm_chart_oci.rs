@@ -191,3 +191,56 @@ async fn oci_chart_pulls_fail_on_refused_credentials_and_non_chart_artifacts() -
     harness.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oci_charts_over_https_use_the_cert_secret_and_docker_config_login() -> Result<()> {
+    use base64::Engine as _;
+    let harness = Harness::start("helmchart-oci-tls").await?;
+    let ca = sluice_e2e::tls::TestCa::new("sluice-helm-oci-ca")?;
+    let registry = Registry::builder()
+        .https(&ca)?
+        .basic_auth("robot", "reg-pass-42")
+        .start()?;
+    let archive = chart_archive("app", "0.2.0", &[("templates/cm.yaml", TEMPLATE)])?;
+    push_chart(&registry.client()?, "charts", "app", "0.2.0", &archive).await?;
+    let auth = base64::engine::general_purpose::STANDARD.encode("robot:reg-pass-42");
+    let config = json!({"auths": {registry.host(): {"auth": auth}}}).to_string();
+    harness
+        .create_secret_typed(
+            "docker-login",
+            "kubernetes.io/dockerconfigjson",
+            &[(".dockerconfigjson", &config)],
+        )
+        .await?;
+    harness
+        .create_secret("registry-ca", &[("ca.crt", &ca.cert_pem())])
+        .await?;
+    let url = registry.oci_url("charts");
+    let login = json!({"name": "docker-login"});
+    let spec = json!({"type": "oci", "url": url, "secretRef": login, "certSecretRef": {"name": "registry-ca"}});
+    create::<HelmRepository>(&harness, "HelmRepository", "trusted", spec).await?;
+    let spec = json!({"type": "oci", "url": url, "secretRef": login});
+    create::<HelmRepository>(&harness, "HelmRepository", "untrusted", spec).await?;
+
+    let chart = |repository: &str| json!({"chart": "app", "version": "0.x", "interval": "1h", "sourceRef": {"kind": "HelmRepository", "name": repository}});
+    create::<HelmChart>(&harness, "HelmChart", "trusted", chart("trusted")).await?;
+    create::<HelmChart>(&harness, "HelmChart", "untrusted", chart("untrusted")).await?;
+    let trusted = wait(
+        &harness,
+        "trusted",
+        "Ready",
+        ready_with("ChartPullSucceeded"),
+    )
+    .await?;
+    let stored = artifact(&trusted)?;
+    assert_eq!(stored.revision, "0.2.0");
+    assert_eq!(artifact_bytes(&harness, &stored).await?, archive);
+    let untrusted = wait(&harness, "untrusted", "ChartPullError", |o| {
+        has(conditions(o), "Ready", "False", "ChartPullError")
+    })
+    .await?;
+    let message = &condition(conditions(&untrusted), "Ready").unwrap().message;
+    assert!(message.contains("TLS"), "{message}");
+    harness.stop().await;
+    Ok(())
+}
