@@ -32,10 +32,6 @@ pub enum ChartError {
     Io { path: String, message: String },
     #[error("invalid {HELM_IGNORE_FILE}: {0}")]
     HelmIgnore(#[from] IgnoreError),
-    #[error(
-        "dependencies {0} are not in the chart's charts/ directory; fetching dependencies from repositories is not supported yet: run `helm dependency build` and commit charts/"
-    )]
-    MissingDependencies(String),
     #[error("chart file '{path}' exceeds {limit} bytes; raise --helm-chart-file-max-size")]
     FileTooLarge { path: String, limit: u64 },
     #[error("the chart exceeds {limit} bytes; raise --helm-chart-max-size")]
@@ -174,46 +170,26 @@ impl Chart {
                 files.insert(relative, std::fs::read(&path).map_err(io)?);
             }
         }
-        let chart = Self::from_files(files)?;
-        chart.check_dependencies()?;
-        Ok(chart)
+        Self::from_files(files)
     }
 
-    /// Fails naming the `Chart.yaml` dependencies that `charts/` holds neither as a directory
-    /// nor as an archive (by alias or name).
-    fn check_dependencies(&self) -> Result<(), ChartError> {
-        let Some(metadata) = self.files.get(CHART_FILE) else {
-            return Ok(());
-        };
-        let metadata = parse_yaml_mapping(metadata)
-            .map_err(|e| ChartError::Metadata(e.to_string()))?
-            .unwrap_or_default();
-        let Some(Value::Array(dependencies)) = metadata.get("dependencies") else {
-            return Ok(());
-        };
-        let missing: Vec<String> = dependencies
-            .iter()
-            .filter_map(|dependency| dependency.get("name").and_then(Value::as_str))
-            .filter(|name| !self.vendors(name))
-            .map(|name| format!("'{name}'"))
-            .collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(ChartError::MissingDependencies(missing.join(", ")))
-        }
-    }
-
-    /// Whether `charts/` holds chart `name`: `charts/<name>/…` or `charts/<name>-<version>.tgz`.
-    fn vendors(&self, name: &str) -> bool {
-        let directory = format!("charts/{name}/");
-        let archive = format!("charts/{name}-");
-        self.files.keys().any(|path| {
-            path.starts_with(&directory)
-                || (path.starts_with(&archive)
-                    && path.ends_with(".tgz")
-                    && !path[8..].contains('/'))
-        })
+    /// Adds a file, e.g. a dependency archive under `charts/`, within the size caps.
+    pub fn add_file(
+        &mut self,
+        path: String,
+        data: Vec<u8>,
+        limits: ChartLimits,
+    ) -> Result<(), ChartError> {
+        let mut total: u64 = self.files.values().map(|d| d.len() as u64).sum();
+        check_file(
+            &path,
+            data.len() as u64,
+            &mut total,
+            self.files.len(),
+            limits,
+        )?;
+        self.files.insert(path, data);
+        Ok(())
     }
 
     /// Replaces `values.yaml` with `values_files` (paths relative to `root`) deep-merged in
@@ -447,22 +423,6 @@ mod tests {
                 "templates/cm.yaml"
             ]
         );
-    }
-
-    #[test]
-    fn dependencies_missing_from_charts_are_named() {
-        let metadata = "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n- name: redis\n  version: 1.x\n  repository: https://charts.example.com\n- name: common\n  repository: file://../common\n- name: db\n";
-        let dir = chart_dir(&[
-            (CHART_FILE, metadata),
-            (
-                "charts/common/Chart.yaml",
-                "apiVersion: v2\nname: common\nversion: 1.0.0\n",
-            ),
-            ("charts/db-2.0.0.tgz", "archive"),
-        ]);
-        let error = Chart::from_dir(dir.path(), LIMITS).unwrap_err().to_string();
-        assert!(error.contains("dependencies 'redis' are not"), "{error}");
-        assert!(error.contains("helm dependency build"), "{error}");
     }
 
     #[test]

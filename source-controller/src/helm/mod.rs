@@ -2,5 +2,7 @@
 
 pub mod cache;
 pub mod chart;
+pub mod dependencies;
 pub mod http;
 pub mod index;
+pub mod oci;

@@ -1,25 +1,21 @@
-//! HelmChart steps: resolve the chart from its source (a HelmRepository index, or a chart
-//! directory in a GitRepository or Bucket artifact), build it as Flux does (values files merged,
-//! version metadata appended) and store the chart archive. The revision is the chart version.
+//! HelmChart steps: resolve the chart from its source (a HelmRepository index or OCI registry,
+//! or a chart directory in a GitRepository or Bucket artifact), build it as Flux does (values
+//! files merged, dependencies added, version metadata appended) and store the chart archive.
+//! The revision is the chart version.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use kube::{Api, ResourceExt};
 use sluice_api::meta::condition_type::{ARTIFACT_IN_STORAGE, ARTIFACT_OUTDATED, FETCH_FAILED};
 use sluice_api::meta::{Artifact, reason};
-use sluice_api::source::{
-    Bucket, GitRepository, HelmChart, HelmChartSourceKind, HelmRepository, HelmRepositoryType,
-};
+use sluice_api::source::{Bucket, GitRepository, HelmChart, HelmChartSourceKind};
 use sluice_api::{FluxObject, SourceObject};
 use sluice_artifact::archive::safe_relative_path;
 use sluice_runtime::{Outcome, conditions};
 
 use super::artifact::{Publication, object_dir, publish_artifact};
-use super::helmrepository::repository_client;
 use super::{SourceContext, SourceKind, step};
-use crate::helm::chart::{Chart, ChartError, ChartLimits, VALUES_FILE, with_build_metadata};
-use crate::helm::index::{ChartVersion, RepositoryIndex};
+use crate::helm::chart::{Chart, ChartError, ChartLimits, VALUES_FILE};
 use crate::status;
 use crate::storage::StoredFile;
 
@@ -29,7 +25,7 @@ const CHART_PACKAGE_SUCCEEDED: &str = "ChartPackageSucceeded";
 const SOURCE_UNAVAILABLE: &str = "SourceUnavailable";
 const NO_SOURCE_ARTIFACT: &str = "NoSourceArtifact";
 pub(super) const INVALID_CHART_REFERENCE: &str = "InvalidChartReference";
-const CHART_PULL_ERROR: &str = "ChartPullError";
+pub(super) const CHART_PULL_ERROR: &str = "ChartPullError";
 const VALUES_FILES_ERROR: &str = "ValuesFilesError";
 pub(super) const CHART_PACKAGE_ERROR: &str = "ChartPackageError";
 
@@ -80,13 +76,15 @@ impl SourceKind for HelmChart {
             ));
         }
         let build = match object.spec.source_ref.kind {
-            HelmChartSourceKind::HelmRepository => from_repository(context, object).await?,
+            HelmChartSourceKind::HelmRepository => {
+                super::helmchart_remote::from_repository(context, object).await?
+            }
             HelmChartSourceKind::GitRepository => {
-                let (artifact, _) = source_artifact::<GitRepository>(context, object).await?;
+                let artifact = source_artifact::<GitRepository>(context, object).await?;
                 super::helmchart_local::from_tarball(context, object, artifact).await?
             }
             HelmChartSourceKind::Bucket => {
-                let (artifact, _) = source_artifact::<Bucket>(context, object).await?;
+                let artifact = source_artifact::<Bucket>(context, object).await?;
                 super::helmchart_local::from_tarball(context, object, artifact).await?
             }
         };
@@ -153,11 +151,11 @@ async fn publish(
     Ok(())
 }
 
-/// The source's artifact (and revision); a missing source or artifact waits for it.
-async fn source_artifact<S>(
+/// The source `spec.sourceRef` names; a missing one waits for it.
+pub(super) async fn fetch_source<S>(
     context: &SourceContext,
-    object: &mut HelmChart,
-) -> Result<(Artifact, S), Outcome>
+    object: &HelmChart,
+) -> Result<S, Outcome>
 where
     S: SourceObject
         + kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
@@ -171,26 +169,32 @@ where
         context.runtime.client.clone(),
         &object.namespace().unwrap_or_default(),
     );
-    let source = match api.get_opt(&reference.name).await {
-        Ok(Some(source)) => source,
-        Ok(None) => {
-            return Err(step::waiting(
-                FETCH_FAILED,
-                SOURCE_UNAVAILABLE,
-                format!(
-                    "failed to get source: {kind} '{}' not found; create it or fix spec.sourceRef",
-                    reference.name
-                ),
-            ));
-        }
-        Err(e) => {
-            return Err(step::failed(
-                FETCH_FAILED,
-                SOURCE_UNAVAILABLE,
-                format!("failed to get source: {e}"),
-            ));
-        }
-    };
+    match api.get_opt(&reference.name).await {
+        Ok(Some(source)) => Ok(source),
+        Ok(None) => Err(step::waiting(
+            FETCH_FAILED,
+            SOURCE_UNAVAILABLE,
+            format!(
+                "failed to get source: {kind} '{}' not found; create it or fix spec.sourceRef",
+                reference.name
+            ),
+        )),
+        Err(e) => Err(step::failed(
+            FETCH_FAILED,
+            SOURCE_UNAVAILABLE,
+            format!("failed to get source: {e}"),
+        )),
+    }
+}
+
+/// The source's stored artifact, recorded as observed; a source without one waits for it.
+pub(super) async fn stored_artifact<S: SourceObject>(
+    context: &SourceContext,
+    object: &mut HelmChart,
+    source: &S,
+) -> Result<Artifact, Outcome> {
+    let reference = &object.spec.source_ref;
+    let kind = S::kind(&()).into_owned();
     let no_artifact = || {
         step::waiting(
             FETCH_FAILED,
@@ -216,7 +220,23 @@ where
         .status
         .get_or_insert_with(Default::default)
         .observed_source_artifact_revision = Some(artifact.revision.clone());
-    Ok((artifact, source))
+    Ok(artifact)
+}
+
+/// The artifact of a GitRepository or Bucket source.
+async fn source_artifact<S>(
+    context: &SourceContext,
+    object: &mut HelmChart,
+) -> Result<Artifact, Outcome>
+where
+    S: SourceObject
+        + kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let source: S = fetch_source(context, object).await?;
+    stored_artifact(context, object, &source).await
 }
 
 /// Whether the stored artifact already holds chart `name` at `version` for this generation.
@@ -253,120 +273,6 @@ pub(super) fn build_failure(reason: &'static str, error: &ChartError) -> Outcome
     }
 }
 
-/// A chart from a HelmRepository index: the newest version matching `spec.version`.
-async fn from_repository(
-    context: &SourceContext,
-    object: &mut HelmChart,
-) -> Result<Build, Outcome> {
-    let (artifact, repository) = source_artifact::<HelmRepository>(context, object).await?;
-    if repository.spec.type_ == Some(HelmRepositoryType::Oci) {
-        return Err(step::stalled(
-            "OCIChartNotSupported",
-            format!(
-                "spec.sourceRef: HelmRepository '{}' is of type 'oci'; charts from OCI registries are not supported by this source-controller yet",
-                repository.name_any()
-            ),
-        ));
-    }
-    let index = read_index(context, &artifact).await?;
-    let chart_name = object.spec.chart.clone();
-    let range = object.spec.version.clone().unwrap_or_else(|| "*".into());
-    let selected = index.select(&chart_name, &range).map_err(|e| {
-        step::failed(
-            FETCH_FAILED,
-            INVALID_CHART_REFERENCE,
-            format!(
-                "invalid chart reference: failed to get chart version for remote reference: {e}"
-            ),
-        )
-    })?;
-    let values_files = effective_values_files(object);
-    let mut version = selected.version.clone();
-    if !values_files.is_empty() {
-        let generation = object.metadata.generation.unwrap_or_default();
-        version = with_build_metadata(&version, &generation.to_string())
-            .map_err(|e| build_failure(CHART_PACKAGE_ERROR, &e))?;
-    }
-    let packaged = !values_files.is_empty();
-    if up_to_date(object, &selected.name, &version) {
-        let observed = object
-            .status
-            .as_ref()
-            .map(|s| s.observed_values_files.clone());
-        return Ok(Build {
-            name: selected.name,
-            version,
-            archive: None,
-            packaged,
-            values_files: observed.unwrap_or_default(),
-        });
-    }
-    let bytes = pull(context, &repository, &selected).await?;
-    let limits = chart_limits(context);
-    let mut chart = Chart::from_archive(&bytes, limits).map_err(|e| {
-        step::failed(
-            FETCH_FAILED,
-            CHART_PULL_ERROR,
-            format!("chart pull error: the downloaded chart is invalid: {e}"),
-        )
-    })?;
-    if !packaged {
-        return Ok(Build {
-            name: chart.name,
-            version,
-            archive: Some(bytes),
-            packaged,
-            values_files,
-        });
-    }
-    let pulled = chart.clone();
-    let used = chart
-        .merge_values_files(
-            &values_files,
-            object.spec.ignore_missing_values_files,
-            |p| chart_file(&pulled, p),
-        )
-        .map_err(|e| build_failure(CHART_PACKAGE_ERROR, &e))?;
-    package(chart, &version, used)
-}
-
-/// Downloads a chart version with its repository's credentials and TLS settings.
-async fn pull(
-    context: &SourceContext,
-    repository: &HelmRepository,
-    selected: &ChartVersion,
-) -> Result<Vec<u8>, Outcome> {
-    let client = repository_client(context, repository).await?;
-    let reference = selected.urls.first().ok_or_else(|| {
-        step::failed(
-            FETCH_FAILED,
-            CHART_PULL_ERROR,
-            format!(
-                "chart pull error: chart '{}' version '{}' has no download URL in the index",
-                selected.name, selected.version
-            ),
-        )
-    })?;
-    let pull_failed = |e: &dyn std::fmt::Display| {
-        step::failed(
-            FETCH_FAILED,
-            CHART_PULL_ERROR,
-            format!("chart pull error: failed to download chart for remote reference: {e}"),
-        )
-    };
-    let url = client.resolve(reference).map_err(|e| pull_failed(&e))?;
-    context.check_url(url.as_str()).await?;
-    let bytes = client
-        .get(
-            &url,
-            context.helm_limits.max_chart_size,
-            "--helm-chart-max-size",
-        )
-        .await
-        .map_err(|e| pull_failed(&e))?;
-    Ok(bytes)
-}
-
 /// `spec.valuesFiles`, except that `[values.yaml]` alone means none, as in Flux.
 pub(super) fn effective_values_files(object: &HelmChart) -> Vec<String> {
     let files = &object.spec.values_files;
@@ -377,15 +283,6 @@ pub(super) fn effective_values_files(object: &HelmChart) -> Vec<String> {
     } else {
         files.clone()
     }
-}
-
-/// A values file inside a pulled chart (`./` prefixes allowed).
-fn chart_file(chart: &Chart, path: &str) -> Option<Vec<u8>> {
-    let clean = safe_relative_path(Path::new(path))?;
-    chart
-        .files
-        .get(&clean.to_string_lossy().replace('\\', "/"))
-        .cloned()
 }
 
 pub(super) fn package(
@@ -406,42 +303,6 @@ pub(super) fn package(
         packaged: true,
         values_files: used,
     })
-}
-
-/// Reads and parses a HelmRepository's stored index.
-async fn read_index(
-    context: &SourceContext,
-    artifact: &Artifact,
-) -> Result<Arc<RepositoryIndex>, Outcome> {
-    if let Some(index) = context.helm_index_cache.get(&artifact.path) {
-        return Ok(index);
-    }
-    let storage = context.storage.clone();
-    let path = artifact.path.clone();
-    let limit = context.helm_limits.max_index_size;
-    let read = tokio::task::spawn_blocking(move || {
-        let file = storage.resolve(&path).map_err(|e| e.to_string())?;
-        let bytes = std::fs::read(&file).map_err(|e| e.to_string())?;
-        if bytes.len() as u64 > limit {
-            return Err(format!(
-                "the index exceeds {limit} bytes; raise --helm-index-max-size"
-            ));
-        }
-        RepositoryIndex::parse(&bytes).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| step::storage_task(reason::READ_OPERATION_FAILED, &e))?;
-    let index = Arc::new(read.map_err(|message| {
-        step::failed(
-            FETCH_FAILED,
-            reason::READ_OPERATION_FAILED,
-            format!("failed to load the HelmRepository index from storage: {message}"),
-        )
-    })?);
-    context
-        .helm_index_cache
-        .insert(&artifact.path, index.clone());
-    Ok(index)
 }
 
 async fn store(

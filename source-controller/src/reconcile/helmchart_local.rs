@@ -1,5 +1,6 @@
 //! HelmChart from a GitRepository or Bucket: the chart directory in the source artifact,
-//! versioned from its `Chart.yaml` (plus Flux's build metadata) and packaged.
+//! versioned from its `Chart.yaml` (plus Flux's build metadata), its missing dependencies added
+//! and packaged.
 
 use std::path::{Path, PathBuf};
 
@@ -7,7 +8,7 @@ use sluice_api::meta::condition_type::{FETCH_FAILED, STORAGE_OPERATION_FAILED};
 use sluice_api::meta::{Artifact, reason};
 use sluice_api::source::{HelmChart, HelmChartReconcileStrategy};
 use sluice_artifact::archive::safe_relative_path;
-use sluice_runtime::Outcome;
+use sluice_runtime::{ObjectEvent, Outcome};
 
 use super::helmchart::{
     Build, CHART_PACKAGE_ERROR, INVALID_CHART_REFERENCE, build_failure, chart_limits,
@@ -61,7 +62,7 @@ pub(super) async fn from_tarball(
     let loaded = tokio::task::spawn_blocking(move || Chart::from_dir(&dir, limits))
         .await
         .map_err(|e| step::storage_task(reason::READ_OPERATION_FAILED, &e))?;
-    let chart = loaded.map_err(|e| {
+    let mut chart = loaded.map_err(|e| {
         step::failed(
             FETCH_FAILED,
             INVALID_CHART_REFERENCE,
@@ -84,6 +85,13 @@ pub(super) async fn from_tarball(
             packaged: true,
             values_files: observed.unwrap_or_default(),
         });
+    }
+    let resolved =
+        super::helmchart_deps::build(context, object, &mut chart, &root, &chart_path).await?;
+    if resolved > 0 {
+        let message = format!("resolved {resolved} chart dependencies");
+        let event = ObjectEvent::trace("ResolvedDependencies", message);
+        context.runtime.events.publish(&*object, event).await;
     }
     build_local(object, chart, &version, &root)
 }
