@@ -48,7 +48,9 @@ pub enum CosignError {
         key: String,
         problem: &'static str,
     },
-    #[error("'{digest}' is not a sha256 manifest digest; cosign signatures are looked up by sha256")]
+    #[error(
+        "'{digest}' is not a sha256 manifest digest; cosign signatures are looked up by sha256"
+    )]
     UnsupportedDigest { digest: String },
     #[error(
         "no matching signatures were found for '{reference}': {detail}; sign it with \

@@ -175,7 +175,10 @@ fn any_matching_signature_among_several_verifies() {
     ];
     assert_eq!(keys.verify("r", DIGEST, &signatures).unwrap(), "a.pub");
     let none = keys.verify("r", DIGEST, &[]).unwrap_err().to_string();
-    assert!(none.contains("the artifact has no cosign signature"), "{none}");
+    assert!(
+        none.contains("the artifact has no cosign signature"),
+        "{none}"
+    );
 }
 
 #[test]
@@ -197,7 +200,10 @@ fn only_keys_ending_in_pub_are_trusted_and_must_parse() {
             .err()
             .unwrap()
             .to_string();
-        assert!(error.contains("key 'bad.pub' of secret 'cosign-keys'"), "{error}");
+        assert!(
+            error.contains("key 'bad.pub' of secret 'cosign-keys'"),
+            "{error}"
+        );
         assert!(error.contains(problem), "{error}");
         assert!(!error.contains("c2VjcmV0LWJ5dGVz"), "{error}");
     }
@@ -210,7 +216,12 @@ fn the_signature_tag_names_the_digest() {
         signature_tag(&format!("sha256:{hex}")).unwrap(),
         format!("sha256-{hex}.sig")
     );
-    for digest in ["sha512:aa", "sha256:zz", "latest", &format!("sha256:{hex}0")] {
+    for digest in [
+        "sha512:aa",
+        "sha256:zz",
+        "latest",
+        &format!("sha256:{hex}0"),
+    ] {
         assert!(signature_tag(digest).is_err(), "{digest}");
     }
 }

@@ -9,6 +9,7 @@ pub mod helmchart;
 mod helmchart_local;
 mod helmchart_watch;
 pub mod helmrepository;
+mod oci_verify;
 pub mod ocirepository;
 mod step;
 
