@@ -1,0 +1,416 @@
+//! OCIRepository `spec.verify` against artifacts signed by the real cosign CLI (v2.6, key pairs,
+//! no transparency log) in a real distribution registry.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::{self, KeySize};
+use aws_lc_rs::signature::{ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
+use base64::Engine;
+use common::{Harness, condition, has, oci_conditions};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+use sluice_api::source::OCIRepository;
+use sluice_e2e::registry::{Artifact, Registry};
+
+/// Password of every test key pair (cosign encrypts private keys).
+const KEY_PASSWORD: &str = "cosign-test-password";
+/// Bound on one cosign invocation; signing is local and the registry is on loopback.
+const COSIGN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The cosign CLI with a private HOME, so it reads no user configuration or credentials.
+struct Cosign {
+    binary: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Cosign {
+    fn new() -> Result<Self> {
+        Ok(Self {
+            binary: sluice_e2e::tools::binary("cosign")?,
+            dir: tempfile::tempdir()?,
+        })
+    }
+
+    async fn run(&self, args: &[&str]) -> Result<()> {
+        let home = self.dir.path();
+        let child = tokio::process::Command::new(&self.binary)
+            .args(args)
+            .current_dir(home)
+            .env_clear()
+            .env("HOME", home)
+            .env("DOCKER_CONFIG", home.join("docker"))
+            .env("TUF_ROOT", home.join("tuf"))
+            .env("COSIGN_PASSWORD", KEY_PASSWORD)
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(COSIGN_TIMEOUT, child)
+            .await
+            .with_context(|| format!("cosign {args:?} timed out"))??;
+        if !output.status.success() {
+            bail!(
+                "cosign {args:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// `cosign generate-key-pair`: `<prefix>.key` (encrypted) and the PEM of `<prefix>.pub`.
+    async fn generate_key_pair(&self, prefix: &str) -> Result<String> {
+        self.run(&["generate-key-pair", "--output-key-prefix", prefix])
+            .await?;
+        self.public_key(prefix)
+    }
+
+    /// `cosign import-key-pair` of a PKCS#8 private key; the PEM of `<prefix>.pub`.
+    async fn import_key_pair(&self, prefix: &str, pkcs8: &[u8]) -> Result<String> {
+        let pem = pem_block("PRIVATE KEY", pkcs8);
+        let source = self.path(&format!("{prefix}-source.pem"));
+        std::fs::write(&source, pem)?;
+        let source = source.to_string_lossy().into_owned();
+        self.run(&[
+            "import-key-pair",
+            "--key",
+            &source,
+            "--output-key-prefix",
+            prefix,
+        ])
+        .await?;
+        self.public_key(prefix)
+    }
+
+    /// `cosign sign` of `reference` (with a digest) with `<prefix>.key`, without Rekor.
+    async fn sign(&self, prefix: &str, reference: &str) -> Result<()> {
+        let key = self.path(&format!("{prefix}.key"));
+        self.run(&[
+            "sign",
+            "--key",
+            &key.to_string_lossy(),
+            "--tlog-upload=false",
+            "--yes",
+            "--allow-http-registry",
+            "--allow-insecure-registry",
+            reference,
+        ])
+        .await
+    }
+
+    fn public_key(&self, prefix: &str) -> Result<String> {
+        Ok(std::fs::read_to_string(
+            self.path(&format!("{prefix}.pub")),
+        )?)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+fn pem_block(label: &str, der: &[u8]) -> String {
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<String> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+fn content(version: &str) -> Result<Artifact> {
+    Ok(Artifact::from_files(
+        [("deploy/app.yaml", format!("version: {version}\n"))],
+        "https://github.com/example/app",
+        &format!("main@sha1:{}", "c".repeat(40)),
+    )?)
+}
+
+fn source_verified(object: &OCIRepository) -> Option<&Condition> {
+    condition(oci_conditions(object), "SourceVerified")
+}
+
+fn verified_ready(object: &OCIRepository) -> bool {
+    has(oci_conditions(object), "Ready", "True", "Succeeded")
+        && has(
+            oci_conditions(object),
+            "SourceVerified",
+            "True",
+            "Succeeded",
+        )
+        && object.status.as_ref().and_then(|s| s.observed_generation) == object.metadata.generation
+}
+
+fn verification_failed(object: &OCIRepository) -> bool {
+    has(
+        oci_conditions(object),
+        "Ready",
+        "False",
+        "VerificationError",
+    ) && has(
+        oci_conditions(object),
+        "SourceVerified",
+        "False",
+        "VerificationError",
+    )
+}
+
+fn revision_of(object: &OCIRepository) -> Option<String> {
+    object
+        .status
+        .as_ref()
+        .and_then(|s| s.artifact.as_ref())
+        .map(|a| a.revision.clone())
+}
+
+/// Files in the object's storage directory (each a stored artifact).
+fn stored_files(harness: &Harness, name: &str) -> usize {
+    let dir = harness
+        .storage_root()
+        .join("ocirepository")
+        .join(&harness.namespace)
+        .join(name);
+    std::fs::read_dir(dir).map_or(0, |entries| entries.count())
+}
+
+fn verify_spec(registry: &Registry, repo: &str, secret: &str) -> serde_json::Value {
+    json!({"url": registry.oci_url(repo), "interval": "1h", "insecure": true, "ref": {"tag": "v1"},
+           "verify": {"provider": "cosign", "secretRef": {"name": secret}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cosign_signed_artifacts_verify_and_unsigned_or_foreign_ones_do_not() -> Result<()> {
+    let harness = Harness::start("oci-cosign").await?;
+    let registry = Registry::builder().start()?;
+    let client = registry.client()?;
+    let cosign = Cosign::new()?;
+    let trusted = cosign.generate_key_pair("trusted").await?;
+    let other = cosign.generate_key_pair("other").await?;
+    harness
+        .create_secret("trusted", &[("cosign.pub", &trusted), ("README", "keys")])
+        .await?;
+    harness
+        .create_secret("other", &[("other.pub", &other)])
+        .await?;
+    let signed = client
+        .push_artifact("apps/signed", "v1", &content("signed")?)
+        .await?;
+    let unsigned = client
+        .push_artifact("apps/unsigned", "v1", &content("unsigned")?)
+        .await?;
+    let signed_ref = format!("{}/apps/signed@{}", registry.host(), signed.manifest_digest);
+    cosign.sign("trusted", &signed_ref).await?;
+
+    harness
+        .create_oci("signed", verify_spec(&registry, "apps/signed", "trusted"))
+        .await?;
+    harness
+        .create_oci(
+            "unsigned",
+            verify_spec(&registry, "apps/unsigned", "trusted"),
+        )
+        .await?;
+    harness
+        .create_oci("wrong-key", verify_spec(&registry, "apps/signed", "other"))
+        .await?;
+
+    let ready = harness
+        .wait_oci("signed", "Ready and verified", verified_ready)
+        .await?;
+    let revision = format!("v1@{}", signed.manifest_digest);
+    assert_eq!(revision_of(&ready).as_deref(), Some(revision.as_str()));
+    assert_eq!(
+        source_verified(&ready).map(|c| c.message.as_str()),
+        Some(format!("verified signature of revision {revision}").as_str())
+    );
+
+    let failed = harness
+        .wait_oci("unsigned", "VerificationError", verification_failed)
+        .await?;
+    let message = &source_verified(&failed).context("SourceVerified")?.message;
+    let unsigned_ref = format!(
+        "{}/apps/unsigned@{}",
+        registry.host(),
+        unsigned.manifest_digest
+    );
+    assert!(
+        message.starts_with(&format!(
+            "failed to verify the signature using provider 'cosign': no matching signatures were found for '{unsigned_ref}'"
+        )),
+        "{message}"
+    );
+    assert!(message.contains("no cosign signature"), "{message}");
+    assert_eq!(
+        revision_of(&failed),
+        None,
+        "no artifact for an unsigned one"
+    );
+    assert_eq!(stored_files(&harness, "unsigned"), 0);
+
+    let foreign = harness
+        .wait_oci("wrong-key", "VerificationError", verification_failed)
+        .await?;
+    let message = &source_verified(&foreign).context("SourceVerified")?.message;
+    assert!(
+        message.contains("not made by the trusted key(s) [\"other.pub\"]"),
+        "{message}"
+    );
+    assert!(message.contains("secret 'other'"), "{message}");
+    assert_eq!(revision_of(&foreign), None);
+    let status = serde_json::to_string(&foreign.status)?;
+    let key_body = other.lines().nth(1).context("PEM body")?;
+    assert!(!status.contains(key_body), "no key material in the status");
+
+    // Dropping spec.verify drops the verification and lets the artifact through.
+    harness
+        .oci_api()
+        .patch(
+            "wrong-key",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"verify": null}})),
+        )
+        .await?;
+    let unverified = harness
+        .wait_oci("wrong-key", "Ready without verify", |o| {
+            has(oci_conditions(o), "Ready", "True", "Succeeded")
+                && o.status.as_ref().and_then(|s| s.observed_generation) == o.metadata.generation
+        })
+        .await?;
+    assert!(source_verified(&unverified).is_none());
+    harness.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsigned_new_revision_keeps_the_last_verified_artifact() -> Result<()> {
+    let harness = Harness::start("oci-cosign-keep").await?;
+    let registry = Registry::builder().start()?;
+    let client = registry.client()?;
+    let cosign = Cosign::new()?;
+    let public = cosign.generate_key_pair("cosign").await?;
+    harness
+        .create_secret("keys", &[("cosign.pub", &public)])
+        .await?;
+    let first = client
+        .push_artifact("apps/app", "v1", &content("1")?)
+        .await?;
+    let reference = |digest: &str| format!("{}/apps/app@{digest}", registry.host());
+    cosign
+        .sign("cosign", &reference(&first.manifest_digest))
+        .await?;
+    harness
+        .create_oci("app", verify_spec(&registry, "apps/app", "keys"))
+        .await?;
+    let ready = harness.wait_oci("app", "verified", verified_ready).await?;
+    let good = format!("v1@{}", first.manifest_digest);
+    assert_eq!(revision_of(&ready).as_deref(), Some(good.as_str()));
+
+    let second = client
+        .push_artifact("apps/app", "v1", &content("2")?)
+        .await?;
+    harness.request_oci_reconcile("app", "unsigned").await?;
+    let failed = harness
+        .wait_oci("app", "VerificationError", verification_failed)
+        .await?;
+    assert_eq!(
+        revision_of(&failed).as_deref(),
+        Some(good.as_str()),
+        "the verified artifact stays"
+    );
+    assert_eq!(stored_files(&harness, "app"), 1, "nothing new is stored");
+
+    cosign
+        .sign("cosign", &reference(&second.manifest_digest))
+        .await?;
+    harness.request_oci_reconcile("app", "signed").await?;
+    let recovered = harness
+        .wait_oci("app", "second revision verified", |o| {
+            verified_ready(o) && revision_of(o) == Some(format!("v1@{}", second.manifest_digest))
+        })
+        .await?;
+    assert!(
+        source_verified(&recovered).is_some_and(|c| c.message.ends_with(&second.manifest_digest))
+    );
+    harness.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imported_p384_rsa_and_ed25519_keys_verify() -> Result<()> {
+    let harness = Harness::start("oci-cosign-keys").await?;
+    let registry = Registry::builder().start()?;
+    let cosign = Cosign::new()?;
+    let rng = SystemRandom::new();
+    let p384 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, &rng)?;
+    let rsa_pair = rsa::KeyPair::generate(KeySize::Rsa2048)?;
+    let rsa: Pkcs8V1Der = rsa_pair.as_der()?;
+    let ed25519 = Ed25519KeyPair::generate()?.to_pkcs8v1()?;
+    let keys = [
+        ("p384", p384.as_ref().to_vec()),
+        ("rsa", rsa.as_ref().to_vec()),
+        ("ed25519", ed25519.as_ref().to_vec()),
+    ];
+    let pushed = registry
+        .client()?
+        .push_artifact("apps/app", "v1", &content("keys")?)
+        .await?;
+    let reference = format!("{}/apps/app@{}", registry.host(), pushed.manifest_digest);
+    for (name, pkcs8) in &keys {
+        let public = cosign.import_key_pair(name, pkcs8).await?;
+        cosign.sign(name, &reference).await?;
+        let pub_key = format!("{name}.pub");
+        harness.create_secret(name, &[(&pub_key, &public)]).await?;
+        harness
+            .create_oci(name, verify_spec(&registry, "apps/app", name))
+            .await?;
+    }
+    for (name, _) in &keys {
+        harness.wait_oci(name, "verified", verified_ready).await?;
+    }
+    harness.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyless_and_notation_stall_naming_the_field() -> Result<()> {
+    let harness = Harness::start("oci-cosign-stall").await?;
+    let url = "oci://127.0.0.1:9/apps/app";
+    harness
+        .create_oci(
+            "keyless",
+            json!({"url": url, "interval": "1h", "insecure": true,
+                   "verify": {"provider": "cosign", "matchOIDCIdentity": [{"issuer": ".*", "subject": ".*"}]}}),
+        )
+        .await?;
+    harness
+        .create_oci(
+            "notation",
+            json!({"url": url, "interval": "1h", "insecure": true,
+                   "verify": {"provider": "notation", "secretRef": {"name": "trust"}}}),
+        )
+        .await?;
+    for (name, field) in [
+        ("keyless", "spec.verify.secretRef"),
+        ("notation", "spec.verify.provider 'notation'"),
+    ] {
+        let stalled = harness
+            .wait_oci(name, "Stalled", |o| {
+                has(oci_conditions(o), "Stalled", "True", "VerifyNotSupported")
+            })
+            .await?;
+        let verified = source_verified(&stalled).context("SourceVerified")?;
+        assert_eq!(verified.status, "False");
+        assert_eq!(verified.reason, "VerificationError");
+        assert!(verified.message.contains(field), "{}", verified.message);
+    }
+    harness.stop().await;
+    Ok(())
+}
