@@ -3,8 +3,8 @@
 //! `sha256:<hex>` are the layers of the manifest tagged `sha256-<hex>.sig` in the same repository,
 //! each a simple-signing JSON payload naming the digest, signed in a layer annotation.
 //!
-//! Keys are checked with aws-lc-rs (rustls' provider, already in the tree) the way Flux loads
-//! them: ECDSA (P-256, P-384, P-521) with SHA-256, RSA PKCS#1 v1.5 with SHA-256, Ed25519.
+//! Keys are checked with aws-lc-rs (rustls' provider, already in the tree): ECDSA (P-256,
+//! P-384, P-521) with SHA-256 or the curve's hash, RSA PKCS#1 v1.5 with SHA-256, Ed25519.
 
 use aws_lc_rs::signature::{self, ParsedPublicKey, VerificationAlgorithm};
 use base64::Engine;
@@ -23,13 +23,21 @@ pub const MAX_PAYLOAD_BYTES: u64 = 64 * 1024;
 /// Most signature layers read for one artifact.
 pub const MAX_SIGNATURES: usize = 32;
 
-/// The algorithms a cosign public key is tried with, as Flux's `LoadVerifier(key, SHA256)`.
-const ALGORITHMS: [&'static dyn VerificationAlgorithm; 5] = [
-    &signature::ECDSA_P256_SHA256_ASN1,
-    &signature::ECDSA_P384_SHA256_ASN1,
-    &signature::ECDSA_P521_SHA256_ASN1,
-    &signature::RSA_PKCS1_2048_8192_SHA256,
-    &signature::ED25519,
+/// Per key type, the algorithms its signatures are checked with: SHA-256 for every type, as
+/// Flux's verifier loads keys, and the curve's own hash, which cosign 2.6 signs P-384 and P-521
+/// keys with.
+const KEY_TYPES: [&[&'static dyn VerificationAlgorithm]; 5] = [
+    &[&signature::ECDSA_P256_SHA256_ASN1],
+    &[
+        &signature::ECDSA_P384_SHA256_ASN1,
+        &signature::ECDSA_P384_SHA384_ASN1,
+    ],
+    &[
+        &signature::ECDSA_P521_SHA256_ASN1,
+        &signature::ECDSA_P521_SHA512_ASN1,
+    ],
+    &[&signature::RSA_PKCS1_2048_8192_SHA256],
+    &[&signature::ED25519],
 ];
 
 /// Verification could not succeed; messages name keys and tags, never key or signature bytes.
@@ -73,7 +81,7 @@ pub struct Signature {
 /// The trusted keys of a `verify.secretRef` Secret, by key name.
 pub struct TrustedKeys {
     secret: String,
-    keys: Vec<(String, ParsedPublicKey)>,
+    keys: Vec<(String, Vec<ParsedPublicKey>)>,
 }
 
 impl TrustedKeys {
@@ -107,7 +115,7 @@ impl TrustedKeys {
     fn signer(&self, payload: &[u8], signature: &[u8]) -> Option<&str> {
         self.keys
             .iter()
-            .find(|(_, key)| key.verify_sig(payload, signature).is_ok())
+            .find(|(_, key)| key.iter().any(|k| k.verify_sig(payload, signature).is_ok()))
             .map(|(name, _)| name.as_str())
     }
 
@@ -147,7 +155,7 @@ fn mismatch_detail(
     total: usize,
     unverified: usize,
     other_digest: usize,
-    keys: &[(String, ParsedPublicKey)],
+    keys: &[(String, Vec<ParsedPublicKey>)],
 ) -> String {
     if total == 0 {
         return "the artifact has no cosign signature".to_owned();
@@ -241,11 +249,17 @@ fn pem_public_key(pem: &[u8]) -> Result<Vec<u8>, &'static str> {
         .map_err(|_| "the PEM block is not valid base64")
 }
 
-/// The key parsed for the first algorithm that accepts it (the key type and curve decide).
-fn parse_public_key(der: &[u8]) -> Result<ParsedPublicKey, &'static str> {
-    ALGORITHMS
+/// The key parsed for each algorithm of its type (the first type whose algorithm accepts it).
+fn parse_public_key(der: &[u8]) -> Result<Vec<ParsedPublicKey>, &'static str> {
+    KEY_TYPES
         .iter()
-        .find_map(|algorithm| ParsedPublicKey::new(*algorithm, der).ok())
+        .find_map(|algorithms| {
+            algorithms
+                .iter()
+                .map(|algorithm| ParsedPublicKey::new(*algorithm, der))
+                .collect::<Result<Vec<_>, _>>()
+                .ok()
+        })
         .ok_or("unsupported key type or size, or malformed key")
 }
 

@@ -4,8 +4,8 @@ use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{self, KeySize};
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P521_SHA256_ASN1_SIGNING, EcdsaKeyPair, Ed25519KeyPair,
-    KeyPair, RSA_PKCS1_SHA256,
+    ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, ECDSA_P521_SHA256_ASN1_SIGNING,
+    ECDSA_P521_SHA512_ASN1_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256,
 };
 
 use super::*;
@@ -89,7 +89,9 @@ fn signed(sign: &dyn Fn(&[u8]) -> Vec<u8>, payload: Vec<u8>) -> Signature {
 fn every_key_type_cosign_produces_verifies_its_signature() {
     let signers = [
         ("p256.pub", ecdsa(&ECDSA_P256_SHA256_ASN1_SIGNING)),
+        ("p384-sha384.pub", ecdsa(&ECDSA_P384_SHA384_ASN1_SIGNING)),
         ("p521.pub", ecdsa(&ECDSA_P521_SHA256_ASN1_SIGNING)),
+        ("p521-sha512.pub", ecdsa(&ECDSA_P521_SHA512_ASN1_SIGNING)),
         ("rsa.pub", rsa_key()),
         ("ed25519.pub", ed25519()),
     ];

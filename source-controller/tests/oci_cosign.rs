@@ -372,9 +372,13 @@ async fn imported_p384_rsa_and_ed25519_keys_verify() -> Result<()> {
             .create_oci(name, verify_spec(&registry, "apps/app", name))
             .await?;
     }
+    let mut failures = Vec::new();
     for (name, _) in &keys {
-        harness.wait_oci(name, "verified", verified_ready).await?;
+        if let Err(error) = harness.wait_oci(name, "verified", verified_ready).await {
+            failures.push(format!("{name}: {error}"));
+        }
     }
+    assert!(failures.is_empty(), "{failures:#?}");
     harness.stop().await;
     Ok(())
 }
