@@ -4,10 +4,12 @@
 //! each a simple-signing JSON payload naming the digest, signed in a layer annotation.
 //!
 //! Keys are checked with aws-lc-rs (rustls' provider, already in the tree): ECDSA (P-256,
-//! P-384, P-521) with SHA-256 or the curve's hash, RSA PKCS#1 v1.5 with SHA-256, Ed25519.
+//! P-384, P-521) with SHA-256 or the curve's hash, RSA PKCS#1 v1.5 with SHA-256, Ed25519; and
+//! Ed25519ph (cosign's default for Ed25519 keys) with ed25519-dalek.
 
 use aws_lc_rs::signature::{self, ParsedPublicKey, VerificationAlgorithm};
 use base64::Engine;
+use ed25519_dalek::{Digest as _, Sha512, VerifyingKey};
 use serde::Deserialize;
 use sluice_registry::{Descriptor, ImageManifest};
 use sluice_secrets::SecretData;
@@ -78,10 +80,36 @@ pub struct Signature {
     pub signature: String,
 }
 
+/// DER prefix of an Ed25519 SubjectPublicKeyInfo, followed by the 32-byte key.
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// One public key, with every signature scheme accepted for its type.
+struct PublicKey {
+    schemes: Vec<ParsedPublicKey>,
+    /// Ed25519 keys also verify Ed25519ph (SHA-512 pre-hashed, empty context).
+    prehashed: Option<VerifyingKey>,
+}
+
+impl PublicKey {
+    fn verifies(&self, payload: &[u8], signature: &[u8]) -> bool {
+        self.schemes
+            .iter()
+            .any(|key| key.verify_sig(payload, signature).is_ok())
+            || self.prehashed.as_ref().is_some_and(|key| {
+                ed25519_dalek::Signature::from_slice(signature).is_ok_and(|signature| {
+                    key.verify_prehashed(Sha512::new().chain_update(payload), None, &signature)
+                        .is_ok()
+                })
+            })
+    }
+}
+
 /// The trusted keys of a `verify.secretRef` Secret, by key name.
 pub struct TrustedKeys {
     secret: String,
-    keys: Vec<(String, Vec<ParsedPublicKey>)>,
+    keys: Vec<(String, PublicKey)>,
 }
 
 impl TrustedKeys {
@@ -115,7 +143,7 @@ impl TrustedKeys {
     fn signer(&self, payload: &[u8], signature: &[u8]) -> Option<&str> {
         self.keys
             .iter()
-            .find(|(_, key)| key.iter().any(|k| k.verify_sig(payload, signature).is_ok()))
+            .find(|(_, key)| key.verifies(payload, signature))
             .map(|(name, _)| name.as_str())
     }
 
@@ -155,7 +183,7 @@ fn mismatch_detail(
     total: usize,
     unverified: usize,
     other_digest: usize,
-    keys: &[(String, Vec<ParsedPublicKey>)],
+    keys: &[(String, PublicKey)],
 ) -> String {
     if total == 0 {
         return "the artifact has no cosign signature".to_owned();
@@ -249,9 +277,9 @@ fn pem_public_key(pem: &[u8]) -> Result<Vec<u8>, &'static str> {
         .map_err(|_| "the PEM block is not valid base64")
 }
 
-/// The key parsed for each algorithm of its type (the first type whose algorithm accepts it).
-fn parse_public_key(der: &[u8]) -> Result<Vec<ParsedPublicKey>, &'static str> {
-    KEY_TYPES
+/// The key parsed for each algorithm of its type (the first type whose algorithms accept it).
+fn parse_public_key(der: &[u8]) -> Result<PublicKey, &'static str> {
+    let schemes = KEY_TYPES
         .iter()
         .find_map(|algorithms| {
             algorithms
@@ -260,7 +288,12 @@ fn parse_public_key(der: &[u8]) -> Result<Vec<ParsedPublicKey>, &'static str> {
                 .collect::<Result<Vec<_>, _>>()
                 .ok()
         })
-        .ok_or("unsupported key type or size, or malformed key")
+        .ok_or("unsupported key type or size, or malformed key")?;
+    let prehashed = der
+        .strip_prefix(&ED25519_SPKI_PREFIX)
+        .and_then(|raw| <[u8; 32]>::try_from(raw).ok())
+        .and_then(|raw| VerifyingKey::from_bytes(&raw).ok());
+    Ok(PublicKey { schemes, prehashed })
 }
 
 #[cfg(test)]

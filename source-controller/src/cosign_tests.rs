@@ -265,3 +265,32 @@ fn signature_layers_are_simple_signing_layers_with_the_annotation() {
     };
     assert_eq!(signature_layers(&many).len(), MAX_SIGNATURES);
 }
+
+#[test]
+fn an_ed25519ph_signature_as_cosign_makes_it_verifies() {
+    let signing = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let mut der = ED25519_SPKI_PREFIX.to_vec();
+    der.extend_from_slice(signing.verifying_key().as_bytes());
+    let keys =
+        TrustedKeys::from_secret(&secret(&[("ed25519.pub", &pem("PUBLIC KEY", &der))])).unwrap();
+    let message = payload(DIGEST);
+    let prehashed = signing
+        .sign_prehashed(Sha512::new().chain_update(&message), None)
+        .unwrap();
+    let signature = Signature {
+        payload: message.clone(),
+        signature: base64::engine::general_purpose::STANDARD.encode(prehashed.to_bytes()),
+    };
+    assert_eq!(
+        keys.verify("r", DIGEST, &[signature]).unwrap(),
+        "ed25519.pub"
+    );
+    let other = ed25519_dalek::SigningKey::from_bytes(&[8; 32])
+        .sign_prehashed(Sha512::new().chain_update(&message), None)
+        .unwrap();
+    let foreign = Signature {
+        payload: message,
+        signature: base64::engine::general_purpose::STANDARD.encode(other.to_bytes()),
+    };
+    assert!(keys.verify("r", DIGEST, &[foreign]).is_err());
+}
