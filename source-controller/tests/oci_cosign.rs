@@ -1,5 +1,5 @@
 //! OCIRepository `spec.verify` against artifacts signed by the real cosign CLI (v2.6, key pairs,
-//! no transparency log) in a real distribution registry.
+//! no transparency log) in a real distribution registry, and next to Flux's source-controller.
 
 mod common;
 
@@ -13,10 +13,15 @@ use aws_lc_rs::rsa::{self, KeySize};
 use aws_lc_rs::signature::{ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
 use base64::Engine;
 use common::{Harness, condition, has, oci_conditions};
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{Patch, PatchParams};
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 use sluice_api::source::OCIRepository;
+use sluice_e2e::ControlPlane;
+use sluice_e2e::flux::{FluxController, FluxProcess};
+use sluice_e2e::poll::wait_object;
 use sluice_e2e::registry::{Artifact, Registry};
 
 /// Password of every test key pair (cosign encrypts private keys).
@@ -415,6 +420,103 @@ async fn keyless_and_notation_stall_naming_the_field() -> Result<()> {
         assert_eq!(verified.reason, "VerificationError");
         assert!(verified.message.contains(field), "{}", verified.message);
     }
+    harness.stop().await;
+    Ok(())
+}
+
+/// Creates OCIRepository `name` in `namespace` (one Flux's own controller watches).
+async fn create_in(
+    harness: &Harness,
+    namespace: &str,
+    name: &str,
+    spec: serde_json::Value,
+) -> Result<()> {
+    let object: OCIRepository = serde_json::from_value(json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
+        "metadata": {"name": name}, "spec": spec,
+    }))?;
+    Api::<OCIRepository>::namespaced(harness.client.clone(), namespace)
+        .create(&PostParams::default(), &object)
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flux_and_sluice_report_a_verified_and_an_unsigned_artifact_alike() -> Result<()> {
+    let harness = Harness::start("oci-cosign-flux").await?;
+    let registry = Registry::builder().start()?;
+    let client = registry.client()?;
+    let cosign = Cosign::new()?;
+    let public = cosign.generate_key_pair("cosign").await?;
+    let signed = client
+        .push_artifact("apps/signed", "v1", &content("signed")?)
+        .await?;
+    client
+        .push_artifact("apps/unsigned", "v1", &content("unsigned")?)
+        .await?;
+    let signed_ref = format!("{}/apps/signed@{}", registry.host(), signed.manifest_digest);
+    cosign.sign("cosign", &signed_ref).await?;
+
+    let plane = ControlPlane::shared().await?;
+    let namespace = plane.namespace("oci-cosign-flux").await?;
+    let kubeconfig = plane.kubeconfig_path().to_path_buf();
+    let dir = plane.dir().join(format!("{namespace}-flux-source"));
+    let watched = namespace.clone();
+    let flux = tokio::task::spawn_blocking(move || {
+        FluxProcess::start(FluxController::Source, &kubeconfig, &dir, &watched, None)
+    })
+    .await??;
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "keys"}, "stringData": {"cosign.pub": public},
+    }))?;
+    Api::<Secret>::namespaced(harness.client.clone(), &namespace)
+        .create(&PostParams::default(), &secret)
+        .await?;
+    harness
+        .create_secret("keys", &[("cosign.pub", &public)])
+        .await?;
+    for repo in ["signed", "unsigned"] {
+        let spec = verify_spec(&registry, &format!("apps/{repo}"), "keys");
+        create_in(&harness, &namespace, repo, spec.clone()).await?;
+        harness.create_oci(repo, spec).await?;
+    }
+
+    let flux_api = Api::<OCIRepository>::namespaced(harness.client.clone(), &namespace);
+    let flux_signed = wait_object(&flux_api, "signed", "verified by Flux", verified_ready)
+        .await
+        .with_context(|| flux.log_tail())?;
+    let sluice_signed = harness
+        .wait_oci("signed", "verified", verified_ready)
+        .await?;
+    assert_eq!(
+        source_verified(&sluice_signed).map(|c| &c.message),
+        source_verified(&flux_signed).map(|c| &c.message)
+    );
+    assert_eq!(revision_of(&sluice_signed), revision_of(&flux_signed));
+
+    let flux_unsigned = wait_object(
+        &flux_api,
+        "unsigned",
+        "refused by Flux",
+        verification_failed,
+    )
+    .await
+    .with_context(|| flux.log_tail())?;
+    let sluice_unsigned = harness
+        .wait_oci("unsigned", "VerificationError", verification_failed)
+        .await?;
+    let flux_message = &source_verified(&flux_unsigned)
+        .context("Flux's SourceVerified")?
+        .message;
+    let sluice_message = &source_verified(&sluice_unsigned)
+        .context("SourceVerified")?
+        .message;
+    assert!(
+        sluice_message.starts_with(flux_message.as_str()),
+        "Flux: {flux_message}\nSluice: {sluice_message}"
+    );
+    assert_eq!(revision_of(&flux_unsigned), None);
+    flux.stop();
     harness.stop().await;
     Ok(())
 }
