@@ -442,7 +442,8 @@ async fn create_in(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flux_and_sluice_report_a_verified_and_an_unsigned_artifact_alike() -> Result<()> {
+async fn next_to_flux_p256_signatures_verify_alike_and_cosign_p384_ed25519_ones_only_here()
+-> Result<()> {
     let harness = Harness::start("oci-cosign-flux").await?;
     let registry = Registry::builder().start()?;
     let client = registry.client()?;
@@ -516,6 +517,35 @@ async fn flux_and_sluice_report_a_verified_and_an_unsigned_artifact_alike() -> R
         "Flux: {flux_message}\nSluice: {sluice_message}"
     );
     assert_eq!(revision_of(&flux_unsigned), None);
+
+    // cosign 2.6 signs P-384 keys with SHA-384 and Ed25519 keys with Ed25519ph; Flux loads every
+    // key for SHA-256 or pure Ed25519 and refuses those signatures, Sluice verifies them.
+    let rng = SystemRandom::new();
+    let p384 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, &rng)?;
+    let ed25519 = Ed25519KeyPair::generate()?.to_pkcs8v1()?;
+    let keys = [("p384", p384.as_ref()), ("ed25519", ed25519.as_ref())];
+    for (name, pkcs8) in keys {
+        let public = cosign.import_key_pair(name, pkcs8).await?;
+        cosign.sign(name, &signed_ref).await?;
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": name}, "stringData": {format!("{name}.pub"): public},
+        }))?;
+        Api::<Secret>::namespaced(harness.client.clone(), &namespace)
+            .create(&PostParams::default(), &secret)
+            .await?;
+        harness
+            .create_secret(name, &[(&format!("{name}.pub"), &public)])
+            .await?;
+        let spec = verify_spec(&registry, "apps/signed", name);
+        create_in(&harness, &namespace, name, spec.clone()).await?;
+        harness.create_oci(name, spec).await?;
+    }
+    for (name, _) in keys {
+        wait_object(&flux_api, name, "refused by Flux", verification_failed)
+            .await
+            .with_context(|| flux.log_tail())?;
+        harness.wait_oci(name, "verified", verified_ready).await?;
+    }
     flux.stop();
     harness.stop().await;
     Ok(())
