@@ -3,15 +3,11 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{self, KeySize};
 use aws_lc_rs::signature::{ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
-use base64::Engine;
 use common::{Harness, condition, has, oci_conditions};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -20,116 +16,10 @@ use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 use sluice_api::source::OCIRepository;
 use sluice_e2e::ControlPlane;
+use sluice_e2e::cosign::Cosign;
 use sluice_e2e::flux::{FluxController, FluxProcess};
 use sluice_e2e::poll::wait_object;
 use sluice_e2e::registry::{Artifact, Registry};
-
-/// Password of every test key pair (cosign encrypts private keys).
-const KEY_PASSWORD: &str = "cosign-test-password";
-/// Bound on one cosign invocation; signing is local and the registry is on loopback.
-const COSIGN_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// The cosign CLI with a private HOME, so it reads no user configuration or credentials.
-struct Cosign {
-    binary: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-impl Cosign {
-    fn new() -> Result<Self> {
-        Ok(Self {
-            binary: sluice_e2e::tools::binary("cosign")?,
-            dir: tempfile::tempdir()?,
-        })
-    }
-
-    async fn run(&self, args: &[&str]) -> Result<()> {
-        let home = self.dir.path();
-        let child = tokio::process::Command::new(&self.binary)
-            .args(args)
-            .current_dir(home)
-            .env_clear()
-            .env("HOME", home)
-            .env("DOCKER_CONFIG", home.join("docker"))
-            .env("TUF_ROOT", home.join("tuf"))
-            .env("COSIGN_PASSWORD", KEY_PASSWORD)
-            .kill_on_drop(true)
-            .output();
-        let output = tokio::time::timeout(COSIGN_TIMEOUT, child)
-            .await
-            .with_context(|| format!("cosign {args:?} timed out"))??;
-        if !output.status.success() {
-            bail!(
-                "cosign {args:?} failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        Ok(())
-    }
-
-    /// `cosign generate-key-pair`: `<prefix>.key` (encrypted) and the PEM of `<prefix>.pub`.
-    async fn generate_key_pair(&self, prefix: &str) -> Result<String> {
-        self.run(&["generate-key-pair", "--output-key-prefix", prefix])
-            .await?;
-        self.public_key(prefix)
-    }
-
-    /// `cosign import-key-pair` of a PKCS#8 private key; the PEM of `<prefix>.pub`.
-    async fn import_key_pair(&self, prefix: &str, pkcs8: &[u8]) -> Result<String> {
-        let pem = pem_block("PRIVATE KEY", pkcs8);
-        let source = self.path(&format!("{prefix}-source.pem"));
-        std::fs::write(&source, pem)?;
-        let source = source.to_string_lossy().into_owned();
-        self.run(&[
-            "import-key-pair",
-            "--key",
-            &source,
-            "--output-key-prefix",
-            prefix,
-        ])
-        .await?;
-        self.public_key(prefix)
-    }
-
-    /// `cosign sign` of `reference` (with a digest) with `<prefix>.key`, without Rekor.
-    async fn sign(&self, prefix: &str, reference: &str) -> Result<()> {
-        let key = self.path(&format!("{prefix}.key"));
-        self.run(&[
-            "sign",
-            "--key",
-            &key.to_string_lossy(),
-            "--tlog-upload=false",
-            "--yes",
-            "--allow-http-registry",
-            "--allow-insecure-registry",
-            reference,
-        ])
-        .await
-    }
-
-    fn public_key(&self, prefix: &str) -> Result<String> {
-        Ok(std::fs::read_to_string(
-            self.path(&format!("{prefix}.pub")),
-        )?)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-}
-
-fn pem_block(label: &str, der: &[u8]) -> String {
-    let body = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<String> = body
-        .as_bytes()
-        .chunks(64)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        lines.join("\n")
-    )
-}
 
 fn content(version: &str) -> Result<Artifact> {
     Ok(Artifact::from_files(
