@@ -149,3 +149,98 @@ fn mark_unverified(object: &mut OCIRepository, message: &str) {
         generation,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REVISION: &str =
+        "v1@sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    /// Generation 2, verified (`status`) at `verified_generation`, with an artifact of REVISION.
+    fn repository(verify: bool, verified: &str, verified_generation: i64) -> OCIRepository {
+        let mut spec = serde_json::json!({"url": "oci://127.0.0.1:5000/app", "interval": "1m"});
+        if verify {
+            spec["verify"] = serde_json::json!({"provider": "cosign", "secretRef": {"name": "k"}});
+        }
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
+            "metadata": {"name": "app", "namespace": "ns", "generation": 2},
+            "spec": spec,
+            "status": {
+                "artifact": {"revision": REVISION, "digest": "sha256:22", "path": "p", "url": "u",
+                             "lastUpdateTime": "2026-01-01T00:00:00Z"},
+                "conditions": [{"type": "SourceVerified", "status": verified, "reason": "Succeeded",
+                                "message": "m", "observedGeneration": verified_generation,
+                                "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+            },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn verification_runs_again_only_for_a_new_revision_generation_or_failure() {
+        assert!(!requires_verification(
+            &repository(true, "True", 2),
+            REVISION
+        ));
+        assert!(requires_verification(
+            &repository(true, "True", 2),
+            "v2@sha256:3333333333333333333333333333333333333333333333333333333333333333"
+        ));
+        assert!(requires_verification(
+            &repository(true, "True", 1),
+            REVISION
+        ));
+        assert!(requires_verification(
+            &repository(true, "False", 2),
+            REVISION
+        ));
+        let mut unverified = repository(true, "True", 2);
+        conditions::remove(unverified.conditions_mut(), SOURCE_VERIFIED);
+        assert!(requires_verification(&unverified, REVISION));
+    }
+
+    #[test]
+    fn a_failed_verification_or_a_removed_verify_clears_source_verified() {
+        for (verify, status, kept) in [
+            (true, "True", true),
+            (true, "False", false),
+            (false, "True", false),
+        ] {
+            let mut object = repository(verify, status, 2);
+            reset_verification(&mut object);
+            assert_eq!(
+                object.condition(SOURCE_VERIFIED).is_some(),
+                kept,
+                "verify: {verify}, SourceVerified={status}"
+            );
+        }
+    }
+
+    #[test]
+    fn keyless_and_notation_stall_and_key_pairs_do_not() {
+        let mut keyed = repository(true, "True", 2);
+        assert!(unsupported_verification(&mut keyed).is_ok());
+        for (verification, field) in [
+            (
+                serde_json::json!({"provider": "cosign"}),
+                "spec.verify.secretRef",
+            ),
+            (
+                serde_json::json!({"provider": "notation", "secretRef": {"name": "k"}}),
+                "provider 'notation'",
+            ),
+        ] {
+            let mut object = repository(false, "True", 2);
+            object.spec.verification = Some(serde_json::from_value(verification).unwrap());
+            let outcome = unsupported_verification(&mut object).unwrap_err();
+            let failure = outcome.failure().unwrap();
+            assert_eq!(failure.reason, VERIFY_NOT_SUPPORTED);
+            assert!(failure.message.contains(field), "{}", failure.message);
+            let condition = object.condition(SOURCE_VERIFIED).unwrap();
+            assert_eq!(condition.status, "False");
+            assert_eq!(condition.reason, reason::VERIFICATION_ERROR);
+        }
+    }
+}
