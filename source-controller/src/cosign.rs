@@ -186,7 +186,10 @@ fn mismatch_detail(
     keys: &[(String, PublicKey)],
 ) -> String {
     if total == 0 {
-        return "the artifact has no cosign signature".to_owned();
+        return "the artifact has no cosign signature (no signature manifest tagged \
+                'sha256-<hex>.sig'; Sigstore bundles from cosign sign --new-bundle-format are \
+                not read)"
+            .to_owned();
     }
     let names: Vec<&str> = keys.iter().map(|(name, _)| name.as_str()).collect();
     let mut detail = format!("{total} signature(s) checked");
