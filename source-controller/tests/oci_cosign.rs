@@ -238,6 +238,56 @@ async fn an_unsigned_new_revision_keeps_the_last_verified_artifact() -> Result<(
     Ok(())
 }
 
+/// cosign's signature tag for a manifest digest.
+fn sig_tag(digest: &str) -> String {
+    format!("{}.sig", digest.replace(':', "-"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_copied_to_another_artifact_does_not_verify_it() -> Result<()> {
+    let harness = Harness::start("oci-cosign-copy").await?;
+    let registry = Registry::builder().start()?;
+    let client = registry.client()?;
+    let cosign = Cosign::new()?;
+    let public = cosign.generate_key_pair("cosign").await?;
+    harness
+        .create_secret("keys", &[("cosign.pub", &public)])
+        .await?;
+    let signed = client
+        .push_artifact("apps/app", "v0", &content("signed")?)
+        .await?;
+    let reference = format!("{}/apps/app@{}", registry.host(), signed.manifest_digest);
+    cosign.sign("cosign", &reference).await?;
+    let other = client
+        .push_artifact("apps/app", "v1", &content("tampered")?)
+        .await?;
+    let signatures = client
+        .get_manifest("apps/app", &sig_tag(&signed.manifest_digest))
+        .await?;
+    client
+        .put_manifest(
+            "apps/app",
+            &sig_tag(&other.manifest_digest),
+            &signatures.media_type,
+            &signatures.bytes,
+        )
+        .await?;
+    harness
+        .create_oci("copied", verify_spec(&registry, "apps/app", "keys"))
+        .await?;
+    let failed = harness
+        .wait_oci("copied", "VerificationError", verification_failed)
+        .await?;
+    let message = &source_verified(&failed).context("SourceVerified")?.message;
+    assert!(
+        message.contains("1 made by a trusted key for another digest"),
+        "{message}"
+    );
+    assert_eq!(revision_of(&failed), None);
+    harness.stop().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imported_p384_rsa_and_ed25519_keys_verify() -> Result<()> {
     let harness = Harness::start("oci-cosign-keys").await?;
