@@ -2,7 +2,8 @@
 # Prepares a fresh machine for Sluice's demo and tests: Debian packages (git, openssh-server for
 # the SSH git server, openssl), the Rust components, and the Go-built test binaries (etcd,
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, registry, kustomize, and
-# Flux's source-controller, kustomize-controller and flux CLI for the interop suite), the s3s-fs S3
+# Flux's source-controller, kustomize-controller and flux CLI for the interop suite, and sigstore's
+# cosign for OCIRepository verification tests), the s3s-fs S3
 # server (cargo install, through e2e/tools/build.sh), and cargo-fuzz,
 # cached under ~/.cache/sluice. Safe to re-run: it only does what is missing.
 set -euo pipefail

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod campaign;
 pub mod chart_repo;
 pub mod cluster;
+pub mod cosign;
 pub mod demo;
 pub mod event_sink;
 pub mod flux;

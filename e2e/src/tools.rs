@@ -30,6 +30,7 @@ const MODULE_OF: &[(&str, &str)] = &[
     ("flux-helm-controller", "flux-helm-controller"),
     ("flux-helm-controller-module", "flux-helm-controller"),
     ("flux", "flux"),
+    ("cosign", "cosign"),
     (
         "flux-image-reflector-controller-module",
         "flux-image-reflector-controller",
@@ -49,7 +50,7 @@ static BUILT: OnceLock<Mutex<Built>> = OnceLock::new();
 
 /// Absolute path of a test binary: `etcd`, `kube-apiserver`, `kube-controller-manager`,
 /// `kube-scheduler`, `kubectl`, `kwok`, `registry`, `s3s-fs` (crates.io), `kustomize`, `jsontoyaml` (kustomize's `AsYaml` of JSON objects), Flux's `flux-source-controller`,
-/// `flux-kustomize-controller`, `flux-helm-controller` and `flux` CLI; or a directory: `kwok-stages` (kwok's
+/// `flux-kustomize-controller`, `flux-helm-controller` and `flux` CLI, sigstore's `cosign`; or a directory: `kwok-stages` (kwok's
 /// stage manifests), `flux-<controller>-module` (the unpacked Go modules: CRDs, samples, docs). Builds its Go
 /// module on first use.
 pub fn binary(name: &str) -> Result<PathBuf> {

@@ -2,7 +2,7 @@
 # Builds the real test servers (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
 # kwok, the distribution registry, kustomize, the jsontoyaml oracle) from the pinned Go modules beside this script, the
 # s3s-fs S3 server from crates.io (`crates` below), and Flux's
-# source-controller, kustomize-controller and CLI from their own pinned modules (see `flux` below).
+# source-controller, kustomize-controller and CLI and sigstore's cosign from their own pinned modules (see `flux` below).
 # Each module builds once per content of its go.mod/go.sum (or pin) and build settings into
 # $SLUICE_CACHE/tools/<module>-<hash>/; later runs reuse it.
 # Prints one `name=/abs/path` line per binary (and `kwok-stages=<dir>`, `flux-*-controller-module=<dir>`) on
@@ -31,11 +31,13 @@ declare -A packages=(
 # builds it: binary -> "package module@version=go.sum-hash ...". The module zips lack what their go.mod
 # replaces with a directory (the `api` submodule, copied in from its own pinned zip) and the CLI's embedded
 # install manifests (a placeholder, so `flux install`/`bootstrap` are unusable and stay out of the tests).
+# cosign (sigstore's CLI, for OCIRepository `spec.verify` tests) is built the same way from its own module.
 declare -A flux=(
   [flux-source-controller]=". github.com/fluxcd/source-controller@v1.9.3=h1:Zj1gfvK/2MFIm/K3vh5fSHoJBoggLKMuLWf5ZEmaF0w= github.com/fluxcd/source-controller/api@v1.9.3=h1:Z5Id6iPV+n1OY/14dpC18PaHRATzAyZkjAzDNYxSl4E="
   [flux-kustomize-controller]=". github.com/fluxcd/kustomize-controller@v1.9.6=h1:XB+G3A0mky0j5uVHZWv4oSlS2RvZBoNIUhstIvY0JKE= github.com/fluxcd/kustomize-controller/api@v1.9.6=h1:7XiuW+l3YYXWeIwLJ8w34zHlJyMUEKosBIxLIki9J3I="
   [flux-helm-controller]=". github.com/fluxcd/helm-controller@v1.6.4=h1:u/Ew7LehrwDQaE/NqWdaB3XnNDCxRGDcp1FZl7RKj4g= github.com/fluxcd/helm-controller/api@v1.6.4=h1:jDgB87F6RRNF0QEZDAw+8+HPU13toF5IZpPsytA0Nuo="
   [flux]="./cmd/flux github.com/fluxcd/flux2/v2@v2.9.5=h1:jwCccxvkD+2QnsjN+pl5QqM8KnFUwA8pIoQ1Lf0avkA="
+  [cosign]="./cmd/cosign github.com/sigstore/cosign/v2@v2.6.5=h1:D7kFSWS2HzfD+LpEuBO89D1KfOAODlkWuuhzXS8yzi0="
 )
 
 # Rust test servers installed from crates.io with their own lock file: name -> "crate version features".
@@ -69,6 +71,9 @@ ldflags_for() {
   if [ "$1" = flux ]; then
     # A pre-release suffix: `flux check` then skips asking GitHub for the latest release.
     flags="$flags -X main.VERSION=$(echo "${flux[flux]}" | sed 's#.*@v\([^=]*\)=.*#\1#')-sluice.test"
+  fi
+  if [ "$1" = cosign ]; then
+    flags="$flags -X sigs.k8s.io/release-utils/version.gitVersion=$(echo "${flux[cosign]}" | sed 's#.*@\(v[^=]*\)=.*#\1#')"
   fi
   echo "$flags"
 }
@@ -122,7 +127,7 @@ build_flux() {
     mv "$tmp" "$out"
   fi
   echo "$binary=$out/$binary"
-  if [ "$binary" != flux ]; then
+  if [ "$binary" != flux ] && [ "$binary" != cosign ]; then
     set -- ${flux[$binary]}
     echo "$binary-module=$GOMODCACHE/${2%%=*}"
   fi
@@ -175,7 +180,7 @@ install_crate() {
 }
 
 modules=("$@")
-[ ${#modules[@]} -gt 0 ] || modules=(etcd kubernetes kwok registry kustomize jsontoyaml flux-source-controller flux-kustomize-controller flux-helm-controller flux "${!flux_sources[@]}" "${!crates[@]}")
+[ ${#modules[@]} -gt 0 ] || modules=(etcd kubernetes kwok registry kustomize jsontoyaml flux-source-controller flux-kustomize-controller flux-helm-controller flux cosign "${!flux_sources[@]}" "${!crates[@]}")
 for module in "${modules[@]}"; do
   if [ -n "${crates[$module]:-}" ]; then
     install_crate "$module"

@@ -2,6 +2,7 @@
 //! content-addressed tar.gz artifacts and serves them over HTTP, the way Flux's source-controller does.
 
 pub mod bucket_index;
+pub mod cosign;
 pub mod helm;
 pub mod ignore;
 pub mod oci;

@@ -1,5 +1,6 @@
 //! OCI registry access through `sluice-registry`: reference resolution (tag, SemVer, digest) with
-//! one manifest HEAD, and download of the selected layer bounded by its declared size and digest.
+//! one manifest HEAD, download of the selected layer bounded by its declared size and digest, and
+//! the cosign signatures of a manifest.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,6 +11,8 @@ use sluice_registry::{Descriptor, ImageManifest, RegistryError};
 
 use sluice_git::parse_tag_version;
 use sluice_secrets::{RegistryAccess, SecretError};
+
+use crate::cosign::{self, Signature};
 
 /// Tag pulled when `spec.ref` is unset.
 pub const DEFAULT_TAG: &str = "latest";
@@ -232,6 +235,56 @@ impl OciRemote {
             media_type: layer.media_type.clone(),
             annotations: manifest.annotations.clone(),
         })
+    }
+
+    /// `host/repository@digest`, as cosign and Flux name a pinned artifact.
+    pub fn digest_reference(&self, digest: &str) -> String {
+        format!("{}@{digest}", self.image)
+    }
+
+    /// The cosign signatures of manifest `digest` (none when its `.sig` tag does not exist),
+    /// each payload read within [`cosign::MAX_PAYLOAD_BYTES`] and checked against its digest.
+    pub async fn cosign_signatures(&self, digest: &str) -> Result<Vec<Signature>, OciError> {
+        let tag = cosign::signature_tag(digest).map_err(|e| OciError::Pull(e.to_string()))?;
+        let registry = sluice_registry::shared();
+        let pulled = tokio::time::timeout(
+            self.timeout,
+            registry.manifest(&self.image, &tag, &self.access),
+        )
+        .await
+        .map_err(|_| OciError::Timeout(self.timeout))?;
+        let manifest = match pulled {
+            Ok(manifest) => manifest,
+            Err(RegistryError::NotFound { .. }) => return Ok(Vec::new()),
+            Err(error) => return Err(classify("pulling the signature manifest", &error)),
+        };
+        let manifest = manifest.image().map_err(|e| {
+            OciError::Pull(format!(
+                "the signature manifest '{tag}' is not an image manifest: {e}"
+            ))
+        })?;
+        let mut signatures = Vec::new();
+        for (layer, signature) in cosign::signature_layers(&manifest) {
+            if layer.size > cosign::MAX_PAYLOAD_BYTES {
+                return Err(OciError::Pull(format!(
+                    "signature payload {} in '{tag}' is {} bytes, over the maximum of {}; it is not a cosign payload",
+                    layer.digest,
+                    layer.size,
+                    cosign::MAX_PAYLOAD_BYTES
+                )));
+            }
+            let mut payload = Vec::new();
+            self.timed(
+                "downloading a signature payload",
+                registry.blob(&self.image, layer, &self.access, &mut payload),
+            )
+            .await?;
+            signatures.push(Signature {
+                payload,
+                signature: signature.to_owned(),
+            });
+        }
+        Ok(signatures)
     }
 }
 

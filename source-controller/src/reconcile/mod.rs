@@ -12,6 +12,7 @@ mod helmchart_oci;
 mod helmchart_remote;
 mod helmchart_watch;
 pub mod helmrepository;
+mod oci_verify;
 pub mod ocirepository;
 mod step;
 

@@ -1,5 +1,6 @@
-//! OCIRepository steps: resolve the reference with one manifest HEAD, stop when nothing
-//! changed, otherwise pull the selected layer, extract or copy it into storage and publish it.
+//! OCIRepository steps: resolve the reference with one manifest HEAD, verify its cosign
+//! signature when `spec.verify` asks, stop when nothing changed, otherwise pull the selected
+//! layer, extract or copy it into storage and publish it.
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use sluice_runtime::conditions;
 use sluice_secrets::{ProxySettings, RegistryAccess, docker_credentials, read_secret};
 
 use super::artifact::{Publication, object_dir, publish_artifact};
-use super::{SourceContext, SourceKind, step};
+use super::{SourceContext, SourceKind, oci_verify, step};
 use crate::ignore::IgnoreRules;
 use crate::oci::{OciError, OciRemote, PulledLayer, Repository, ResolvedArtifact};
 use crate::status;
@@ -25,11 +26,15 @@ impl SourceKind for OCIRepository {
     const KIND: &'static str = "OCIRepository";
 
     async fn run(context: &SourceContext, object: &mut OCIRepository) -> Result<(), Outcome> {
+        oci_verify::reset_verification(object);
         unsupported_fields(object)?;
+        oci_verify::unsupported_verification(object)?;
         context.check_url(&object.spec.url).await?;
-        let Some((remote, resolved)) = resolve(context, object).await? else {
+        let (remote, resolved) = resolve(context, object).await?;
+        oci_verify::verify_artifact(context, object, &remote, &resolved).await?;
+        if !mark_building(object, &resolved) {
             return Ok(());
-        };
+        }
         let selector = object.spec.layer_selector.clone().unwrap_or_default();
         let layer = remote
             .pull_layer(
@@ -77,12 +82,6 @@ fn unsupported_fields(object: &OCIRepository) -> Result<(), Outcome> {
         return Err(step::stalled(
             reason::INVALID_PROVIDER_CONFIGURATION,
             "spec.serviceAccountName (image pull secrets of a ServiceAccount) is not supported; use spec.secretRef",
-        ));
-    }
-    if spec.verification.is_some() {
-        return Err(step::stalled(
-            "VerifyNotSupported",
-            "spec.verify (cosign/notation verification) is not supported by this source-controller; remove spec.verify",
         ));
     }
     Ok(())
@@ -163,13 +162,11 @@ fn content_config_changed(object: &OCIRepository) -> bool {
     })
 }
 
-/// Resolves the reference; `None` when the stored artifact already has this revision and
-/// content settings, otherwise the remote and what to pull.
+/// Resolves the reference to a manifest digest with the object's registry access.
 async fn resolve(
     context: &SourceContext,
-    object: &mut OCIRepository,
-) -> Result<Option<(OciRemote, ResolvedArtifact)>, Outcome> {
-    let generation = object.meta().generation;
+    object: &OCIRepository,
+) -> Result<(OciRemote, ResolvedArtifact), Outcome> {
     let repository = Repository::parse(&object.spec.url).map_err(|e| fetch_failure(&e))?;
     let access = access_for(context, object, &repository).await?;
     let remote = OciRemote::new(repository, access);
@@ -177,14 +174,20 @@ async fn resolve(
         .resolve(object.spec.reference.as_ref())
         .await
         .map_err(|e| fetch_failure(&e))?;
-    let current = object.artifact().cloned();
-    let same_revision = current
-        .as_ref()
+    Ok((remote, resolved))
+}
+
+/// Marks a new revision as building; `false` when the stored artifact already has this
+/// revision and content settings, so nothing is pulled.
+fn mark_building(object: &mut OCIRepository, resolved: &ResolvedArtifact) -> bool {
+    let generation = object.meta().generation;
+    let same_revision = object
+        .artifact()
         .is_some_and(|a| a.has_revision(&resolved.revision));
     if same_revision && !content_config_changed(object) {
         conditions::remove(object.conditions_mut(), FETCH_FAILED);
         conditions::remove(object.conditions_mut(), ARTIFACT_OUTDATED);
-        return Ok(None);
+        return false;
     }
     if !same_revision {
         let message = format!(
@@ -205,7 +208,7 @@ async fn resolve(
             generation,
         );
     }
-    Ok(Some((remote, resolved)))
+    true
 }
 
 /// Stores the layer as is (`copy`) or extracts it and archives the tree, honouring `spec.ignore`.
