@@ -112,10 +112,16 @@ pub struct ControllerFlags {
     pub watch_configs_label_selector: String,
 
     /// Flux's feature gates (`Name=true|false`, comma-separated): `StrictPostBuildSubstitutions`
-    /// and `AdditiveCELDependencyCheck` set the flags of the same meaning; any other gate is
-    /// accepted and logged as not implemented, so a Flux Deployment's arguments start this one.
+    /// and `AdditiveCELDependencyCheck` set the flags of the same meaning, `ExternalArtifact`
+    /// allows ExternalArtifact sources; any other gate is accepted and logged as not
+    /// implemented, so a Flux Deployment's arguments start this one.
     #[arg(long, value_delimiter = ',', value_parser = parse_feature_gate)]
     pub feature_gates: Vec<FeatureGate>,
+
+    /// Flux's `ExternalArtifact` gate (off by default): ExternalArtifact sources are watched and
+    /// read; set only through `--feature-gates`.
+    #[arg(skip)]
+    pub external_artifact: bool,
 
     /// Allow exec credential plugins in kubeConfig Secrets.
     #[arg(long, default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
@@ -157,6 +163,7 @@ impl ControllerFlags {
             match gate.name.as_str() {
                 "StrictPostBuildSubstitutions" => self.strict_substitution = gate.enabled,
                 "AdditiveCELDependencyCheck" => self.additive_cel_dependency_check = gate.enabled,
+                "ExternalArtifact" => self.external_artifact = gate.enabled,
                 _ => unknown.push(gate),
             }
         }
@@ -195,9 +202,11 @@ mod tests {
     fn feature_gates_set_their_flags_and_report_the_rest() {
         let mut cli = Cli::parse_from([
             "kustomize-controller",
-            "--feature-gates=StrictPostBuildSubstitutions=false,AdditiveCELDependencyCheck=true,CacheSecretsAndConfigMaps=true",
+            "--feature-gates=StrictPostBuildSubstitutions=false,AdditiveCELDependencyCheck=true,CacheSecretsAndConfigMaps=true,ExternalArtifact=true",
         ]);
+        assert!(!cli.controller.external_artifact);
         let unknown = cli.controller.apply_feature_gates();
+        assert!(cli.controller.external_artifact);
         assert!(!cli.controller.strict_substitution);
         assert!(cli.controller.additive_cel_dependency_check);
         assert_eq!(
