@@ -113,7 +113,8 @@ pub struct ControllerFlags {
 
     /// Flux's feature gates (`Name=true|false`, comma-separated): `StrictPostBuildSubstitutions`
     /// and `AdditiveCELDependencyCheck` set the flags of the same meaning, `ExternalArtifact`
-    /// allows ExternalArtifact sources; any other gate is accepted and logged as not
+    /// allows ExternalArtifact sources, `ObjectLevelWorkloadIdentity` a ServiceAccount named by a
+    /// `kubeConfig.configMapRef`; any other gate is accepted and logged as not
     /// implemented, so a Flux Deployment's arguments start this one.
     #[arg(long, value_delimiter = ',', value_parser = parse_feature_gate)]
     pub feature_gates: Vec<FeatureGate>,
@@ -122,6 +123,11 @@ pub struct ControllerFlags {
     /// read; set only through `--feature-gates`.
     #[arg(skip)]
     pub external_artifact: bool,
+
+    /// Flux's `ObjectLevelWorkloadIdentity` gate (off by default): a `kubeConfig.configMapRef`
+    /// may name the ServiceAccount whose token is used; set only through `--feature-gates`.
+    #[arg(skip)]
+    pub object_level_workload_identity: bool,
 
     /// Allow exec credential plugins in kubeConfig Secrets.
     #[arg(long, default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
@@ -164,6 +170,9 @@ impl ControllerFlags {
                 "StrictPostBuildSubstitutions" => self.strict_substitution = gate.enabled,
                 "AdditiveCELDependencyCheck" => self.additive_cel_dependency_check = gate.enabled,
                 "ExternalArtifact" => self.external_artifact = gate.enabled,
+                "ObjectLevelWorkloadIdentity" => {
+                    self.object_level_workload_identity = gate.enabled;
+                }
                 _ => unknown.push(gate),
             }
         }

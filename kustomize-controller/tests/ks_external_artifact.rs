@@ -57,7 +57,13 @@ async fn produce(h: &Harness, name: &str, revision: &str, files: &[(&str, &str)]
 #[tokio::test]
 async fn an_external_artifact_is_applied_and_its_new_revisions_follow_with_the_gate() {
     let h = Harness::start("ks-ea", &[GATE]).await;
-    let first = produce(&h, "generated", "v1", &[("cm.yaml", &config_map("made", "1"))]).await;
+    let first = produce(
+        &h,
+        "generated",
+        "v1",
+        &[("cm.yaml", &config_map("made", "1"))],
+    )
+    .await;
     h.kustomization(
         "app",
         "generated",
@@ -78,7 +84,13 @@ async fn an_external_artifact_is_applied_and_its_new_revisions_follow_with_the_g
     );
 
     // A new revision written by the producer is applied at once (the watch, not the interval).
-    let second = produce(&h, "generated", "v2", &[("cm.yaml", &config_map("made", "2"))]).await;
+    let second = produce(
+        &h,
+        "generated",
+        "v2",
+        &[("cm.yaml", &config_map("made", "2"))],
+    )
+    .await;
     h.wait_ks("app", "Ready at the second revision", |ks| {
         is_success(ks) && last_applied(ks) == Some(second.as_str())
     })
@@ -92,7 +104,13 @@ async fn an_external_artifact_is_applied_and_its_new_revisions_follow_with_the_g
 #[tokio::test]
 async fn an_external_artifact_without_the_gate_is_denied_as_in_flux() {
     let h = Harness::start("ks-ea-off", &[]).await;
-    produce(&h, "generated", "v1", &[("cm.yaml", &config_map("never", "1"))]).await;
+    produce(
+        &h,
+        "generated",
+        "v1",
+        &[("cm.yaml", &config_map("never", "1"))],
+    )
+    .await;
     h.kustomization(
         "app",
         "generated",

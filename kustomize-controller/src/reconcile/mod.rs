@@ -99,6 +99,7 @@ impl Context {
             KubeconfigPolicy {
                 allow_exec: flags.insecure_kubeconfig_exec,
                 allow_insecure_tls: flags.insecure_kubeconfig_tls,
+                object_level_workload_identity: flags.object_level_workload_identity,
             },
             ThrottleLayer::new(runtime.flags.kube_api_qps, runtime.flags.kube_api_burst),
         );
@@ -150,7 +151,11 @@ pub async fn run(context: Arc<Context>) {
             let controller = match sources.external {
                 Some(stream) => controller.watches_stream(
                     stream,
-                    source_trigger(store.clone(), SourceKind::ExternalArtifact, external_revision),
+                    source_trigger(
+                        store.clone(),
+                        SourceKind::ExternalArtifact,
+                        external_revision,
+                    ),
                 ),
                 None => controller,
             };
@@ -173,7 +178,11 @@ pub async fn run(context: Arc<Context>) {
                 )
                 .watches_stream(
                     sources.buckets,
-                    source_trigger(store.clone(), SourceKind::Bucket, artifact_revision::<Bucket>),
+                    source_trigger(
+                        store.clone(),
+                        SourceKind::Bucket,
+                        artifact_revision::<Bucket>,
+                    ),
                 )
                 .watches(
                     kustomizations.clone(),

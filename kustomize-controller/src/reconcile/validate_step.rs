@@ -42,16 +42,6 @@ fn unsupported_fields(ks: &Kustomization, flags: &ControllerFlags) -> Result<(),
         ))
     };
     if spec
-        .kube_config
-        .as_ref()
-        .is_some_and(|config| config.config_map_ref.is_some())
-    {
-        return unsupported(
-            "spec.kubeConfig.configMapRef",
-            "cloud-provider kubeconfigs are not implemented; use secretRef",
-        );
-    }
-    if spec
         .decryption
         .as_ref()
         .is_some_and(|decryption| decryption.secret_ref.is_none())
@@ -169,13 +159,13 @@ mod tests {
 
     #[test]
     fn unsupported_fields_stall_naming_the_field() {
-        let ks = kustomization(json!({"kubeConfig": {"configMapRef": {"name": "aks"}}}));
+        let ks = kustomization(json!({"decryption": {"provider": "sops"}}));
         let failure = stall(validate(&ks, &flags()));
         assert_eq!(failure.reason, reason::RECONCILIATION_FAILED);
         assert!(
             failure
                 .message
-                .starts_with("spec.kubeConfig.configMapRef is not supported"),
+                .starts_with("spec.decryption without secretRef is not supported"),
             "{}",
             failure.message
         );

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
+use kube::Resource;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use sluice_api::kustomize::{Kustomization, SourceKind, SubstituteKind};
-use kube::Resource;
 use sluice_api::meta::condition_type::READY;
 use sluice_api::source::ExternalArtifact;
 use sluice_api::{FluxObject, SourceObject};
@@ -98,8 +98,8 @@ pub(super) fn dependents_of(
 }
 
 /// Kustomizations in `store` that reference the ConfigMap (or, with `secret`, the Secret)
-/// `namespace/name`: `substituteFrom`, and for Secrets `decryption.secretRef` and
-/// `kubeConfig.secretRef`.
+/// `namespace/name`: `substituteFrom`, `kubeConfig.configMapRef` or `.secretRef`, and for
+/// Secrets `decryption.secretRef`.
 fn referencing(
     store: &Store<Kustomization>,
     secret: bool,
@@ -128,12 +128,18 @@ fn referencing(
                 .as_ref()
                 .and_then(|decryption| decryption.secret_ref.as_ref())
                 .is_some_and(|reference| reference.name == name);
-            let connects = spec
-                .kube_config
-                .as_ref()
-                .and_then(|config| config.secret_ref.as_ref())
-                .is_some_and(|reference| reference.name == name);
-            substitutes || (secret && (decrypts || connects))
+            let connects = spec.kube_config.as_ref().is_some_and(|config| {
+                let reference = if secret {
+                    config.secret_ref.as_ref().map(|reference| &reference.name)
+                } else {
+                    config
+                        .config_map_ref
+                        .as_ref()
+                        .map(|reference| &reference.name)
+                };
+                reference.is_some_and(|reference| reference == name)
+            });
+            substitutes || connects || (secret && decrypts)
         })
         .map(|ks| ObjectRef::from_obj(ks.as_ref()))
         .collect()

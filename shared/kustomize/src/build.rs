@@ -442,7 +442,12 @@ impl Trace<'_> {
 }
 
 /// Runs the transformers in kustomize's order, one instance per entry as kustomize configures them.
-fn transform(resources: &mut ResMap, k: &Kustomization, ctx: &Context, trace: &Trace) -> Result<()> {
+fn transform(
+    resources: &mut ResMap,
+    k: &Kustomization,
+    ctx: &Context,
+    trace: &Trace,
+) -> Result<()> {
     let config = resources.config.clone();
     if !k.patches_strategic_merge.is_empty() {
         patch::apply_strategic_merge_files(resources, &k.patches_strategic_merge, ctx, &|i| {
