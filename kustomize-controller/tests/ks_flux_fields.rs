@@ -482,9 +482,11 @@ async fn build_metadata_origin_and_transformer_annotations_reach_the_cluster() {
         annotations
             .get("alpha.config.kubernetes.io/transformations")
             .map(String::as_str),
-        Some(
+        Some(concat!(
+            // The harness's targetNamespace, then the namePrefix, in kustomize's order.
+            "- configuredIn: kustomization.yaml\n  configuredBy:\n    apiVersion: builtin\n    kind: NamespaceTransformer\n",
             "- configuredIn: kustomization.yaml\n  configuredBy:\n    apiVersion: builtin\n    kind: PrefixTransformer\n"
-        )
+        ))
     );
 }
 
