@@ -26,6 +26,7 @@
 
 mod build;
 mod error;
+mod field_transformers;
 mod fieldpath;
 mod fieldspecs;
 mod generators;
