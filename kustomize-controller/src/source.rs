@@ -4,7 +4,8 @@
 
 use std::sync::{PoisonError, RwLock};
 
-use futures::Stream;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -37,12 +38,15 @@ struct SourceStores {
     external: Option<Store<ExternalArtifact>>,
 }
 
+/// A watch stream of sources of kind `K`.
+pub type SourceStream<K> = BoxStream<'static, Result<K, watcher::Error>>;
+
 /// The watch streams that fill a [`SourceCache`]; `external` only with the ExternalArtifact gate.
-pub struct SourceStreams<G, O, B, E> {
-    pub git: G,
-    pub oci: O,
-    pub buckets: B,
-    pub external: Option<E>,
+pub struct SourceStreams {
+    pub git: SourceStream<GitRepository>,
+    pub oci: SourceStream<OCIRepository>,
+    pub buckets: SourceStream<Bucket>,
+    pub external: Option<SourceStream<ExternalArtifact>>,
 }
 
 impl SourceCache {
@@ -53,12 +57,7 @@ impl SourceCache {
         oci: Api<OCIRepository>,
         buckets: Api<Bucket>,
         external: Option<Api<ExternalArtifact>>,
-    ) -> SourceStreams<
-        impl Stream<Item = Result<GitRepository, watcher::Error>> + Send + 'static,
-        impl Stream<Item = Result<OCIRepository, watcher::Error>> + Send + 'static,
-        impl Stream<Item = Result<Bucket, watcher::Error>> + Send + 'static,
-        impl Stream<Item = Result<ExternalArtifact, watcher::Error>> + Send + 'static,
-    > {
+    ) -> SourceStreams {
         let (git_store, git_stream) = reflect(git);
         let (oci_store, oci_stream) = reflect(oci);
         let (bucket_store, bucket_stream) = reflect(buckets);
@@ -70,10 +69,10 @@ impl SourceCache {
             external: external_store,
         });
         SourceStreams {
-            git: git_stream,
-            oci: oci_stream,
-            buckets: bucket_stream,
-            external: external_stream,
+            git: git_stream.boxed(),
+            oci: oci_stream.boxed(),
+            buckets: bucket_stream.boxed(),
+            external: external_stream.map(StreamExt::boxed),
         }
     }
 

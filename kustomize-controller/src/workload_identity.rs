@@ -269,8 +269,10 @@ async fn request_token(
 /// A kubeconfig for `settings.server` authenticating with `token` (kept in a secret string).
 fn kubeconfig(settings: &GenericSettings, token: String) -> Kubeconfig {
     const NAME: &str = "workload-identity";
-    let mut auth = AuthInfo::default();
-    auth.token = Some(token.into());
+    let auth = AuthInfo {
+        token: Some(token.into()),
+        ..AuthInfo::default()
+    };
     Kubeconfig {
         clusters: vec![NamedCluster {
             name: NAME.to_owned(),
