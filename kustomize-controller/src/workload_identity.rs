@@ -25,7 +25,9 @@ const CLOUD_PROVIDERS: [&str; 3] = ["aws", "azure", "gcp"];
 /// The remote cluster of a `configMapRef` could not be reached.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
-    #[error("kubeConfig ConfigMap {namespace}/{name} could not be read: {reason}")]
+    #[error(
+        "kubeConfig ConfigMap {namespace}/{name} could not be read: {reason}; create it in the Kustomization's namespace or fix spec.kubeConfig.configMapRef.name"
+    )]
     ConfigMapRead {
         namespace: String,
         name: String,
@@ -85,6 +87,7 @@ struct GenericSettings {
     service_account: Option<String>,
 }
 
+/// The settings in the data of ConfigMap `config_map`; cloud and unknown providers are refused.
 fn settings(
     config_map: &str,
     data: &BTreeMap<String, String>,
