@@ -129,6 +129,12 @@ pub struct ControllerFlags {
     #[arg(skip)]
     pub object_level_workload_identity: bool,
 
+    /// ServiceAccount (in the Kustomization's namespace) whose token a `kubeConfig.configMapRef`
+    /// uses when its ConfigMap names none, instead of the controller's own (Flux's lockdown;
+    /// needs the ObjectLevelWorkloadIdentity gate).
+    #[arg(long, default_value = "")]
+    pub default_kubeconfig_service_account: String,
+
     /// Allow exec credential plugins in kubeConfig Secrets.
     #[arg(long, default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub insecure_kubeconfig_exec: bool,
@@ -177,6 +183,21 @@ impl ControllerFlags {
             }
         }
         unknown
+    }
+
+    /// `--default-kubeconfig-service-account`, if set.
+    pub fn default_kubeconfig_service_account(&self) -> Option<&str> {
+        Some(self.default_kubeconfig_service_account.as_str()).filter(|name| !name.is_empty())
+    }
+
+    /// Flux refuses to start with a default workload-identity ServiceAccount but without the
+    /// ObjectLevelWorkloadIdentity gate; the message says what to change.
+    pub fn object_level_inconsistency(&self) -> Option<&'static str> {
+        (self.default_kubeconfig_service_account().is_some()
+            && !self.object_level_workload_identity)
+            .then_some(
+                "--default-kubeconfig-service-account needs --feature-gates=ObjectLevelWorkloadIdentity=true; enable the gate or remove the flag",
+            )
     }
 
     /// `--default-service-account`, if set.
@@ -229,6 +250,23 @@ mod tests {
         assert!(refused.is_err());
         let refused = Cli::try_parse_from(["kustomize-controller", "--feature-gates=A=maybe"]);
         assert!(refused.is_err());
+    }
+
+    #[test]
+    fn a_default_kubeconfig_service_account_needs_the_object_level_gate() {
+        let flag = "--default-kubeconfig-service-account=deployer";
+        let mut cli = Cli::parse_from(["kustomize-controller", flag]);
+        cli.controller.apply_feature_gates();
+        let problem = cli.controller.object_level_inconsistency();
+        assert!(problem.is_some_and(|p| p.contains("ObjectLevelWorkloadIdentity=true")));
+        let gate = "--feature-gates=ObjectLevelWorkloadIdentity=true";
+        let mut cli = Cli::parse_from(["kustomize-controller", flag, gate]);
+        cli.controller.apply_feature_gates();
+        assert_eq!(cli.controller.object_level_inconsistency(), None);
+        assert_eq!(
+            cli.controller.default_kubeconfig_service_account(),
+            Some("deployer")
+        );
     }
 
     #[test]

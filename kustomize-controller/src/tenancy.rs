@@ -11,7 +11,7 @@ use sluice_runtime::throttle::ThrottleLayer;
 use sluice_runtime::{ClientError, client_with_throttle, describe_kube_error};
 
 use crate::cluster::Cluster;
-use crate::workload_identity::{IdentityError, remote_kubeconfig};
+use crate::workload_identity::{IdentityError, ObjectLevel, remote_kubeconfig};
 
 /// Keys tried, in order, when `kubeConfig.secretRef.key` is unset.
 const DEFAULT_KUBECONFIG_KEYS: [&str; 2] = ["value", "value.yaml"];
@@ -53,13 +53,12 @@ impl TenancyError {
 }
 
 /// Options that gate what kubeconfig Secrets may do.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct KubeconfigPolicy {
     pub allow_exec: bool,
     pub allow_insecure_tls: bool,
-    /// Flux's ObjectLevelWorkloadIdentity gate: a `kubeConfig.configMapRef` may name the
-    /// ServiceAccount whose token reaches the remote cluster.
-    pub object_level_workload_identity: bool,
+    /// Which ServiceAccount's token a `kubeConfig.configMapRef` may use.
+    pub workload_identity: ObjectLevel,
 }
 
 /// A client construction error as a message, withholding credential command output.
@@ -197,7 +196,7 @@ impl Tenancy {
             &self.local.client,
             namespace,
             &reference.name,
-            self.policy.object_level_workload_identity,
+            &self.policy.workload_identity,
         )
         .await?;
         let what = format!("kubeConfig ConfigMap {namespace}/{}", reference.name);

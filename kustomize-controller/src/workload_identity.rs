@@ -170,13 +170,24 @@ fn normalize_address(address: &str) -> Result<String, String> {
     Ok(format!("https://{host_port}"))
 }
 
+/// Object-level workload identity: Flux's ObjectLevelWorkloadIdentity gate and its lockdown
+/// flag `--default-kubeconfig-service-account`.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectLevel {
+    /// A ConfigMap may name the ServiceAccount whose token is used.
+    pub enabled: bool,
+    /// The ServiceAccount (in the Kustomization's namespace) used when the ConfigMap names none,
+    /// instead of the controller's own.
+    pub default_service_account: Option<String>,
+}
+
 /// The kubeconfig of the remote cluster described by ConfigMap `namespace/name`, holding a
-/// fresh ServiceAccount token (`object_level`: Flux's ObjectLevelWorkloadIdentity gate).
+/// fresh ServiceAccount token.
 pub async fn remote_kubeconfig(
     client: &Client,
     namespace: &str,
     name: &str,
-    object_level: bool,
+    object_level: &ObjectLevel,
 ) -> Result<Kubeconfig, IdentityError> {
     let config_map_id = format!("{namespace}/{name}");
     let read_failed = |reason: String| IdentityError::ConfigMapRead {
@@ -190,8 +201,12 @@ pub async fn remote_kubeconfig(
         .map_err(|_| read_failed(format!("no answer within {}s", CALL_TIMEOUT.as_secs())))?
         .map_err(|error| read_failed(describe_kube_error(&error)))?;
     let settings = settings(&config_map_id, &config_map.data.unwrap_or_default())?;
-    let (account_namespace, account) = match &settings.service_account {
-        Some(_) if !object_level => {
+    let named = settings
+        .service_account
+        .as_ref()
+        .or(object_level.default_service_account.as_ref());
+    let (account_namespace, account) = match named {
+        Some(_) if !object_level.enabled => {
             return Err(IdentityError::ObjectLevelGate {
                 config_map: config_map_id,
             });

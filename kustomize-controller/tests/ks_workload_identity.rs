@@ -110,7 +110,11 @@ async fn wait_message(h: &Harness, name: &str, needle: &str) -> Kustomization {
 #[tokio::test]
 async fn a_service_account_token_reaches_the_remote_cluster_and_never_leaks() {
     let logs = captured_logs();
-    let h = Harness::start("ks-wi", &[GATE]).await;
+    let h = Harness::start(
+        "ks-wi",
+        &[GATE, "--default-kubeconfig-service-account=deployer"],
+    )
+    .await;
     deployer(&h).await;
     remote(&h, "remote", json!({"serviceAccountName": "deployer"})).await;
     h.publish("repo", "v1", &[("cm.yaml", &config_map("remote-cm", "1"))])
@@ -128,6 +132,23 @@ async fn a_service_account_token_reaches_the_remote_cluster_and_never_leaks() {
     .await;
     let configs: Api<ConfigMap> = h.api();
     assert!(configs.get_opt("remote-cm").await.unwrap().is_some());
+
+    // A ConfigMap naming no ServiceAccount uses --default-kubeconfig-service-account's.
+    remote(&h, "lockdown", json!({})).await;
+    h.publish(
+        "other",
+        "v1",
+        &[("cm.yaml", &config_map("defaulted-cm", "1"))],
+    )
+    .await;
+    h.kustomization(
+        "defaulted",
+        "other",
+        json!({"kubeConfig": {"configMapRef": {"name": "lockdown"}}}),
+    )
+    .await;
+    h.wait_ready("defaulted", "other").await;
+    assert!(configs.get_opt("defaulted-cm").await.unwrap().is_some());
 
     // The token is the deployer's: a Secret, which its Role does not cover, is refused.
     h.publish(

@@ -34,6 +34,7 @@ use crate::cluster::Cluster;
 use crate::drift::DriftWatcher;
 use crate::source::SourceCache;
 use crate::tenancy::{KubeconfigPolicy, Tenancy};
+use crate::workload_identity::ObjectLevel;
 use health_step::HealthWaits;
 use kustomization::KustomizationReconciler;
 use sluice_artifact::fetch::{ArtifactFetcher, FetchOptions};
@@ -99,7 +100,12 @@ impl Context {
             KubeconfigPolicy {
                 allow_exec: flags.insecure_kubeconfig_exec,
                 allow_insecure_tls: flags.insecure_kubeconfig_tls,
-                object_level_workload_identity: flags.object_level_workload_identity,
+                workload_identity: ObjectLevel {
+                    enabled: flags.object_level_workload_identity,
+                    default_service_account: flags
+                        .default_kubeconfig_service_account()
+                        .map(str::to_owned),
+                },
             },
             ThrottleLayer::new(runtime.flags.kube_api_qps, runtime.flags.kube_api_burst),
         );
