@@ -112,10 +112,28 @@ pub struct ControllerFlags {
     pub watch_configs_label_selector: String,
 
     /// Flux's feature gates (`Name=true|false`, comma-separated): `StrictPostBuildSubstitutions`
-    /// and `AdditiveCELDependencyCheck` set the flags of the same meaning; any other gate is
-    /// accepted and logged as not implemented, so a Flux Deployment's arguments start this one.
+    /// and `AdditiveCELDependencyCheck` set the flags of the same meaning, `ExternalArtifact`
+    /// allows ExternalArtifact sources, `ObjectLevelWorkloadIdentity` a ServiceAccount named by a
+    /// `kubeConfig.configMapRef`; any other gate is accepted and logged as not
+    /// implemented, so a Flux Deployment's arguments start this one.
     #[arg(long, value_delimiter = ',', value_parser = parse_feature_gate)]
     pub feature_gates: Vec<FeatureGate>,
+
+    /// Flux's `ExternalArtifact` gate (off by default): ExternalArtifact sources are watched and
+    /// read; set only through `--feature-gates`.
+    #[arg(skip)]
+    pub external_artifact: bool,
+
+    /// Flux's `ObjectLevelWorkloadIdentity` gate (off by default): a `kubeConfig.configMapRef`
+    /// may name the ServiceAccount whose token is used; set only through `--feature-gates`.
+    #[arg(skip)]
+    pub object_level_workload_identity: bool,
+
+    /// ServiceAccount (in the Kustomization's namespace) whose token a `kubeConfig.configMapRef`
+    /// uses when its ConfigMap names none, instead of the controller's own (Flux's lockdown;
+    /// needs the ObjectLevelWorkloadIdentity gate).
+    #[arg(long, default_value = "")]
+    pub default_kubeconfig_service_account: String,
 
     /// Allow exec credential plugins in kubeConfig Secrets.
     #[arg(long, default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
@@ -157,10 +175,29 @@ impl ControllerFlags {
             match gate.name.as_str() {
                 "StrictPostBuildSubstitutions" => self.strict_substitution = gate.enabled,
                 "AdditiveCELDependencyCheck" => self.additive_cel_dependency_check = gate.enabled,
+                "ExternalArtifact" => self.external_artifact = gate.enabled,
+                "ObjectLevelWorkloadIdentity" => {
+                    self.object_level_workload_identity = gate.enabled;
+                }
                 _ => unknown.push(gate),
             }
         }
         unknown
+    }
+
+    /// `--default-kubeconfig-service-account`, if set.
+    pub fn default_kubeconfig_service_account(&self) -> Option<&str> {
+        Some(self.default_kubeconfig_service_account.as_str()).filter(|name| !name.is_empty())
+    }
+
+    /// Flux refuses to start with a default workload-identity ServiceAccount but without the
+    /// ObjectLevelWorkloadIdentity gate; the message says what to change.
+    pub fn object_level_inconsistency(&self) -> Option<&'static str> {
+        (self.default_kubeconfig_service_account().is_some()
+            && !self.object_level_workload_identity)
+            .then_some(
+                "--default-kubeconfig-service-account needs --feature-gates=ObjectLevelWorkloadIdentity=true; enable the gate or remove the flag",
+            )
     }
 
     /// `--default-service-account`, if set.
@@ -195,9 +232,11 @@ mod tests {
     fn feature_gates_set_their_flags_and_report_the_rest() {
         let mut cli = Cli::parse_from([
             "kustomize-controller",
-            "--feature-gates=StrictPostBuildSubstitutions=false,AdditiveCELDependencyCheck=true,CacheSecretsAndConfigMaps=true",
+            "--feature-gates=StrictPostBuildSubstitutions=false,AdditiveCELDependencyCheck=true,CacheSecretsAndConfigMaps=true,ExternalArtifact=true",
         ]);
+        assert!(!cli.controller.external_artifact);
         let unknown = cli.controller.apply_feature_gates();
+        assert!(cli.controller.external_artifact);
         assert!(!cli.controller.strict_substitution);
         assert!(cli.controller.additive_cel_dependency_check);
         assert_eq!(
@@ -211,6 +250,23 @@ mod tests {
         assert!(refused.is_err());
         let refused = Cli::try_parse_from(["kustomize-controller", "--feature-gates=A=maybe"]);
         assert!(refused.is_err());
+    }
+
+    #[test]
+    fn a_default_kubeconfig_service_account_needs_the_object_level_gate() {
+        let flag = "--default-kubeconfig-service-account=deployer";
+        let mut cli = Cli::parse_from(["kustomize-controller", flag]);
+        cli.controller.apply_feature_gates();
+        let problem = cli.controller.object_level_inconsistency();
+        assert!(problem.is_some_and(|p| p.contains("ObjectLevelWorkloadIdentity=true")));
+        let gate = "--feature-gates=ObjectLevelWorkloadIdentity=true";
+        let mut cli = Cli::parse_from(["kustomize-controller", flag, gate]);
+        cli.controller.apply_feature_gates();
+        assert_eq!(cli.controller.object_level_inconsistency(), None);
+        assert_eq!(
+            cli.controller.default_kubeconfig_service_account(),
+            Some("deployer")
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! [`cel`] expressions → [`health`] → [`apply`] (with [`ignore`] rules and the
 //! managedFields [`cleanup`]) → [`inventory`] (prune) and [`drift`]; [`build`] with [`sops`] and
 //! [`substitute`]; [`source`] for artifacts (fetched by `sluice_artifact::fetch`); [`dependson`]
-//! and [`tenancy`].
+//! and [`tenancy`] (with [`workload_identity`] for `kubeConfig.configMapRef`).
 
 pub mod apply;
 pub mod build;
@@ -24,3 +24,4 @@ pub mod sops;
 pub mod source;
 pub mod substitute;
 pub mod tenancy;
+pub mod workload_identity;

@@ -17,6 +17,9 @@ async fn main() -> anyhow::Result<()> {
             "feature gate not implemented by this kustomize-controller; ignored"
         );
     }
+    if let Some(problem) = cli.controller.object_level_inconsistency() {
+        anyhow::bail!("invalid configuration: {problem}");
+    }
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let base_config = kube::Config::infer()
         .await

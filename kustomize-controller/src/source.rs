@@ -1,16 +1,18 @@
 //! Looking up the source a Kustomization references and its artifact: from the controller's
-//! watch-backed caches of sources, and from the API for sources outside them.
+//! watch-backed caches of sources, and from the API for sources outside them. ExternalArtifacts
+//! are cached and read only with Flux's `ExternalArtifact` gate.
 
 use std::sync::{PoisonError, RwLock};
 
-use futures::Stream;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use sluice_api::SourceObject;
 use sluice_api::kustomize::{Kustomization, SourceKind};
 use sluice_api::meta::Artifact;
-use sluice_api::source::{Bucket, GitRepository, OCIRepository};
+use sluice_api::source::{Bucket, ExternalArtifact, GitRepository, OCIRepository};
 use sluice_artifact::source::SourceError;
 
 /// The namespace of the referenced source.
@@ -33,29 +35,45 @@ struct SourceStores {
     git: Store<GitRepository>,
     oci: Store<OCIRepository>,
     buckets: Store<Bucket>,
+    external: Option<Store<ExternalArtifact>>,
+}
+
+/// A watch stream of sources of kind `K`.
+pub type SourceStream<K> = BoxStream<'static, Result<K, watcher::Error>>;
+
+/// The watch streams that fill a [`SourceCache`]; `external` only with the ExternalArtifact gate.
+pub struct SourceStreams {
+    pub git: SourceStream<GitRepository>,
+    pub oci: SourceStream<OCIRepository>,
+    pub buckets: SourceStream<Bucket>,
+    pub external: Option<SourceStream<ExternalArtifact>>,
 }
 
 impl SourceCache {
-    /// Starts caching: returns the three source watch streams that fill the caches.
+    /// Starts caching: returns the source watch streams that fill the caches.
     pub fn watch(
         &self,
         git: Api<GitRepository>,
         oci: Api<OCIRepository>,
         buckets: Api<Bucket>,
-    ) -> (
-        impl Stream<Item = Result<GitRepository, watcher::Error>> + Send + 'static,
-        impl Stream<Item = Result<OCIRepository, watcher::Error>> + Send + 'static,
-        impl Stream<Item = Result<Bucket, watcher::Error>> + Send + 'static,
-    ) {
+        external: Option<Api<ExternalArtifact>>,
+    ) -> SourceStreams {
         let (git_store, git_stream) = reflect(git);
         let (oci_store, oci_stream) = reflect(oci);
         let (bucket_store, bucket_stream) = reflect(buckets);
+        let (external_store, external_stream) = external.map(reflect).unzip();
         *self.0.write().unwrap_or_else(PoisonError::into_inner) = Some(SourceStores {
             git: git_store,
             oci: oci_store,
             buckets: bucket_store,
+            external: external_store,
         });
-        (git_stream, oci_stream, bucket_stream)
+        SourceStreams {
+            git: git_stream.boxed(),
+            oci: oci_stream.boxed(),
+            buckets: bucket_stream.boxed(),
+            external: external_stream.map(StreamExt::boxed),
+        }
     }
 
     /// The cached source's artifact: `None` when the source is not in the cache.
@@ -66,7 +84,11 @@ impl SourceCache {
             SourceKind::GitRepository => cached(&stores.git, namespace, name),
             SourceKind::OciRepository => cached(&stores.oci, namespace, name),
             SourceKind::Bucket => cached(&stores.buckets, namespace, name),
-            SourceKind::ExternalArtifact => None,
+            SourceKind::ExternalArtifact => {
+                let store = stores.external.as_ref()?;
+                let source = store.get(&ObjectRef::new(name).within(namespace))?;
+                Some(external_artifact(&source))
+            }
         }
     }
 }
@@ -99,6 +121,11 @@ where
     Some(source.artifact().cloned())
 }
 
+/// An ExternalArtifact's `status.artifact`.
+pub fn external_artifact(source: &ExternalArtifact) -> Option<Artifact> {
+    source.status.as_ref()?.artifact.clone()
+}
+
 /// The artifact of the Kustomization's source, `None` while the source has none; read from the
 /// cache when the source is in it, else from the API.
 pub async fn source_artifact(
@@ -111,6 +138,32 @@ pub async fn source_artifact(
     if let Some(artifact) = cache.artifact(reference.kind, &namespace, &reference.name) {
         return Ok(artifact);
     }
+    if reference.kind == SourceKind::ExternalArtifact {
+        return read_external_artifact(client, &namespace, &reference.name).await;
+    }
     sluice_artifact::source::source_artifact(client, reference.kind, &namespace, &reference.name)
         .await
+}
+
+/// Reads an ExternalArtifact outside the watched namespaces from the API.
+async fn read_external_artifact(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Artifact>, SourceError> {
+    let api: Api<ExternalArtifact> = Api::namespaced(client.clone(), namespace);
+    match api.get_opt(name).await {
+        Ok(Some(source)) => Ok(external_artifact(&source)),
+        Ok(None) => Err(SourceError::NotFound {
+            kind: SourceKind::ExternalArtifact.as_str(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }),
+        Err(error) => Err(SourceError::Read {
+            kind: SourceKind::ExternalArtifact.as_str(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            reason: sluice_runtime::describe_kube_error(&error),
+        }),
+    }
 }

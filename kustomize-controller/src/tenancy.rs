@@ -11,6 +11,7 @@ use sluice_runtime::throttle::ThrottleLayer;
 use sluice_runtime::{ClientError, client_with_throttle, describe_kube_error};
 
 use crate::cluster::Cluster;
+use crate::workload_identity::{IdentityError, ObjectLevel, remote_kubeconfig};
 
 /// Keys tried, in order, when `kubeConfig.secretRef.key` is unset.
 const DEFAULT_KUBECONFIG_KEYS: [&str; 2] = ["value", "value.yaml"];
@@ -40,13 +41,24 @@ pub enum TenancyError {
     },
     #[error("building a client for {what} failed: {reason}")]
     Client { what: String, reason: String },
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+}
+
+impl TenancyError {
+    /// Whether only a change to the spec or the referenced ConfigMap can fix this.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Identity(error) if error.is_permanent())
+    }
 }
 
 /// Options that gate what kubeconfig Secrets may do.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct KubeconfigPolicy {
     pub allow_exec: bool,
     pub allow_insecure_tls: bool,
+    /// Which ServiceAccount's token a `kubeConfig.configMapRef` may use.
+    pub workload_identity: ObjectLevel,
 }
 
 /// A client construction error as a message, withholding credential command output.
@@ -54,6 +66,20 @@ fn client_error(error: &ClientError) -> String {
     match error {
         ClientError::Build(source) => describe_kube_error(source),
         other => other.to_string(),
+    }
+}
+
+/// A kubeconfig error as a message: its kind only, as the kubeconfig built from a ConfigMap
+/// holds a token.
+fn describe_kube_config_error(error: &kube::config::KubeconfigError) -> String {
+    match error {
+        kube::config::KubeconfigError::ParseCertificates(_) => {
+            "data[\"ca.crt\"] is not a PEM certificate bundle".to_owned()
+        }
+        kube::config::KubeconfigError::ParseClusterUrl(_) => {
+            "data.address is not a valid URL".to_owned()
+        }
+        _ => "the kubeconfig built from it is invalid".to_owned(),
     }
 }
 
@@ -106,19 +132,11 @@ impl Tenancy {
         let impersonate = self
             .service_account(kustomization)
             .map(|account| format!("system:serviceaccount:{namespace}:{account}"));
-        if let Some(reference) = kustomization
-            .spec
-            .kube_config
-            .as_ref()
-            .and_then(|config| config.secret_ref.as_ref())
-        {
-            let mut config = self
-                .remote_config(&namespace, &reference.name, reference.key.as_deref())
-                .await?;
+        if let Some((what, mut config)) = self.remote_config_of(kustomization, &namespace).await? {
             config.auth_info.impersonate = impersonate;
             let client = client_with_throttle(config, &self.throttle).map_err(|error| {
                 TenancyError::Client {
-                    what: format!("kubeconfig Secret {namespace}/{}", reference.name),
+                    what,
                     reason: client_error(&error),
                 }
             })?;
@@ -152,6 +170,45 @@ impl Tenancy {
             }
         };
         Ok(self.local.with_client(client))
+    }
+
+    /// The remote cluster's configuration and what describes it: `kubeConfig.secretRef` first,
+    /// else `kubeConfig.configMapRef` (workload identity); `None` for the local cluster.
+    async fn remote_config_of(
+        &self,
+        kustomization: &Kustomization,
+        namespace: &str,
+    ) -> Result<Option<(String, Config)>, TenancyError> {
+        let Some(kube_config) = kustomization.spec.kube_config.as_ref() else {
+            return Ok(None);
+        };
+        if let Some(reference) = &kube_config.secret_ref {
+            let config = self
+                .remote_config(namespace, &reference.name, reference.key.as_deref())
+                .await?;
+            let what = format!("kubeconfig Secret {namespace}/{}", reference.name);
+            return Ok(Some((what, config)));
+        }
+        let Some(reference) = &kube_config.config_map_ref else {
+            return Ok(None);
+        };
+        let kubeconfig = remote_kubeconfig(
+            &self.local.client,
+            namespace,
+            &reference.name,
+            &self.policy.workload_identity,
+        )
+        .await?;
+        let what = format!("kubeConfig ConfigMap {namespace}/{}", reference.name);
+        let invalid = |reason: String| TenancyError::Client {
+            what: what.clone(),
+            reason,
+        };
+        self.check_policy(&kubeconfig).map_err(invalid)?;
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .map_err(|error| invalid(describe_kube_config_error(&error)))?;
+        Ok(Some((what, config)))
     }
 
     async fn remote_config(

@@ -452,20 +452,21 @@ async fn a_watched_substitute_from_config_map_change_reconciles_at_once() {
 }
 
 #[tokio::test]
-async fn build_metadata_origin_annotations_reach_the_cluster() {
+async fn build_metadata_origin_and_transformer_annotations_reach_the_cluster() {
     let h = Harness::start("ks-build-metadata", &[]).await;
     h.publish("repo", "v1", &[("apps/cm.yaml", &config_map("cm", "1"))])
         .await;
     h.kustomization(
         "app",
         "repo",
-        json!({"path": "./apps", "buildMetadata": ["originAnnotations"]}),
+        json!({"path": "./apps", "namePrefix": "p-",
+               "buildMetadata": ["originAnnotations", "transformerAnnotations"]}),
     )
     .await;
     h.wait_ready("app", "repo").await;
     let configs: Api<ConfigMap> = h.api();
     let annotations = configs
-        .get("cm")
+        .get("p-cm")
         .await
         .unwrap()
         .metadata
@@ -476,6 +477,16 @@ async fn build_metadata_origin_annotations_reach_the_cluster() {
             .get("config.kubernetes.io/origin")
             .map(String::as_str),
         Some("path: cm.yaml\n")
+    );
+    assert_eq!(
+        annotations
+            .get("alpha.config.kubernetes.io/transformations")
+            .map(String::as_str),
+        Some(concat!(
+            // The harness's targetNamespace, then the namePrefix, in kustomize's order.
+            "- configuredIn: kustomization.yaml\n  configuredBy:\n    apiVersion: builtin\n    kind: NamespaceTransformer\n",
+            "- configuredIn: kustomization.yaml\n  configuredBy:\n    apiVersion: builtin\n    kind: PrefixTransformer\n"
+        ))
     );
 }
 

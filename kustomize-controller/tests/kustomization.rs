@@ -825,12 +825,8 @@ async fn unsupported_fields_stall_naming_the_field() {
     let h = Harness::start("ks-unsupported", &[]).await;
     h.publish("repo", "v1", &[("cm.yaml", &config_map("cm", "1"))])
         .await;
-    h.kustomization(
-        "app",
-        "repo",
-        json!({"kubeConfig": {"configMapRef": {"name": "aks"}}}),
-    )
-    .await;
+    h.kustomization("app", "repo", json!({"decryption": {"provider": "sops"}}))
+        .await;
     let ks = h
         .wait_ks("app", "Stalled", |ks| {
             condition(ks, "Stalled").is_some_and(|c| c.status == "True")
@@ -840,7 +836,7 @@ async fn unsupported_fields_stall_naming_the_field() {
         condition(&ks, "Stalled")
             .unwrap()
             .message
-            .contains("spec.kubeConfig.configMapRef")
+            .contains("spec.decryption without secretRef")
     );
 }
 

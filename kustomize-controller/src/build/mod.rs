@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sluice_api::duration::parse_duration;
-use sluice_api::kustomize::{BuildMetadataOption, KustomizationSpec};
+use sluice_api::kustomize::KustomizationSpec;
 use sluice_kustomize::{BuildLimits, BuildOptions, BuildOrder, FileAccess, MissingKustomization};
 
 use crate::objects::metadata_map_mut;
@@ -25,13 +25,6 @@ pub enum BuildError {
     PathNotFound(String),
     #[error("kustomization path {0:?} escapes the artifact root; use a relative path inside it")]
     PathEscapes(String),
-    #[error(
-        "{field} is not supported by this controller's build: {reason}; remove it from the Kustomization"
-    )]
-    Unsupported {
-        field: &'static str,
-        reason: &'static str,
-    },
     #[error("spec.components: component path {0:?} must be a local relative path")]
     RemoteComponent(String),
     #[error("preparing the build directory failed: {0}; check the temporary directory is writable")]
@@ -52,15 +45,6 @@ pub fn build(
     path: &str,
     spec: &KustomizationSpec,
 ) -> Result<Vec<Value>, BuildError> {
-    if spec
-        .build_metadata
-        .contains(&BuildMetadataOption::TransformerAnnotations)
-    {
-        return Err(BuildError::Unsupported {
-            field: "spec.buildMetadata transformerAnnotations",
-            reason: "the native kustomize engine implements originAnnotations only",
-        });
-    }
     let relative = secure_relative(path)?;
     if !root_dir.join(&relative).is_dir() {
         return Err(BuildError::PathNotFound(path.to_owned()));
@@ -283,7 +267,7 @@ mod tests {
     }
 
     #[test]
-    fn remote_bases_and_transformer_annotations_are_refused() {
+    fn remote_bases_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         write(
             dir.path(),
@@ -292,18 +276,6 @@ mod tests {
         );
         let error = build(dir.path(), "", &spec(json!({}))).unwrap_err();
         assert!(matches!(error, BuildError::RemoteBase(_)), "{error}");
-        let error = build(
-            dir.path(),
-            "",
-            &spec(json!({"buildMetadata": ["originAnnotations", "transformerAnnotations"]})),
-        )
-        .unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .contains("spec.buildMetadata transformerAnnotations"),
-            "{error}"
-        );
         let error = build(
             dir.path(),
             "",
@@ -331,6 +303,28 @@ mod tests {
             objects[0]["metadata"]["annotations"]["config.kubernetes.io/origin"],
             "path: sa.yaml\n"
         );
+    }
+
+    #[test]
+    fn build_metadata_transformer_annotations_name_each_transformer_of_the_spec() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "apps/sa.yaml",
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: web\n",
+        );
+        let objects = build(
+            dir.path(),
+            "apps",
+            &spec(json!({"buildMetadata": ["transformerAnnotations"], "namePrefix": "p-"})),
+        )
+        .unwrap();
+        let annotations = &objects[0]["metadata"]["annotations"];
+        assert_eq!(
+            annotations["alpha.config.kubernetes.io/transformations"],
+            "- configuredIn: kustomization.yaml\n  configuredBy:\n    apiVersion: builtin\n    kind: PrefixTransformer\n"
+        );
+        assert!(annotations.get("config.kubernetes.io/origin").is_none());
     }
 
     #[test]

@@ -32,11 +32,13 @@ const STAGE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The cluster to apply to: impersonating the ServiceAccount, or remote through `kubeConfig`.
 pub async fn target_cluster(context: &Context, ks: &Kustomization) -> Result<Cluster, Outcome> {
-    context
-        .tenancy
-        .cluster_for(ks)
-        .await
-        .map_err(|error| Outcome::retry(reason::RECONCILIATION_FAILED, error.to_string()))
+    context.tenancy.cluster_for(ks).await.map_err(|error| {
+        if error.is_permanent() {
+            Outcome::stalled(reason::RECONCILIATION_FAILED, error.to_string())
+        } else {
+            Outcome::retry(reason::RECONCILIATION_FAILED, error.to_string())
+        }
+    })
 }
 
 /// The objects' owner: the Kustomization, by name and namespace.

@@ -82,9 +82,9 @@ impl BuildStepError {
                     "kustomization path not found: {path:?} does not exist in revision {revision}"
                 ),
             ),
-            Self::Build(
-                error @ (BuildError::Unsupported { .. } | BuildError::RemoteComponent(_)),
-            ) => Outcome::stalled(reason::BUILD_FAILED, error.to_string()),
+            Self::Build(error @ BuildError::RemoteComponent(_)) => {
+                Outcome::stalled(reason::BUILD_FAILED, error.to_string())
+            }
             error => Outcome::retry(reason::BUILD_FAILED, error.to_string()),
         }
     }

@@ -25,7 +25,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Config};
 use sluice_api::kustomize::{Kustomization, SourceKind};
-use sluice_api::source::{Bucket, GitRepository, OCIRepository};
+use sluice_api::source::{Bucket, ExternalArtifact, GitRepository, OCIRepository};
 use sluice_runtime::lifecycle;
 use sluice_runtime::{ControllerRunner, RuntimeContext};
 
@@ -34,11 +34,14 @@ use crate::cluster::Cluster;
 use crate::drift::DriftWatcher;
 use crate::source::SourceCache;
 use crate::tenancy::{KubeconfigPolicy, Tenancy};
+use crate::workload_identity::ObjectLevel;
 use health_step::HealthWaits;
 use kustomization::KustomizationReconciler;
 use sluice_artifact::fetch::{ArtifactFetcher, FetchOptions};
 use sluice_runtime::throttle::ThrottleLayer;
-use watches::{config_trigger, dependents_of, source_trigger};
+use watches::{
+    artifact_revision, config_trigger, dependents_of, external_revision, source_trigger,
+};
 
 /// Name of the controller: events, metrics and the runner.
 pub const CONTROLLER_NAME: &str = "kustomize-controller";
@@ -97,6 +100,12 @@ impl Context {
             KubeconfigPolicy {
                 allow_exec: flags.insecure_kubeconfig_exec,
                 allow_insecure_tls: flags.insecure_kubeconfig_tls,
+                workload_identity: ObjectLevel {
+                    enabled: flags.object_level_workload_identity,
+                    default_service_account: flags
+                        .default_kubeconfig_service_account()
+                        .map(str::to_owned),
+                },
             },
             ThrottleLayer::new(runtime.flags.kube_api_qps, runtime.flags.kube_api_burst),
         );
@@ -125,6 +134,10 @@ pub async fn run(context: Arc<Context>) {
     let git: Api<GitRepository> = runtime.watched_api();
     let oci: Api<OCIRepository> = runtime.watched_api();
     let buckets: Api<Bucket> = runtime.watched_api();
+    let external: Option<Api<ExternalArtifact>> = context
+        .flags
+        .external_artifact
+        .then(|| runtime.watched_api());
     let config_maps: Api<PartialObjectMeta<ConfigMap>> = runtime.watched_api();
     let secrets: Api<PartialObjectMeta<Secret>> = runtime.watched_api();
     let configs = watcher::Config::default().labels(&context.flags.watch_configs_label_selector);
@@ -133,24 +146,49 @@ pub async fn run(context: Arc<Context>) {
     let term_context = context.clone();
     ControllerRunner::new(CONTROLLER_NAME, kustomizations.clone(), &runtime)
         .customize(move |controller| {
-            let (git_sources, oci_sources, bucket_sources) =
-                term_context
-                    .sources
-                    .watch(git.clone(), oci.clone(), buckets.clone());
+            let sources = term_context.sources.watch(
+                git.clone(),
+                oci.clone(),
+                buckets.clone(),
+                external.clone(),
+            );
             let store = controller.store();
             let dependency_store = store.clone();
+            let controller = match sources.external {
+                Some(stream) => controller.watches_stream(
+                    stream,
+                    source_trigger(
+                        store.clone(),
+                        SourceKind::ExternalArtifact,
+                        external_revision,
+                    ),
+                ),
+                None => controller,
+            };
             let controller = controller
                 .watches_stream(
-                    git_sources,
-                    source_trigger::<GitRepository>(store.clone(), SourceKind::GitRepository),
+                    sources.git,
+                    source_trigger(
+                        store.clone(),
+                        SourceKind::GitRepository,
+                        artifact_revision::<GitRepository>,
+                    ),
                 )
                 .watches_stream(
-                    oci_sources,
-                    source_trigger::<OCIRepository>(store.clone(), SourceKind::OciRepository),
+                    sources.oci,
+                    source_trigger(
+                        store.clone(),
+                        SourceKind::OciRepository,
+                        artifact_revision::<OCIRepository>,
+                    ),
                 )
                 .watches_stream(
-                    bucket_sources,
-                    source_trigger::<Bucket>(store.clone(), SourceKind::Bucket),
+                    sources.buckets,
+                    source_trigger(
+                        store.clone(),
+                        SourceKind::Bucket,
+                        artifact_revision::<Bucket>,
+                    ),
                 )
                 .watches(
                     kustomizations.clone(),

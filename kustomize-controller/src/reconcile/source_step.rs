@@ -9,7 +9,6 @@ use sluice_artifact::fetch::CachedArtifact;
 use sluice_api::duration::format_duration;
 use sluice_api::kustomize::Kustomization;
 use sluice_api::meta::{Artifact, reason};
-use sluice_artifact::source::SourceError;
 use sluice_runtime::{ObjectEvent, Outcome};
 
 use super::Context;
@@ -26,10 +25,6 @@ pub async fn artifact(context: &Context, ks: &Kustomization) -> Result<Artifact,
         Ok(None) => Err(Outcome::waiting(
             reason::ARTIFACT_FAILED,
             ARTIFACT_NOT_FOUND,
-        )),
-        Err(error @ SourceError::ExternalArtifact) => Err(Outcome::stalled(
-            reason::FEATURE_GATE_DISABLED,
-            error.to_string(),
         )),
         Err(error) => Err(Outcome::retry(reason::ARTIFACT_FAILED, error.to_string())),
     }

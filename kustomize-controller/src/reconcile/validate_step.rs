@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use kube::ResourceExt;
-use sluice_api::kustomize::Kustomization;
+use sluice_api::kustomize::{Kustomization, SourceKind};
 use sluice_api::meta::reason;
 use sluice_runtime::Outcome;
 
@@ -21,6 +21,7 @@ pub fn validate(ks: &Kustomization, flags: &ControllerFlags) -> Result<Duration,
     if flags.no_cross_namespace_refs {
         cross_namespace_refs(ks)?;
     }
+    external_artifact_gate(ks, flags)?;
     ks.effective_timeout().map_err(|error| {
         Outcome::stalled(
             reason::RECONCILIATION_FAILED,
@@ -40,16 +41,6 @@ fn unsupported_fields(ks: &Kustomization, flags: &ControllerFlags) -> Result<(),
             ),
         ))
     };
-    if spec
-        .kube_config
-        .as_ref()
-        .is_some_and(|config| config.config_map_ref.is_some())
-    {
-        return unsupported(
-            "spec.kubeConfig.configMapRef",
-            "cloud-provider kubeconfigs are not implemented; use secretRef",
-        );
-    }
     if spec
         .decryption
         .as_ref()
@@ -110,6 +101,23 @@ fn cross_namespace_refs(ks: &Kustomization) -> Result<(), Outcome> {
     Ok(())
 }
 
+/// An ExternalArtifact source needs Flux's `ExternalArtifact` gate; without it the reference is
+/// denied, as in Flux.
+fn external_artifact_gate(ks: &Kustomization, flags: &ControllerFlags) -> Result<(), Outcome> {
+    let reference = &ks.spec.source_ref;
+    if reference.kind != SourceKind::ExternalArtifact || flags.external_artifact {
+        return Ok(());
+    }
+    Err(Outcome::stalled(
+        reason::ACCESS_DENIED,
+        format!(
+            "can't access 'ExternalArtifact/{}/{}', ExternalArtifact feature gate is disabled; start the controller with --feature-gates=ExternalArtifact=true to allow it",
+            source_namespace(ks),
+            reference.name
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -151,13 +159,13 @@ mod tests {
 
     #[test]
     fn unsupported_fields_stall_naming_the_field() {
-        let ks = kustomization(json!({"kubeConfig": {"configMapRef": {"name": "aks"}}}));
+        let ks = kustomization(json!({"decryption": {"provider": "sops"}}));
         let failure = stall(validate(&ks, &flags()));
         assert_eq!(failure.reason, reason::RECONCILIATION_FAILED);
         assert!(
             failure
                 .message
-                .starts_with("spec.kubeConfig.configMapRef is not supported"),
+                .starts_with("spec.decryption without secretRef is not supported"),
             "{}",
             failure.message
         );
@@ -179,6 +187,23 @@ mod tests {
         let valid = kustomization(json!({"healthCheckExprs": [{"apiVersion": "example.com/v1",
             "kind": "Widget", "current": "status.ready == true"}]}));
         assert!(validate(&valid, &flags()).is_ok());
+    }
+
+    #[test]
+    fn external_artifact_sources_need_the_feature_gate() {
+        let ks = kustomization(json!({"sourceRef": {"kind": "ExternalArtifact", "name": "ea"}}));
+        let failure = stall(validate(&ks, &flags()));
+        assert_eq!(failure.reason, reason::ACCESS_DENIED);
+        assert!(
+            failure.message.starts_with(
+                "can't access 'ExternalArtifact/apps/ea', ExternalArtifact feature gate is disabled"
+            ),
+            "{}",
+            failure.message
+        );
+        let mut gated = flags();
+        gated.external_artifact = true;
+        assert!(validate(&ks, &gated).is_ok());
     }
 
     #[test]

@@ -3,14 +3,16 @@
 
 use std::sync::Arc;
 
+use kube::Resource;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use sluice_api::kustomize::{Kustomization, SourceKind, SubstituteKind};
 use sluice_api::meta::condition_type::READY;
+use sluice_api::source::ExternalArtifact;
 use sluice_api::{FluxObject, SourceObject};
 use sluice_runtime::conditions::is_true;
 
-use crate::source::source_namespace;
+use crate::source::{external_artifact, source_namespace};
 
 /// Kustomizations in `store` reading the source `kind/namespace/name` whose last attempt was
 /// not at `revision`.
@@ -42,21 +44,32 @@ fn needing_revision(
         .collect()
 }
 
+/// The artifact revision of a Flux source.
+pub(super) fn artifact_revision<S: SourceObject>(source: &S) -> Option<String> {
+    source.artifact().map(|artifact| artifact.revision.clone())
+}
+
+/// The artifact revision of an ExternalArtifact.
+pub(super) fn external_revision(source: &ExternalArtifact) -> Option<String> {
+    external_artifact(source).map(|artifact| artifact.revision)
+}
+
 /// Maps a source to the Kustomizations that have not attempted its artifact revision yet.
 pub(super) fn source_trigger<S>(
     store: Store<Kustomization>,
     kind: SourceKind,
+    revision_of: fn(&S) -> Option<String>,
 ) -> impl Fn(S) -> Vec<ObjectRef<Kustomization>> + Send + Sync + 'static
 where
-    S: SourceObject,
+    S: Resource + 'static,
 {
     move |source: S| {
-        let Some(artifact) = source.artifact() else {
+        let Some(revision) = revision_of(&source) else {
             return Vec::new();
         };
         let namespace = source.meta().namespace.clone().unwrap_or_default();
         let name = source.meta().name.clone().unwrap_or_default();
-        needing_revision(&store, kind, &namespace, &name, &artifact.revision)
+        needing_revision(&store, kind, &namespace, &name, &revision)
     }
 }
 
@@ -85,8 +98,8 @@ pub(super) fn dependents_of(
 }
 
 /// Kustomizations in `store` that reference the ConfigMap (or, with `secret`, the Secret)
-/// `namespace/name`: `substituteFrom`, and for Secrets `decryption.secretRef` and
-/// `kubeConfig.secretRef`.
+/// `namespace/name`: `substituteFrom`, `kubeConfig.configMapRef` or `.secretRef`, and for
+/// Secrets `decryption.secretRef`.
 fn referencing(
     store: &Store<Kustomization>,
     secret: bool,
@@ -115,12 +128,18 @@ fn referencing(
                 .as_ref()
                 .and_then(|decryption| decryption.secret_ref.as_ref())
                 .is_some_and(|reference| reference.name == name);
-            let connects = spec
-                .kube_config
-                .as_ref()
-                .and_then(|config| config.secret_ref.as_ref())
-                .is_some_and(|reference| reference.name == name);
-            substitutes || (secret && (decrypts || connects))
+            let connects = spec.kube_config.as_ref().is_some_and(|config| {
+                let reference = if secret {
+                    config.secret_ref.as_ref().map(|reference| &reference.name)
+                } else {
+                    config
+                        .config_map_ref
+                        .as_ref()
+                        .map(|reference| &reference.name)
+                };
+                reference.is_some_and(|reference| reference == name)
+            });
+            substitutes || connects || (secret && decrypts)
         })
         .map(|ks| ObjectRef::from_obj(ks.as_ref()))
         .collect()

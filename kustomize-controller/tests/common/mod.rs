@@ -124,7 +124,8 @@ impl Harness {
         let flag = |arg: &str| arg.split('=').next().unwrap_or(arg).to_owned();
         args.retain(|arg| !extra.iter().any(|extra| flag(extra) == flag(arg)));
         args.extend(extra.iter().map(|arg| (*arg).to_owned()));
-        let cli = Cli::parse_from(args);
+        let mut cli = Cli::parse_from(args);
+        cli.controller.apply_feature_gates();
         let shutdown = Shutdown::new();
         let (runtime, _tasks) = RuntimeContext::with_client(
             CONTROLLER_NAME,

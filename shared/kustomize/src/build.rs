@@ -7,19 +7,21 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::fieldspecs::{FieldSpec, TransformerConfig, builtin, merge_spec};
+use crate::field_transformers::{Trace, transform};
+use crate::fieldspecs::{TransformerConfig, builtin};
 use crate::generators::{GeneratedKind, generate};
 use crate::kustomization::Kustomization;
 use crate::load::{Context, Loader, flux_resources, objects_from_text};
-use crate::metadata::{BuildMetadata, file_origin, generator_origin, set_origin};
+use crate::metadata::{
+    BuildMetadata, TransformerOrigin, file_origin, generator_origin, record_transformation,
+    relative, set_origin,
+};
 use crate::plugins::{self, PluginConfig};
 use crate::resmap::ResMap;
-use crate::resource::{Gvk, Resource};
-use crate::transformers::prefix::Affix;
-use crate::transformers::{images, labels, namespace, prefix, replicas};
+use crate::resource::Resource;
 use crate::{
-    BuildOptions, BuildOrder, FileAccess, MissingKustomization, hash, namereference, patch,
-    replacements, sort, vars, yaml,
+    BuildOptions, BuildOrder, FileAccess, MissingKustomization, hash, namereference, sort, vars,
+    yaml,
 };
 
 struct Builder<'a> {
@@ -54,7 +56,7 @@ pub(crate) fn build(dir: &Path, options: &BuildOptions) -> Result<Vec<Value>> {
             "a Component cannot be built on its own",
         ));
     }
-    let metadata = BuildMetadata::of(&kustomization)?;
+    let metadata = BuildMetadata::of(&kustomization);
     let mut builder = Builder {
         loader: &loader,
         options,
@@ -200,7 +202,7 @@ impl Builder<'_> {
                 let text = crate::load::text(&path, bytes)?;
                 for object in objects_from_text(&text, &path)? {
                     let mut resource = Resource::new(object, path.clone());
-                    if self.metadata.origin {
+                    if self.metadata.tracks() {
                         set_origin(&mut resource, &file_origin(&self.top, &path), true);
                     }
                     loaded.resources.push(resource);
@@ -237,9 +239,9 @@ impl Builder<'_> {
             self.generator_origin(&mut generated, file, "SecretGenerator");
             resources.absorb(generated, file, &field)?;
         }
-        if self.metadata.origin && !kustomization.generators.is_empty() {
+        if self.metadata.tracks() && !kustomization.generators.is_empty() {
             return Err(Error::unsupported(
-                "`buildMetadata: [originAnnotations]` with `generators` plugins",
+                "`buildMetadata: [originAnnotations]` or `[transformerAnnotations]` with `generators` plugins",
                 file,
             ));
         }
@@ -262,9 +264,16 @@ impl Builder<'_> {
         loader.check(resources.resources.len(), 0)?;
         let transformers =
             self.plugin_configs(&kustomization.transformers, "transformers", &ctx)?;
-        transform(&mut resources, kustomization, &ctx)?;
+        let trace = Trace {
+            top: self.metadata.tracks().then_some(self.top.as_path()),
+            file,
+        };
+        transform(&mut resources, kustomization, &ctx, &trace)?;
         for config in &transformers {
             plugins::run_transformer(&mut resources, config, &ctx)?;
+            if let Some(origin) = &config.origin {
+                record_transformation(&mut resources.resources, origin);
+            }
         }
         loader.check(resources.resources.len(), 0)?;
         vars::declare(&mut resources, &kustomization.vars, file)?;
@@ -273,13 +282,14 @@ impl Builder<'_> {
 
     /// Annotates a generated object with the built-in generator `kind` of `file`, if asked for.
     fn generator_origin(&self, generated: &mut Resource, file: &Path, kind: &str) {
-        if self.metadata.origin {
+        if self.metadata.tracks() {
             set_origin(generated, &generator_origin(&self.top, file, kind), false);
         }
     }
 
     /// Loads `transformers` or `generators` entries: inline YAML, files, or directories whose
-    /// kustomization builds the plugin configs.
+    /// kustomization builds the plugin configs. Inline entries come first, then the others,
+    /// each in listed order, as kustomize loads them.
     fn plugin_configs(
         &mut self,
         entries: &[String],
@@ -287,32 +297,65 @@ impl Builder<'_> {
         ctx: &Context,
     ) -> Result<Vec<PluginConfig>> {
         let mut configs = Vec::new();
+        let mut from_files = Vec::new();
         for (i, entry) in entries.iter().enumerate() {
             let field = format!("{name}[{i}]");
             let inline = objects_from_text(entry, ctx.file)
                 .ok()
                 .filter(|objects| !objects.is_empty());
-            let objects = match inline {
-                Some(objects) => objects,
+            let is_inline = inline.is_some();
+            let (objects, source) = match inline {
+                Some(objects) => (objects, Some(ctx.file.to_path_buf())),
                 None => {
                     let loader = self.loader;
                     let path = loader.resolve(ctx.dir, entry, loader.root(), ctx.file, &field)?;
                     if path.is_dir() {
                         let built =
                             self.nested(&path, false, ctx.file, &field, ResMap::default())?;
-                        built.resources.into_iter().map(|r| r.object).collect()
+                        let objects = built.resources.into_iter().map(|r| r.object).collect();
+                        (objects, None)
                     } else {
                         let (path, bytes) = ctx.read(entry, &field)?;
-                        objects_from_text(&crate::load::text(&path, bytes)?, &path)?
+                        let objects = objects_from_text(&crate::load::text(&path, bytes)?, &path)?;
+                        (objects, Some(path))
                     }
                 }
             };
-            configs.extend(objects.into_iter().map(|object| PluginConfig {
-                field: field.clone(),
-                object,
-            }));
+            for object in objects {
+                let origin = self.plugin_origin(source.as_deref(), &object);
+                let config = PluginConfig {
+                    field: field.clone(),
+                    object,
+                    origin,
+                };
+                if is_inline {
+                    configs.push(config);
+                } else {
+                    from_files.push(config);
+                }
+            }
         }
+        configs.append(&mut from_files);
         Ok(configs)
+    }
+
+    /// The transformer origin of a plugin config read from `source` (a directory's objects
+    /// carry their own origin annotation); none when origins are not tracked.
+    fn plugin_origin(&self, source: Option<&Path>, object: &Value) -> Option<TransformerOrigin> {
+        if !self.metadata.tracks() {
+            return None;
+        }
+        let configured_in = match source {
+            Some(path) => relative(&self.top, path),
+            None => object
+                .pointer("/metadata/annotations")
+                .and_then(|annotations| annotations.get(crate::metadata::ORIGIN))
+                .and_then(Value::as_str)?
+                .lines()
+                .find_map(|line| line.strip_prefix("path: "))?
+                .to_owned(),
+        };
+        Some(TransformerOrigin::plugin(configured_in, object))
     }
 
     /// Builds a nested kustomization (a base) or applies a component to `resources`.
@@ -380,118 +423,4 @@ fn own_config(kustomization: &Kustomization, ctx: &Context) -> Result<Transforme
             .map_err(|e| Error::invalid(&path, "(document)", e))?;
     }
     Ok(config)
-}
-
-/// Runs the transformers in kustomize's order.
-fn transform(resources: &mut ResMap, k: &Kustomization, ctx: &Context) -> Result<()> {
-    let config = resources.config.clone();
-    if !k.patches_strategic_merge.is_empty() {
-        patch::apply_strategic_merge_files(resources, &k.patches_strategic_merge, ctx, &|i| {
-            format!("patchesStrategicMerge[{i}]")
-        })?;
-    }
-    patch::apply_patches(resources, &k.patches, ctx, &|i| format!("patches[{i}]"))?;
-    if !k.namespace.is_empty() {
-        namespace::apply(
-            resources,
-            &k.namespace,
-            &config.namespace,
-            namespace::Options::default(),
-            ctx,
-        )?;
-    }
-    if !k.name_prefix.is_empty() {
-        prefix::apply(
-            resources,
-            Affix::Prefix,
-            &k.name_prefix,
-            &config.name_prefix,
-            ctx,
-        )?;
-    }
-    if !k.name_suffix.is_empty() {
-        prefix::apply(
-            resources,
-            Affix::Suffix,
-            &k.name_suffix,
-            &config.name_suffix,
-            ctx,
-        )?;
-    }
-    for (i, label) in k.labels.iter().enumerate() {
-        let field = format!("labels[{i}]");
-        let specs = label_specs(label, &config).map_err(|e| Error::invalid(ctx.file, &field, e))?;
-        labels::apply(resources, &label.pairs, &specs, ctx, &field)?;
-    }
-    labels::apply(
-        resources,
-        &k.common_labels,
-        &config.common_labels,
-        ctx,
-        "commonLabels",
-    )?;
-    labels::apply(
-        resources,
-        &k.common_annotations,
-        &config.annotations,
-        ctx,
-        "commonAnnotations",
-    )?;
-    patch::apply_json6902_entries(resources, &k.patches_json6902, ctx, &|i| {
-        format!("patchesJson6902[{i}]")
-    })?;
-    for (i, replica) in k.replicas.iter().enumerate() {
-        replicas::apply(
-            resources,
-            replica,
-            &config.replicas,
-            ctx,
-            &format!("replicas[{i}]"),
-        )?;
-    }
-    for (i, image) in k.images.iter().enumerate() {
-        images::apply(
-            resources,
-            image,
-            &config.images,
-            ctx,
-            &format!("images[{i}]"),
-        )?;
-    }
-    if !k.replacements.is_empty() {
-        let loaded = replacements::load(&k.replacements, ctx)?;
-        replacements::apply(resources, &loaded, ctx)?;
-    }
-    Ok(())
-}
-
-/// The field specs of a `labels` entry: its own fields, plus selectors (with
-/// `includeSelectors`) or templates (with `includeTemplates`) and metadata.
-fn label_specs(
-    label: &crate::kustomization::Label,
-    config: &TransformerConfig,
-) -> std::result::Result<Vec<FieldSpec>, String> {
-    let mut specs = label.fields.clone();
-    let mut add = |extra: &[FieldSpec]| -> std::result::Result<(), String> {
-        extra
-            .iter()
-            .try_for_each(|s| merge_spec(&mut specs, s.clone()))
-    };
-    add(&config.labels)?;
-    if label.include_selectors {
-        add(&config.common_labels)?;
-    } else {
-        if label.include_templates {
-            add(&config.template_labels)?;
-        }
-        if label.include_volume_claim_templates {
-            add(&config.volume_claim_template_labels)?;
-        }
-        add(&[FieldSpec {
-            gvk: Gvk::default(),
-            path: "metadata/labels".to_string(),
-            create: true,
-        }])?;
-    }
-    Ok(specs)
 }

@@ -12,9 +12,9 @@
 //! JSON 6902, with target selectors), `patchesStrategicMerge`, `patchesJson6902`,
 //! `configMapGenerator`, `secretGenerator`, `generatorOptions`, `replacements`, `vars`,
 //! `configurations`, `sortOptions`, and `transformers`/`generators` configuring kustomize's
-//! built-in plugins, and `buildMetadata` (`originAnnotations`, `managedByLabel`). Refused:
-//! other plugins, `validators`, Helm fields, `crds`, `openapi`, `buildMetadata:
-//! [transformerAnnotations]`, remote sources.
+//! built-in plugins, and `buildMetadata` (`originAnnotations`, `transformerAnnotations`,
+//! `managedByLabel`). Refused: other plugins, `validators`, Helm fields, `crds`, `openapi`,
+//! remote sources.
 //!
 //! Conformance with `kustomize build` is checked case by case in `tests/conformance.rs`.
 //!
@@ -26,6 +26,7 @@
 
 mod build;
 mod error;
+mod field_transformers;
 mod fieldpath;
 mod fieldspecs;
 mod generators;

@@ -20,6 +20,8 @@ use crate::transformers::{images, labels, namespace, prefix, replicas};
 pub(crate) struct PluginConfig {
     pub field: String,
     pub object: Value,
+    /// How a transformer run is recorded when origins are tracked.
+    pub origin: Option<crate::metadata::TransformerOrigin>,
 }
 
 /// The fields of a generator's arguments (`types.ConfigMapArgs`, `types.SecretArgs`).
