@@ -138,32 +138,6 @@ pub async fn source_artifact(
     if let Some(artifact) = cache.artifact(reference.kind, &namespace, &reference.name) {
         return Ok(artifact);
     }
-    if reference.kind == SourceKind::ExternalArtifact {
-        return read_external_artifact(client, &namespace, &reference.name).await;
-    }
     sluice_artifact::source::source_artifact(client, reference.kind, &namespace, &reference.name)
         .await
-}
-
-/// Reads an ExternalArtifact outside the watched namespaces from the API.
-async fn read_external_artifact(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-) -> Result<Option<Artifact>, SourceError> {
-    let api: Api<ExternalArtifact> = Api::namespaced(client.clone(), namespace);
-    match api.get_opt(name).await {
-        Ok(Some(source)) => Ok(external_artifact(&source)),
-        Ok(None) => Err(SourceError::NotFound {
-            kind: SourceKind::ExternalArtifact.as_str(),
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        }),
-        Err(error) => Err(SourceError::Read {
-            kind: SourceKind::ExternalArtifact.as_str(),
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-            reason: sluice_runtime::describe_kube_error(&error),
-        }),
-    }
 }

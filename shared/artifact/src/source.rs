@@ -5,7 +5,7 @@ use kube::{Api, Client};
 use sluice_api::SourceObject;
 use sluice_api::kustomize::SourceKind;
 use sluice_api::meta::Artifact;
-use sluice_api::source::{Bucket, GitRepository, OCIRepository};
+use sluice_api::source::{Bucket, ExternalArtifact, GitRepository, OCIRepository};
 
 /// Reading the source failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,10 +23,6 @@ pub enum SourceError {
         name: String,
         reason: String,
     },
-    #[error(
-        "sourceRef kind ExternalArtifact is not supported (Flux's ExternalArtifact feature gate is off by default); use GitRepository, OCIRepository or Bucket"
-    )]
-    ExternalArtifact,
 }
 
 async fn artifact<K>(
@@ -34,14 +30,15 @@ async fn artifact<K>(
     kind: &'static str,
     namespace: &str,
     name: &str,
+    artifact_of: fn(&K) -> Option<&Artifact>,
 ) -> Result<Option<Artifact>, SourceError>
 where
-    K: SourceObject + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
-    K: kube::Resource<Scope = NamespaceResourceScope>,
+    K: Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+    K: kube::Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     match api.get_opt(name).await {
-        Ok(Some(source)) => Ok(source.artifact().cloned()),
+        Ok(Some(source)) => Ok(artifact_of(&source).cloned()),
         Ok(None) => Err(SourceError::NotFound {
             kind,
             namespace: namespace.to_owned(),
@@ -63,14 +60,26 @@ pub async fn source_artifact(
     namespace: &str,
     name: &str,
 ) -> Result<Option<Artifact>, SourceError> {
+    let kind_name = kind.as_str();
     match kind {
         SourceKind::GitRepository => {
-            artifact::<GitRepository>(client, kind.as_str(), namespace, name).await
+            artifact::<GitRepository>(client, kind_name, namespace, name, SourceObject::artifact)
+                .await
         }
         SourceKind::OciRepository => {
-            artifact::<OCIRepository>(client, kind.as_str(), namespace, name).await
+            artifact::<OCIRepository>(client, kind_name, namespace, name, SourceObject::artifact)
+                .await
         }
-        SourceKind::Bucket => artifact::<Bucket>(client, kind.as_str(), namespace, name).await,
-        SourceKind::ExternalArtifact => Err(SourceError::ExternalArtifact),
+        SourceKind::Bucket => {
+            artifact::<Bucket>(client, kind_name, namespace, name, SourceObject::artifact).await
+        }
+        SourceKind::ExternalArtifact => {
+            artifact::<ExternalArtifact>(client, kind_name, namespace, name, external_artifact)
+                .await
+        }
     }
+}
+
+fn external_artifact(source: &ExternalArtifact) -> Option<&Artifact> {
+    source.status.as_ref()?.artifact.as_ref()
 }

@@ -339,17 +339,27 @@ fn helm_ignore_rules(dir: &Path) -> Result<IgnoreRules, ChartError> {
     Ok(rules)
 }
 
+/// A YAML document that is not a mapping of values.
+#[derive(Debug, thiserror::Error)]
+pub enum YamlMappingError {
+    #[error("not UTF-8: {0}")]
+    NotUtf8(#[from] std::str::Utf8Error),
+    #[error("{0}")]
+    Parse(#[from] serde_saphyr::Error),
+    #[error("the document is not a mapping")]
+    NotMapping,
+}
+
 /// Parses a YAML (or JSON) mapping; an empty document is `None`.
-pub fn parse_yaml_mapping(bytes: &[u8]) -> Result<Option<Map<String, Value>>, String> {
-    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+pub fn parse_yaml_mapping(bytes: &[u8]) -> Result<Option<Map<String, Value>>, YamlMappingError> {
+    let text = std::str::from_utf8(bytes)?;
     if text.trim().is_empty() {
         return Ok(None);
     }
-    let value: Value = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
-    match value {
+    match serde_saphyr::from_str(text)? {
         Value::Object(map) => Ok(Some(map)),
         Value::Null => Ok(None),
-        _ => Err("the document is not a mapping".into()),
+        _ => Err(YamlMappingError::NotMapping),
     }
 }
 

@@ -73,7 +73,7 @@ pub fn declared(chart: &Chart) -> Result<Vec<Dependency>, DependencyError> {
     };
     let invalid = |message: String| DependencyError::Metadata { file, message };
     let document = parse_yaml_mapping(bytes)
-        .map_err(invalid)?
+        .map_err(|e| invalid(e.to_string()))?
         .unwrap_or_default();
     let list = match document.get("dependencies") {
         None | Some(Value::Null) => return Ok(Vec::new()),
