@@ -3,23 +3,18 @@
 //! the repository's `secretRef`, `certSecretRef`, `insecure` and `timeout`, and the build goes on
 //! as for an HTTP repository. The repository has no artifact, so no source revision is observed.
 
-use std::time::Duration;
-
 use kube::ResourceExt;
-use sluice_api::duration::parse_duration;
 use sluice_api::meta::condition_type::FETCH_FAILED;
 use sluice_api::meta::reason;
 use sluice_api::source::{HelmChart, HelmRepository, HelmRepositoryProvider};
 use sluice_runtime::Outcome;
-use sluice_secrets::{RegistryAccess, SecretData, docker_credentials, read_secret};
+use sluice_secrets::{RegistryAccess, SecretData, docker_credentials};
 
 use super::helmchart::{Build, CHART_PULL_ERROR, INVALID_CHART_REFERENCE};
 use super::helmchart_remote::{build_pulled, cached_build, remote_version};
+use super::registry_access::{apply_cert_secret, base_access, secret};
 use super::{SourceContext, step};
 use crate::helm::oci::{OciChartClient, OciChartError, OciChartRepository};
-
-/// Default of the HelmRepository's `spec.timeout`.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A chart from the registry a `type: oci` HelmRepository points at.
 pub(super) async fn from_registry(
@@ -87,7 +82,6 @@ async fn access_for(
 ) -> Result<RegistryAccess, Outcome> {
     let spec = &repository.spec;
     let namespace = repository.namespace().unwrap_or_default();
-    let kube = &context.runtime.client;
     let auth_failure = |error: &dyn std::fmt::Display| {
         step::failed(
             FETCH_FAILED,
@@ -95,29 +89,13 @@ async fn access_for(
             format!("failed to configure the registry client: {error}"),
         )
     };
-    let mut access = RegistryAccess {
-        insecure: spec.insecure,
-        timeout: spec
-            .timeout
-            .as_deref()
-            .and_then(|t| parse_duration(t).ok())
-            .unwrap_or(DEFAULT_TIMEOUT),
-        ..RegistryAccess::default()
-    };
+    let mut access = base_access(spec.insecure, spec.timeout.as_deref());
     if let Some(reference) = &spec.secret_ref {
-        let secret = read_secret(kube, &namespace, &reference.name)
-            .await
-            .map_err(|e| auth_failure(&e))?;
+        let secret = secret(context, &namespace, &reference.name, &auth_failure).await?;
         access.auth = login(&secret, registry.host()).map_err(|e| auth_failure(&e))?;
     }
-    if let Some(reference) = &spec.cert_secret_ref {
-        let secret = read_secret(kube, &namespace, &reference.name)
-            .await
-            .map_err(|e| auth_failure(&e))?;
-        access
-            .apply_cert_secret(&secret)
-            .map_err(|e| auth_failure(&e))?;
-    }
+    let cert_secret = spec.cert_secret_ref.as_ref().map(|r| r.name.as_str());
+    apply_cert_secret(context, &namespace, cert_secret, &mut access, &auth_failure).await?;
     Ok(access)
 }
 

@@ -14,6 +14,7 @@ mod helmchart_watch;
 pub mod helmrepository;
 mod oci_verify;
 pub mod ocirepository;
+mod registry_access;
 mod step;
 
 use std::sync::Arc;

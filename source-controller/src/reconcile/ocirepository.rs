@@ -2,10 +2,7 @@
 //! signature when `spec.verify` asks, stop when nothing changed, otherwise pull the selected
 //! layer, extract or copy it into storage and publish it.
 
-use std::time::Duration;
-
 use kube::{Resource, ResourceExt};
-use sluice_api::duration::parse_duration;
 use sluice_api::meta::condition_type::{ARTIFACT_OUTDATED, FETCH_FAILED, STORAGE_OPERATION_FAILED};
 use sluice_api::meta::reason;
 use sluice_api::source::{OCILayerOperation, OCIProvider, OCIRepository};
@@ -13,9 +10,10 @@ use sluice_api::{FluxObject, SourceObject};
 use sluice_artifact::archive::{ExtractOptions, UnsafeEntries, extract_tar_gz};
 use sluice_runtime::Outcome;
 use sluice_runtime::conditions;
-use sluice_secrets::{ProxySettings, RegistryAccess, docker_credentials, read_secret};
+use sluice_secrets::{ProxySettings, RegistryAccess, docker_credentials};
 
 use super::artifact::{Publication, object_dir, publish_artifact};
+use super::registry_access::{apply_cert_secret, base_access, secret};
 use super::{SourceContext, SourceKind, oci_verify, step};
 use crate::ignore::IgnoreRules;
 use crate::oci::{OciError, OciRemote, PulledLayer, Repository, ResolvedArtifact};
@@ -110,7 +108,6 @@ async fn access_for(
 ) -> Result<RegistryAccess, Outcome> {
     let spec = &object.spec;
     let namespace = object.namespace().unwrap_or_default();
-    let client = &context.runtime.client;
     let auth_failure = |error: &dyn std::fmt::Display| {
         step::failed(
             FETCH_FAILED,
@@ -118,34 +115,16 @@ async fn access_for(
             format!("failed to configure authentication options: {error}"),
         )
     };
-    let mut access = RegistryAccess {
-        insecure: spec.insecure,
-        timeout: spec
-            .timeout
-            .as_deref()
-            .and_then(|t| parse_duration(t).ok())
-            .unwrap_or(Duration::from_secs(60)),
-        ..RegistryAccess::default()
-    };
+    let mut access = base_access(spec.insecure, spec.timeout.as_deref());
     if let Some(reference) = &spec.secret_ref {
-        let secret = read_secret(client, &namespace, &reference.name)
-            .await
-            .map_err(|e| auth_failure(&e))?;
+        let secret = secret(context, &namespace, &reference.name, &auth_failure).await?;
         access.auth =
             docker_credentials(&secret, &repository.registry).map_err(|e| auth_failure(&e))?;
     }
-    if let Some(reference) = &spec.cert_secret_ref {
-        let secret = read_secret(client, &namespace, &reference.name)
-            .await
-            .map_err(|e| auth_failure(&e))?;
-        access
-            .apply_cert_secret(&secret)
-            .map_err(|e| auth_failure(&e))?;
-    }
+    let cert_secret = spec.cert_secret_ref.as_ref().map(|r| r.name.as_str());
+    apply_cert_secret(context, &namespace, cert_secret, &mut access, &auth_failure).await?;
     if let Some(reference) = &spec.proxy_secret_ref {
-        let secret = read_secret(client, &namespace, &reference.name)
-            .await
-            .map_err(|e| auth_failure(&e))?;
+        let secret = secret(context, &namespace, &reference.name, &auth_failure).await?;
         access.proxy = Some(
             ProxySettings::from_secret(&secret)
                 .map_err(|e| auth_failure(&e))?
