@@ -2,84 +2,26 @@
 //! and chart directories in a GitRepository served by the e2e git server.
 
 mod common;
+mod helm_support;
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use common::{Harness, condition, git_ready, has};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use helm_support::{archive_files, artifact, artifact_bytes, conditions, create, ready_with, wait};
 use kube::Api;
-use kube::api::PostParams;
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 use sluice_api::meta::Artifact;
 use sluice_api::source::{HelmChart, HelmRepository};
 use sluice_e2e::chart_repo::{
     ChartRepoOptions, ChartRepository, IndexEntry, chart_archive, index_yaml,
 };
 use sluice_e2e::git::GitServer;
-use sluice_e2e::poll::wait_object;
-
-fn charts(harness: &Harness) -> Api<HelmChart> {
-    Api::namespaced(harness.client.clone(), &harness.namespace)
-}
-
-async fn create<K>(harness: &Harness, kind: &str, name: &str, spec: Value) -> Result<K>
-where
-    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug,
-{
-    let object: K = serde_json::from_value(json!({
-        "apiVersion": "source.toolkit.fluxcd.io/v1",
-        "kind": kind,
-        "metadata": {"name": name},
-        "spec": spec,
-    }))?;
-    let api: Api<K> = Api::namespaced(harness.client.clone(), &harness.namespace);
-    Ok(api.create(&PostParams::default(), &object).await?)
-}
-
-async fn wait(
-    harness: &Harness,
-    name: &str,
-    what: &str,
-    check: impl Fn(&HelmChart) -> bool,
-) -> Result<HelmChart> {
-    Ok(wait_object(&charts(harness), name, what, check).await?)
-}
-
-fn conditions(object: &HelmChart) -> &[Condition] {
-    object
-        .status
-        .as_ref()
-        .map_or(&[], |s| s.conditions.as_slice())
-}
-
-fn ready_with(reason: &'static str) -> impl Fn(&HelmChart) -> bool {
-    move |object| {
-        has(conditions(object), "Ready", "True", reason)
-            && object.status.as_ref().and_then(|s| s.observed_generation)
-                == object.metadata.generation
-    }
-}
-
-fn artifact(object: &HelmChart) -> Result<Artifact> {
-    object
-        .status
-        .as_ref()
-        .and_then(|s| s.artifact.clone())
-        .context("status.artifact is set")
-}
 
 /// Downloads a chart artifact, checks its digest and returns its files (path → text).
 async fn chart_files(harness: &Harness, artifact: &Artifact) -> Result<BTreeMap<String, String>> {
-    let bytes = harness.download(&artifact.url).await?.bytes().await?;
-    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
-    assert_eq!(digest, artifact.digest);
-    Ok(sluice_e2e::tarball::untar_gz(&bytes)?
+    let bytes = artifact_bytes(harness, artifact).await?;
+    Ok(archive_files(&bytes)?
         .into_iter()
         .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
         .collect())
