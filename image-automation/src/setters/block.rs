@@ -61,7 +61,9 @@ pub fn edits(
         if indicators != stripped {
             edits.push((header.clone(), stripped));
         }
-        edits.push((body_start..body_start, body));
+        let indent = body.trim_start_matches(['\r', '\n']).len() - body.trim_start().len();
+        let (blank_lines, cleared) = blank_lines_cleared(text, body_start, indent);
+        edits.push((body_start..blank_lines, body + &cleared));
         return Some(edits);
     };
     let mut edits: Vec<Edit> = strip_chomping(indicators)
@@ -87,6 +89,25 @@ fn last_content_line_end(text: &str, content: &Range<usize>, indent: usize) -> O
         at = line_end(text, at);
     }
     last
+}
+
+/// The end of the blank lines from `at` (the old block's lines) and their new text: under the
+/// new line's `indent`, spaces past it would be content and a tab is no indentation, so those go.
+fn blank_lines_cleared(text: &str, at: usize, indent: usize) -> (usize, String) {
+    let mut end = at;
+    let mut cleared = String::new();
+    while end < text.len() {
+        let next = line_end(text, end);
+        let line = &text[end..next];
+        let blanks = line.trim_end_matches(['\r', '\n']);
+        if !blanks.chars().all(|c| c == ' ' || c == '\t') {
+            break;
+        }
+        let kept = blanks.len() <= indent && !blanks.contains('\t');
+        cleared.push_str(if kept { line } else { &line[blanks.len()..] });
+        end = next;
+    }
+    (end, cleared)
 }
 
 /// The header with strip chomping; `None` when it already strips.

@@ -314,6 +314,10 @@ fn block_scalars_marked_on_their_header_line_are_updated() {
             format!("t: |- {marker}\n  {NEW}\nb: x\n"),
         ),
         (
+            format!("k: >+ {marker}\n     \n  \nb: x\n"),
+            format!("k: >- {marker}\n  {NEW}\n\n  \nb: x\n"),
+        ),
+        (
             format!("l:\n  - name: p\n    image: >+ {marker}\n    "),
             format!("l:\n  - name: p\n    image: >- {marker}\n      {NEW}\n    "),
         ),
@@ -364,24 +368,32 @@ fn block_lines_of_blanks_past_the_indentation_are_content_and_replaced() {
     }
 }
 
+/// Fuzz findings: after an update that resolves every marker, every marked block reads the new
+/// value, and a second update changes nothing.
 #[test]
-fn fuzz_finding_block_with_a_more_indented_blank_line_reads_the_new_value() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../fuzz/seeds/setters/block-scalar-multi-line-content.yaml"
-    ))
-    .unwrap();
-    let every = |_: &Marker| Resolution::Value(NEW.to_owned());
-    let updated = update_text(&text, &every).unwrap().text.unwrap();
-    let blocks: Vec<_> = scan::find_markers(&updated)
-        .unwrap()
-        .into_iter()
-        .filter(|scalar| scalar.block_header.is_some())
-        .collect();
-    assert_eq!(blocks.len(), 2, "{updated:?}");
-    assert!(
-        blocks.iter().all(|scalar| scalar.value == NEW),
-        "{updated:?}"
-    );
-    assert!(update_text(&updated, &every).unwrap().text.is_none());
+fn fuzz_findings_of_marked_blocks_read_the_new_value() {
+    let findings = [
+        ("block-scalar-multi-line-content.yaml", 2),
+        ("block-scalar-keep-blank-header-line.yaml", 2),
+    ];
+    for (finding, marked_blocks) in findings {
+        let path = format!(
+            "{}/../fuzz/seeds/setters/{finding}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let every = |_: &Marker| Resolution::Value(NEW.to_owned());
+        let updated = update_text(&text, &every).unwrap().text.unwrap();
+        let blocks: Vec<_> = scan::find_markers(&updated)
+            .unwrap()
+            .into_iter()
+            .filter(|scalar| scalar.block_header.is_some())
+            .collect();
+        assert_eq!(blocks.len(), marked_blocks, "{finding}: {updated:?}");
+        assert!(
+            blocks.iter().all(|scalar| scalar.value == NEW),
+            "{finding}: {updated:?}"
+        );
+        assert!(update_text(&updated, &every).unwrap().text.is_none());
+    }
 }
