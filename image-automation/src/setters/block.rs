@@ -126,40 +126,46 @@ fn new_body_line(text: &str, header: &Range<usize>, body_start: usize, value: &s
     let node_column = header_line
         .find(|c: char| c != ' ' && c != '-')
         .unwrap_or(0);
-    let newline = if header_line.ends_with("\r\n") {
-        "\r\n"
-    } else {
-        "\n"
-    };
-    let lead = if header_line.ends_with('\n') {
-        ""
-    } else {
-        newline
+    let header_break = &text[line_content_end(text, header.start)..body_start];
+    let (lead, newline) = match header_break {
+        "" => ("\n", "\n"),
+        line_break => ("", line_break),
     };
     format!("{lead}{}{value}{newline}", " ".repeat(node_column + 2))
 }
 
-fn line_start(text: &str, at: usize) -> usize {
-    text[..at].rfind('\n').map_or(0, |newline| newline + 1)
+// YAML breaks lines at `\r\n`, `\n` and a lone `\r`.
+
+/// The lines of `text`, each with its line break.
+pub fn lines(text: &str) -> impl Iterator<Item = Range<usize>> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let start = at;
+        at = line_end(text, start);
+        (start < text.len()).then_some(start..at)
+    })
 }
 
-/// The index of the line break (before a `\r`) of the line holding `at`, or the text's end.
+fn line_start(text: &str, at: usize) -> usize {
+    text[..at]
+        .rfind(['\n', '\r'])
+        .map_or(0, |newline| newline + 1)
+}
+
+/// The index of the line break of the line holding `at`, or the text's end.
 fn line_content_end(text: &str, at: usize) -> usize {
-    let end = text[at..]
-        .find('\n')
-        .map_or(text.len(), |newline| at + newline);
-    if text[..end].ends_with('\r') {
-        end - 1
-    } else {
-        end
-    }
+    text[at..]
+        .find(['\n', '\r'])
+        .map_or(text.len(), |at_break| at + at_break)
 }
 
 /// The index after the line break of the line holding `at` (the text's end on the last line).
 fn line_end(text: &str, at: usize) -> usize {
-    text[at..]
-        .find('\n')
-        .map_or(text.len(), |newline| at + newline + 1)
+    let end = line_content_end(text, at);
+    match text.as_bytes().get(end..end + 2) {
+        Some(b"\r\n") => end + 2,
+        _ => (end + 1).min(text.len()),
+    }
 }
 
 #[cfg(test)]

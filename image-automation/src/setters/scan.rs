@@ -81,11 +81,8 @@ pub fn find_markers(text: &str) -> Result<Vec<MarkedScalar>, SetterError> {
     }
     let parsed = parse(text)?;
     let mut marked = Vec::new();
-    let mut line_start = 0;
-    for (index, line) in text.split_inclusive('\n').enumerate() {
-        let range = line_start..line_start + line.len();
-        line_start = range.end;
-        if !line.contains(MARKER_KEY) {
+    for (index, range) in block::lines(text).enumerate() {
+        if !text[range.clone()].contains(MARKER_KEY) {
             continue;
         }
         let Some(hash) = comment_start(text, range.clone(), &parsed.scalars) else {

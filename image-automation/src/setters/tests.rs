@@ -318,6 +318,14 @@ fn block_scalars_marked_on_their_header_line_are_updated() {
             format!("k: >- {marker}\n  {NEW}\n\n  \nb: x\n"),
         ),
         (
+            format!("c: | {marker}\r  old:1\r\r  more\rb: x\r"),
+            format!("c: |- {marker}\r  {NEW}\rb: x\r"),
+        ),
+        (
+            format!("c: | {marker}\r"),
+            format!("c: |- {marker}\r  {NEW}\r"),
+        ),
+        (
             format!("l:\n  - name: p\n    image: >+ {marker}\n    "),
             format!("l:\n  - name: p\n    image: >- {marker}\n      {NEW}\n    "),
         ),
@@ -375,6 +383,7 @@ fn fuzz_findings_of_marked_blocks_read_the_new_value() {
     let findings = [
         ("block-scalar-multi-line-content.yaml", 2),
         ("block-scalar-keep-blank-header-line.yaml", 2),
+        ("block-scalar-lone-carriage-returns.yaml", 1),
     ];
     for (finding, marked_blocks) in findings {
         let path = format!(
@@ -396,4 +405,18 @@ fn fuzz_findings_of_marked_blocks_read_the_new_value() {
         );
         assert!(update_text(&updated, &every).unwrap().text.is_none());
     }
+}
+
+#[test]
+fn lone_carriage_returns_break_lines_as_in_yaml() {
+    let marker = "# {\"$imagepolicy\": \"ns:app\"}";
+    let text = format!("a: old:1 {marker}\rb: 'old:1' {marker}\rc: x\r");
+    let expected = format!("a: {NEW} {marker}\rb: '{NEW}' {marker}\rc: x\r");
+    assert_eq!(apply(&text), expected);
+    let lines: Vec<_> = scan::find_markers(&text)
+        .unwrap()
+        .iter()
+        .map(|marked| marked.line)
+        .collect();
+    assert_eq!(lines, [1, 2]);
 }
