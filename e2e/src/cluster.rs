@@ -44,6 +44,8 @@ pub struct ControlPlane {
     server: String,
     ca: TestCa,
     processes: Mutex<Vec<Supervised>>,
+    /// kube-apiserver's flags, to start it again after [`ControlPlane::restart_apiserver`].
+    apiserver_args: Vec<String>,
     namespaces: AtomicU64,
 }
 
@@ -136,33 +138,27 @@ impl ControlPlane {
         let api_port = free_port()?;
         let server = format!("https://127.0.0.1:{api_port}");
         let p = |name: &str| pki.join(name).display().to_string();
-        let apiserver = Supervised::spawn(
-            "kube-apiserver",
-            &tools::binary("kube-apiserver")?,
-            &args(&[
-                &format!("--etcd-servers={etcd_url}"),
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                &format!("--secure-port={api_port}"),
-                &format!("--cert-dir={}", pki.display()),
-                &format!("--tls-cert-file={}", p("apiserver.crt")),
-                &format!("--tls-private-key-file={}", p("apiserver.key")),
-                &format!("--client-ca-file={}", p("ca.crt")),
-                "--authorization-mode=RBAC",
-                &format!("--service-account-issuer={server}"),
-                &format!("--service-account-key-file={}", p("sa.pub")),
-                &format!("--service-account-signing-key-file={}", p("sa.key")),
-                "--service-cluster-ip-range=10.96.0.0/16",
-                "--allow-privileged=true",
-                // Pods need no token volumes here: nothing runs in them.
-                "--disable-admission-plugins=ServiceAccount",
-                "--enable-priority-and-fairness=false",
-                "--profiling=false",
-            ]),
-            &[],
-            &dir.join("kube-apiserver.log"),
-            None,
-        )?;
+        let apiserver_args = args(&[
+            &format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            &format!("--secure-port={api_port}"),
+            &format!("--cert-dir={}", pki.display()),
+            &format!("--tls-cert-file={}", p("apiserver.crt")),
+            &format!("--tls-private-key-file={}", p("apiserver.key")),
+            &format!("--client-ca-file={}", p("ca.crt")),
+            "--authorization-mode=RBAC",
+            &format!("--service-account-issuer={server}"),
+            &format!("--service-account-key-file={}", p("sa.pub")),
+            &format!("--service-account-signing-key-file={}", p("sa.key")),
+            "--service-cluster-ip-range=10.96.0.0/16",
+            "--allow-privileged=true",
+            // Pods need no token volumes here: nothing runs in them.
+            "--disable-admission-plugins=ServiceAccount",
+            "--enable-priority-and-fairness=false",
+            "--profiling=false",
+        ]);
+        let apiserver = spawn_apiserver(&dir, &apiserver_args)?;
 
         let kubeconfig = dir.join("kubeconfig");
         std::fs::write(
@@ -176,8 +172,29 @@ impl ControlPlane {
             server,
             ca,
             processes: Mutex::new(vec![etcd, apiserver]),
+            apiserver_args,
             namespaces: AtomicU64::new(0),
         })
+    }
+
+    /// SIGKILLs kube-apiserver (a crash), waits `down`, starts it again with the same flags and
+    /// port and waits until it serves; etcd keeps the data. Needs a multi-threaded runtime.
+    pub async fn restart_apiserver(&self, down: Duration) -> Result<()> {
+        tokio::task::block_in_place(|| {
+            let mut processes = self.processes.lock().unwrap_or_else(|e| e.into_inner());
+            let at = processes
+                .iter()
+                .position(|p| p.name() == "kube-apiserver")
+                .ok_or_else(|| Error::Setup("kube-apiserver is not running".to_string()))?;
+            processes.remove(at).kill()
+        })?;
+        tokio::time::sleep(down).await;
+        let apiserver = spawn_apiserver(&self.dir, &self.apiserver_args)?;
+        self.processes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(apiserver);
+        self.wait_until_serving().await
     }
 
     async fn wait_until_serving(&self) -> Result<()> {
@@ -481,6 +498,17 @@ impl Drop for ControlPlane {
             process.stop();
         }
     }
+}
+
+fn spawn_apiserver(dir: &Path, args: &[String]) -> Result<Supervised> {
+    Supervised::spawn(
+        "kube-apiserver",
+        &tools::binary("kube-apiserver")?,
+        args,
+        &[],
+        &dir.join("kube-apiserver.log"),
+        None,
+    )
 }
 
 fn args(list: &[&str]) -> Vec<String> {

@@ -2,7 +2,6 @@
 //! and helpers for the GitRepository → Kustomization loop (loop tests, benchmark, `sluice-dev`).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -214,22 +213,7 @@ impl Controllers {
 
     /// SIGKILLs a controller (no graceful shutdown) and waits until it is gone.
     pub fn kill(&mut self, controller: Controller) -> Result<()> {
-        let running = self.get_mut(controller)?;
-        let pid = running
-            .process
-            .pid()
-            .ok_or_else(|| Error::Setup(format!("{} has no PID yet", controller.binary_name())))?;
-        let status = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status()?;
-        if !status.success() {
-            return Err(Error::Setup(format!(
-                "kill -KILL {pid} ({}) failed: {status}",
-                controller.binary_name()
-            )));
-        }
-        running.process.stop();
-        Ok(())
+        self.get_mut(controller)?.process.kill()
     }
 
     /// Starts a controller again with the same flags, storage and ports; waits until healthy.

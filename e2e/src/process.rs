@@ -124,6 +124,24 @@ impl Supervised {
         &self.log
     }
 
+    /// SIGKILLs the server (no graceful shutdown, as a crash) and waits until it is gone.
+    pub fn kill(&mut self) -> Result<()> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| Error::Setup(format!("{} has no PID yet", self.name)))?;
+        let status = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()?;
+        if !status.success() {
+            return Err(Error::Setup(format!(
+                "kill -KILL {pid} ({}) failed: {status}",
+                self.name
+            )));
+        }
+        self.stop();
+        Ok(())
+    }
+
     /// Stops the server and waits for it to exit (at most ten seconds).
     pub fn stop(&mut self) {
         self.stop_pipe.take();

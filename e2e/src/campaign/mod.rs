@@ -65,6 +65,7 @@ pub struct RunReport {
 
 /// One run's moving parts.
 struct Run<'a> {
+    plane: &'a ControlPlane,
     git: &'a GitServer,
     repo: String,
     controllers: Controllers,
@@ -107,6 +108,7 @@ pub async fn run_one(
     .map_err(|e| Error::Setup(format!("starting the controllers panicked: {e}")))??;
     let client = plane.client().await?;
     let mut run = Run {
+        plane,
         git,
         repo,
         controllers,
@@ -230,6 +232,7 @@ impl Run<'_> {
                 tokio::time::sleep(duration).await;
                 self.git.set_response_delay(Duration::ZERO);
             }
+            Step::ApiserverRestart { down } => self.plane.restart_apiserver(down).await?,
         }
         Ok(())
     }

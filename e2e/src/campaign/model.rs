@@ -76,6 +76,8 @@ pub enum Kind {
     ArtifactOutage,
     /// Every git HTTP response held back for a while.
     SlowGit,
+    /// kube-apiserver SIGKILLed, started again shortly after.
+    ApiserverRestart,
 }
 
 /// One step of a run.
@@ -99,6 +101,8 @@ pub enum Step {
     ArtifactOutage { down: Duration },
     /// Git responses delayed by `delay` for `duration`.
     SlowGit { delay: Duration, duration: Duration },
+    /// kube-apiserver killed, started again after `down`.
+    ApiserverRestart { down: Duration },
 }
 
 impl Step {
@@ -114,6 +118,7 @@ impl Step {
             Step::GitOutage { .. } => Kind::GitOutage,
             Step::ArtifactOutage { .. } => Kind::ArtifactOutage,
             Step::SlowGit { .. } => Kind::SlowGit,
+            Step::ApiserverRestart { .. } => Kind::ApiserverRestart,
         }
     }
 }
@@ -162,24 +167,27 @@ pub fn plan(rng: &mut Rng, mut model: RepoModel, len: usize) -> Vec<Step> {
     let mut steps = Vec::with_capacity(len);
     for _ in 0..len {
         let step = match rng.below(100) {
-            0..45 => push(rng, &mut model),
-            45..55 => Step::Kill {
+            0..42 => push(rng, &mut model),
+            42..52 => Step::Kill {
                 controller: Controller::Source,
                 down: rng.millis(0, 1500),
             },
-            55..67 => Step::Kill {
+            52..63 => Step::Kill {
                 controller: Controller::Kustomize,
                 down: rng.millis(0, 1500),
             },
-            67..77 => Step::GitOutage {
+            63..72 => Step::GitOutage {
                 down: rng.millis(500, 3000),
             },
-            77..88 => Step::ArtifactOutage {
+            72..82 => Step::ArtifactOutage {
                 down: rng.millis(500, 3000),
             },
-            _ => Step::SlowGit {
+            82..91 => Step::SlowGit {
                 delay: rng.millis(200, 1500),
                 duration: rng.millis(500, 3000),
+            },
+            _ => Step::ApiserverRestart {
+                down: rng.millis(0, 3000),
             },
         };
         steps.push(step);

@@ -17,7 +17,9 @@ use sluice_api::image::{ImagePolicy, ImageRepository};
 use sluice_api::meta::reason;
 use sluice_registry::RegistryClient;
 use sluice_runtime::lifecycle::{self, LifecycleError, Policy, ReadyRule, Reconciler};
-use sluice_runtime::{ControllerRunner, Failure, Lifecycle, Outcome, Requeue, RuntimeContext};
+use sluice_runtime::{
+    ControllerRunner, Failure, Lifecycle, Outcome, Requeue, RuntimeContext, WatchesBackingOff,
+};
 
 use crate::storage::{RepositoryKey, TagStore};
 
@@ -185,7 +187,7 @@ pub async fn run_controllers(context: Arc<ImageContext>) {
     let policy_runner = ControllerRunner::new("imagepolicy", runtime.watched_api(), runtime)
         .customize(move |controller| {
             let trigger = watches::RevisionTrigger::new(controller.store());
-            controller.watches(
+            controller.watches_backing_off(
                 repository_api.clone(),
                 watcher::Config::default(),
                 move |repo| trigger.policies_to_evaluate(&repo),

@@ -22,12 +22,12 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::core::PartialObjectMeta;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Config};
 use sluice_api::kustomize::{Kustomization, SourceKind};
 use sluice_api::source::{Bucket, ExternalArtifact, GitRepository, OCIRepository};
 use sluice_runtime::lifecycle;
-use sluice_runtime::{ControllerRunner, RuntimeContext};
+use sluice_runtime::{ControllerRunner, RuntimeContext, WatchesBackingOff, backing_off};
 
 use crate::cli::{ARTIFACT_FETCH_HINTS, ControllerFlags};
 use crate::cluster::Cluster;
@@ -190,17 +190,17 @@ pub async fn run(context: Arc<Context>) {
                         artifact_revision::<Bucket>,
                     ),
                 )
-                .watches(
+                .watches_backing_off(
                     kustomizations.clone(),
                     watcher::Config::default(),
                     move |dependency: Kustomization| dependents_of(&dependency_store, &dependency),
                 )
                 .watches_stream(
-                    watcher(config_maps.clone(), configs.clone()).touched_objects(),
+                    backing_off(config_maps.clone(), configs.clone()),
                     config_trigger::<ConfigMap>(store.clone(), false),
                 )
                 .watches_stream(
-                    watcher(secrets.clone(), configs.clone()).touched_objects(),
+                    backing_off(secrets.clone(), configs.clone()),
                     config_trigger::<Secret>(store, true),
                 );
             if watch_drift {

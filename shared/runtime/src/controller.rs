@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context::RuntimeContext;
 use crate::metrics::{ObjectLabels, ReconcileResult};
+use crate::triggers::NoSharedBackoff;
 
 /// What to do after a successful reconcile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,7 +175,8 @@ where
         }
     }
 
-    /// Adjusts each term's `Controller` before it runs, e.g. to add `.watches(...)` triggers.
+    /// Adjusts each term's `Controller` before it runs, e.g. to add triggers. Each added watch
+    /// must back off on its own: [`crate::WatchesBackingOff`], [`crate::backing_off`].
     pub fn customize(
         mut self,
         customize: impl Fn(Controller<K>) -> Controller<K> + Send + Sync + 'static,
@@ -255,6 +257,7 @@ where
             .applied_objects()
             .predicate_filter(reconcile_trigger, Default::default());
         let controller = Controller::for_stream(objects, store)
+            .trigger_backoff(NoSharedBackoff)
             .with_config(ControllerConfig::default().concurrency(flags.concurrent))
             .graceful_shutdown_on(term.clone().cancelled_owned());
         let controller = (self.customize)(controller);

@@ -21,6 +21,7 @@ pub mod server;
 pub mod shutdown;
 pub mod status;
 pub mod throttle;
+pub mod triggers;
 
 pub use client::{
     ClientError, client_with_throttle, describe_kube_error, kube_client, throttled_client,
@@ -41,3 +42,4 @@ pub use probes::{Readiness, ReadinessGate, probes_router};
 pub use shutdown::{Shutdown, termination_signal};
 pub use status::{apply_status, apply_status_of};
 pub use throttle::ClientMetrics;
+pub use triggers::{WatchesBackingOff, backing_off};

@@ -26,7 +26,9 @@ use sluice_api::SourceObject;
 use sluice_api::meta::reason;
 use sluice_api::source::{Bucket, GitRepository, HelmChart, HelmChartSourceKind, HelmRepository};
 use sluice_runtime::lifecycle::{self, LifecycleObject, Policy, ReadyRule, Reconciler};
-use sluice_runtime::{ControllerRunner, Failure, Lifecycle, Outcome, RuntimeContext};
+use sluice_runtime::{
+    ControllerRunner, Failure, Lifecycle, Outcome, RuntimeContext, WatchesBackingOff,
+};
 
 use crate::status::{READY_AFTER_FAILURE, READY_INPUTS};
 use crate::storage::Storage;
@@ -188,17 +190,17 @@ fn helm_chart_triggers(
         let store = controller.store();
         let config = || watcher::Config::default();
         controller
-            .watches(
+            .watches_backing_off(
                 repositories.clone(),
                 config(),
                 charts_needing(store.clone(), HelmChartSourceKind::HelmRepository),
             )
-            .watches(
+            .watches_backing_off(
                 git.clone(),
                 config(),
                 charts_needing(store.clone(), HelmChartSourceKind::GitRepository),
             )
-            .watches(
+            .watches_backing_off(
                 buckets.clone(),
                 config(),
                 charts_needing(store, HelmChartSourceKind::Bucket),
