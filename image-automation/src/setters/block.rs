@@ -42,17 +42,19 @@ pub fn edits(
         return None;
     }
     let body_start = line_end(text, header.end);
-    let indent = content.start - line_start(text, content.start);
+    let indicators = &text[header.clone()];
+    let indent = content_indent(text, indicators, body_start, content);
     // A block of blank lines only (`|+` keeps them, so `old` is not empty) has no content line.
-    let body_end =
-        last_content_line_end(text, content, indent).filter(|_| old.contains(|c| c != '\n'));
+    let body_end = old
+        .contains(|c| c != '\n')
+        .then(|| last_content_line_end(text, body_start, indent))
+        .flatten();
     if yaml11::is_non_string(value) {
         // Flux writes such a value double-quoted, in place of the block.
         let mut edits = vec![(header, quote::double_quoted(value))];
         edits.extend(body_end.map(|end| (body_start..line_end(text, end), String::new())));
         return Some(edits);
     }
-    let indicators = &text[header.clone()];
     let Some(end) = body_end else {
         // An empty block: its first line sets the indentation, so an indentation digit goes.
         let stripped = format!("{}-", &indicators[..1]);
@@ -75,20 +77,48 @@ pub fn edits(
     Some(edits)
 }
 
-/// The end (before its line break) of the block's last content line: the last whole line of
-/// `content` longer than the block's `indent`, since spaces past the indentation are content.
-fn last_content_line_end(text: &str, content: &Range<usize>, indent: usize) -> Option<usize> {
-    let mut at = line_start(text, content.start);
+/// The block's content indentation: the spaces before the first line holding more than spaces
+/// (YAML's auto-detection; the parser's span is not reliable there), or with an indentation
+/// digit, the column where the parser's content starts.
+fn content_indent(
+    text: &str,
+    indicators: &str,
+    body_start: usize,
+    content: &Range<usize>,
+) -> usize {
+    let auto_detected = lines_from(text, body_start)
+        .map(|line| &text[line.start..line_content_end(text, line.start)])
+        .find(|row| row.contains(|c| c != ' '))
+        .map(|row| row.len() - row.trim_start_matches(' ').len());
+    match auto_detected {
+        Some(indent) if !indicators.contains(|c: char| c.is_ascii_digit()) => indent,
+        _ => content.start - line_start(text, content.start),
+    }
+}
+
+/// The end (before its line break) of the block's last content line: lines of spaces no wider
+/// than `indent` are empty, wider ones are content; a less indented line ends the block.
+fn last_content_line_end(text: &str, body_start: usize, indent: usize) -> Option<usize> {
     let mut last = None;
-    // The parser's span may end past the indentation of the next line: whole lines only.
-    while at < content.end && line_end(text, at) <= content.end {
-        let end = line_content_end(text, at);
-        if end - at > indent {
-            last = Some(end);
+    for line in lines_from(text, body_start) {
+        let end = line_content_end(text, line.start);
+        let row = &text[line.start..end];
+        let spaces = row.len() - row.trim_start_matches(' ').len();
+        if spaces == row.len() && row.len() <= indent {
+            continue;
         }
-        at = line_end(text, at);
+        if spaces < indent || (indent == 0 && is_document_marker(row)) {
+            break;
+        }
+        last = Some(end);
     }
     last
+}
+
+/// `---` or `...` at the start of a line, alone or before a space or tab.
+fn is_document_marker(row: &str) -> bool {
+    (row.starts_with("---") || row.starts_with("..."))
+        && matches!(row.as_bytes().get(3), None | Some(b' ' | b'\t'))
 }
 
 /// The end of the blank lines from `at` (the old block's lines) and their new text: under the
@@ -138,7 +168,11 @@ fn new_body_line(text: &str, header: &Range<usize>, body_start: usize, value: &s
 
 /// The lines of `text`, each with its line break.
 pub fn lines(text: &str) -> impl Iterator<Item = Range<usize>> + '_ {
-    let mut at = 0;
+    lines_from(text, 0)
+}
+
+/// The lines of `text` from `at`, a line's start.
+fn lines_from(text: &str, mut at: usize) -> impl Iterator<Item = Range<usize>> + '_ {
     std::iter::from_fn(move || {
         let start = at;
         at = line_end(text, start);

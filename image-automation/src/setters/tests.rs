@@ -318,6 +318,10 @@ fn block_scalars_marked_on_their_header_line_are_updated() {
             format!("k: >- {marker}\n  {NEW}\n\n  \nb: x\n"),
         ),
         (
+            format!("a: >+ {marker}\n \n   old:1\nb: x\n"),
+            format!("a: >- {marker}\n   {NEW}\nb: x\n"),
+        ),
+        (
             format!("c: | {marker}\r  old:1\r\r  more\rb: x\r"),
             format!("c: |- {marker}\r  {NEW}\rb: x\r"),
         ),
@@ -384,6 +388,7 @@ fn fuzz_findings_of_marked_blocks_read_the_new_value() {
         ("block-scalar-multi-line-content.yaml", 2),
         ("block-scalar-keep-blank-header-line.yaml", 2),
         ("block-scalar-lone-carriage-returns.yaml", 1),
+        ("block-scalar-leading-blank-narrower-than-content.yaml", 3),
     ];
     for (finding, marked_blocks) in findings {
         let path = format!(
