@@ -8,9 +8,12 @@ use anyhow::{Context, Result, bail};
 use axum::routing::post;
 use clap::Parser;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Service, ServiceSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Secret, Service, ServiceSpec};
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use sluice_api::meta::RECONCILE_REQUESTED_AT_ANNOTATION;
@@ -19,7 +22,7 @@ use sluice_e2e::poll::eventually;
 use sluice_runtime::conditions::{self, ConditionStatus};
 use sluice_runtime::{
     ControllerRunner, EventSink, LeaderElectionConfig, ObjectEvent, ReconcileError, Requeue, Retry,
-    RuntimeContext, RuntimeFlags, Shutdown, apply_status, spawn_leader_election,
+    RuntimeContext, RuntimeFlags, Shutdown, WatchesBackingOff, apply_status, spawn_leader_election,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -666,5 +669,86 @@ async fn started_runtime_serves_endpoints_and_shuts_down() -> Result<()> {
     tokio::time::timeout(Duration::from_secs(10), controller).await??;
     tokio::time::timeout(Duration::from_secs(10), background.finished()).await?;
     assert!(reqwest::get(&readyz).await.is_err(), "servers are stopped");
+    Ok(())
+}
+
+/// A Role letting `user` read ConfigMaps in `namespace`, and nothing else.
+async fn config_map_reader(admin: &Client, namespace: &str, user: &str) -> Result<()> {
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": "config-map-reader"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}]
+    }))?;
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "config-map-reader"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "config-map-reader"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]
+    }))?;
+    let params = PostParams::default();
+    Api::<Role>::namespaced(admin.clone(), namespace)
+        .create(&params, &role)
+        .await?;
+    Api::<RoleBinding>::namespaced(admin.clone(), namespace)
+        .create(&params, &binding)
+        .await?;
+    Ok(())
+}
+
+/// A trigger watch that keeps failing (Secrets the controller may not list) backs off on its
+/// own: with kube-runtime's shared trigger backoff, it paused every trigger for up to 30 s.
+#[tokio::test]
+async fn a_failing_trigger_watch_does_not_hold_back_the_others() -> Result<()> {
+    let plane = ControlPlane::shared().await?;
+    let admin = plane.client().await?;
+    let namespace = plane.namespace("triggers").await?;
+    let user = format!("reader-{namespace}");
+    config_map_reader(&admin, &namespace, &user).await?;
+    let client = plane.client_as(&user, &[]).await?;
+    let runtime_flags = flags(&[
+        "--watch-all-namespaces=false",
+        &format!("--runtime-namespace={namespace}"),
+    ]);
+    let shutdown = Shutdown::new();
+    let (runtime, background) =
+        RuntimeContext::with_client("sluice-test", client, runtime_flags, shutdown.clone())?;
+    let secrets: Api<Secret> = runtime.watched_api();
+    let (seen, mut reconciled) = mpsc::unbounded_channel();
+    let recorder = Arc::new(Recorder {
+        seen,
+        stalled_calls: AtomicUsize::new(0),
+    });
+    let runner = ControllerRunner::new("configmap", runtime.watched_api(), &runtime).customize(
+        move |controller| {
+            controller.watches_backing_off(secrets.clone(), watcher::Config::default(), |_| {
+                None::<ObjectRef<ConfigMap>>
+            })
+        },
+    );
+    let controller = tokio::spawn(runner.run(reconcile, recorder));
+
+    // By now the Secrets watch has failed five times; a shared backoff would be at 12.8 s.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let config_maps: Api<ConfigMap> = Api::namespaced(admin, &namespace);
+    for name in ["first", "second"] {
+        config_maps
+            .create(&PostParams::default(), &config_map(name))
+            .await?;
+        let until_reconciled = async {
+            while let Some((reconciled_name, _)) = reconciled.recv().await {
+                if reconciled_name == name {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), until_reconciled)
+            .await
+            .with_context(|| format!("ConfigMap {name} was not reconciled within 5 s"))?;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+
+    shutdown.trigger();
+    tokio::time::timeout(Duration::from_secs(10), controller)
+        .await
+        .context("the controller stops on shutdown")??;
+    background.finished().await;
     Ok(())
 }
