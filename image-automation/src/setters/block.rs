@@ -77,6 +77,38 @@ pub fn edits(
     Some(edits)
 }
 
+/// Whether the block scalar that reads `value`, whose content the parser puts at `content`, has
+/// its header at `header`: its first lines, as they read from there, start `value`. (The
+/// parser's span of a block can be empty, so a `|` inside another block can look like a header.)
+pub fn has_header_at(
+    text: &str,
+    header: &Range<usize>,
+    content: &Range<usize>,
+    value: &str,
+) -> bool {
+    // An empty block has no line to check; a `|` inside a block's content gives it content.
+    if value.chars().all(|c| c == '\n') {
+        return true;
+    }
+    let body_start = line_end(text, header.end);
+    let indent = content_indent(text, &text[header.clone()], body_start, content);
+    let mut prefix = String::new();
+    for line in lines_from(text, body_start) {
+        let row = &text[line.start..line_content_end(text, line.start)];
+        let spaces = row.len() - row.trim_start_matches(' ').len();
+        if spaces == row.len() && row.len() <= indent {
+            prefix.push('\n');
+            continue;
+        }
+        if spaces >= indent && !(indent == 0 && is_document_marker(row)) {
+            prefix.push_str(&row[indent..]);
+            return value.starts_with(&prefix);
+        }
+        break;
+    }
+    false
+}
+
 /// The block's content indentation: the spaces before the first line holding more than spaces
 /// (YAML's auto-detection; the parser's span is not reliable there), or with an indentation
 /// digit, the column where the parser's content starts.

@@ -137,6 +137,7 @@ fn marked_block<'a>(
         .iter()
         .find(|s| !s.is_key)
         .filter(|s| s.style == Style::Block)
+        .filter(|s| block::has_header_at(text, &header, &s.span, &s.value))
         .map(|scalar| (scalar, header))
 }
 
