@@ -6,6 +6,7 @@
 //! and `managedFields` shows which controller wrote the status.
 
 use std::fmt::Debug;
+use std::time::{Duration, Instant};
 
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
@@ -32,12 +33,21 @@ pub enum StatusError {
         name: String,
         source: kube::Error,
     },
+    #[error(
+        "applying the status of {kind} {name} failed: {source}; the apiserver was unavailable for {seconds} s, the reconcile is retried"
+    )]
+    Unavailable {
+        kind: String,
+        name: String,
+        seconds: u64,
+        source: kube::Error,
+    },
 }
 
 /// Server-side applies `status` to the status subresource of `name`, owned by `field_manager`.
 ///
-/// `api` must be scoped like the object (namespaced for namespaced kinds). Returns the object as
-/// stored after the patch.
+/// `api` must be scoped like the object (namespaced for namespaced kinds). Transient failures are
+/// retried for up to 20 s. Returns the object as stored after the patch.
 pub async fn apply_status<K, S>(
     api: &Api<K>,
     name: &str,
@@ -51,13 +61,49 @@ where
 {
     let body = status_apply_body::<K, S>(name, status)?;
     let params = PatchParams::apply(field_manager).force();
-    api.patch_status(name, &params, &Patch::Apply(&body))
-        .await
-        .map_err(|source| StatusError::Apply {
-            kind: K::kind(&K::DynamicType::default()).into_owned(),
-            name: name.to_owned(),
-            source,
-        })
+    let started = Instant::now();
+    let mut delay = FIRST_RETRY_DELAY;
+    loop {
+        match api.patch_status(name, &params, &Patch::Apply(&body)).await {
+            Ok(stored) => return Ok(stored),
+            Err(source) if is_transient(&source) && started.elapsed() < RETRY_FOR => {
+                tracing::debug!(name, error = %source, retry_in = ?delay, "status write failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_RETRY_DELAY);
+            }
+            Err(source) if is_transient(&source) => {
+                return Err(StatusError::Unavailable {
+                    kind: K::kind(&K::DynamicType::default()).into_owned(),
+                    name: name.to_owned(),
+                    seconds: RETRY_FOR.as_secs(),
+                    source,
+                });
+            }
+            Err(source) => {
+                return Err(StatusError::Apply {
+                    kind: K::kind(&K::DynamicType::default()).into_owned(),
+                    name: name.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// How long a status write is retried while the apiserver is unreachable or unavailable: a
+/// lost write would leave a status describing what the cluster no longer holds (an apply's
+/// inventory and revision). Long enough for an apiserver restart.
+const RETRY_FOR: Duration = Duration::from_secs(20);
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(250);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(4);
+
+/// A failure that may pass on another attempt: no connection, a 5xx, or 429.
+fn is_transient(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
 }
 
 /// Applies `status` to the status of `object`, using its name.
