@@ -182,18 +182,30 @@ fn strip_chomping(header: &str) -> Option<String> {
 }
 
 /// The line holding `value` for an empty block: indented two columns past the header line's
-/// first node (`key: |`, `- |`, `- key: |`), ended as the header line is.
+/// first node (`key: |`, `- |`, `- key: |`, `:   key: |`), ended as the header line is.
 fn new_body_line(text: &str, header: &Range<usize>, body_start: usize, value: &str) -> String {
     let header_line = &text[line_start(text, header.start)..body_start];
-    let node_column = header_line
-        .find(|c: char| c != ' ' && c != '-')
-        .unwrap_or(0);
+    let node_column = node_column(header_line);
     let header_break = &text[line_content_end(text, header.start)..body_start];
     let (lead, newline) = match header_break {
         "" => ("\n", "\n"),
         line_break => ("", line_break),
     };
     format!("{lead}{}{value}{newline}", " ".repeat(node_column + 2))
+}
+
+/// The column of a line's first node: past the indentation and the `-`, `?` and `:` indicators.
+fn node_column(line: &str) -> usize {
+    let bytes = line.as_bytes();
+    let mut at = 0;
+    while let Some(byte) = bytes.get(at) {
+        match byte {
+            b' ' | b'\t' => at += 1,
+            b'-' | b'?' | b':' if matches!(bytes.get(at + 1), Some(b' ' | b'\t')) => at += 1,
+            _ => break,
+        }
+    }
+    at
 }
 
 // YAML breaks lines at `\r\n`, `\n` and a lone `\r`.

@@ -322,6 +322,10 @@ fn block_scalars_marked_on_their_header_line_are_updated() {
             format!("a: >- {marker}\n   {NEW}\nb: x\n"),
         ),
         (
+            format!("? k\n:   image: >+ {marker}\nb: x\n"),
+            format!("? k\n:   image: >- {marker}\n      {NEW}\nb: x\n"),
+        ),
+        (
             format!("c: | {marker}\r  old:1\r\r  more\rb: x\r"),
             format!("c: |- {marker}\r  {NEW}\rb: x\r"),
         ),
@@ -390,6 +394,7 @@ fn fuzz_findings_of_marked_blocks_read_the_new_value() {
         ("block-scalar-lone-carriage-returns.yaml", 1),
         ("block-scalar-leading-blank-narrower-than-content.yaml", 3),
         ("block-scalar-header-inside-top-level-block.yaml", 0),
+        ("block-scalar-question-mark-line.yaml", 1),
     ];
     for (finding, marked_blocks) in findings {
         let path = format!(
