@@ -78,8 +78,9 @@ pub fn edits(
 }
 
 /// Whether the block scalar that reads `value`, whose content the parser puts at `content`, has
-/// its header at `header`: its first lines, as they read from there, start `value`. (The
-/// parser's span of a block can be empty, so a `|` inside another block can look like a header.)
+/// its header at `header`: its lines, as they read from there, hold the same characters as
+/// `value` apart from whitespace (which folding and chomping change). The parser's span of a
+/// block can be empty, so a `|` inside another block's content can look like a header.
 pub fn has_header_at(
     text: &str,
     header: &Range<usize>,
@@ -92,21 +93,10 @@ pub fn has_header_at(
     }
     let body_start = line_end(text, header.end);
     let indent = content_indent(text, &text[header.clone()], body_start, content);
-    let mut prefix = String::new();
-    for line in lines_from(text, body_start) {
-        let row = &text[line.start..line_content_end(text, line.start)];
-        let spaces = row.len() - row.trim_start_matches(' ').len();
-        if spaces == row.len() && row.len() <= indent {
-            prefix.push('\n');
-            continue;
-        }
-        if spaces >= indent && !(indent == 0 && is_document_marker(row)) {
-            prefix.push_str(&row[indent..]);
-            return value.starts_with(&prefix);
-        }
-        break;
-    }
-    false
+    let read = content_rows(text, body_start, indent)
+        .flat_map(|row| text[row.start + indent..row.end].chars());
+    read.filter(|c| !c.is_whitespace())
+        .eq(value.chars().filter(|c| !c.is_whitespace()))
 }
 
 /// The block's content indentation: the spaces before the first line holding more than spaces
@@ -128,23 +118,28 @@ fn content_indent(
     }
 }
 
-/// The end (before its line break) of the block's last content line: lines of spaces no wider
-/// than `indent` are empty, wider ones are content; a less indented line ends the block.
+/// The end (before its line break) of the block's last content line.
 fn last_content_line_end(text: &str, body_start: usize, indent: usize) -> Option<usize> {
-    let mut last = None;
-    for line in lines_from(text, body_start) {
-        let end = line_content_end(text, line.start);
-        let row = &text[line.start..end];
-        let spaces = row.len() - row.trim_start_matches(' ').len();
-        if spaces == row.len() && row.len() <= indent {
-            continue;
-        }
-        if spaces < indent || (indent == 0 && is_document_marker(row)) {
-            break;
-        }
-        last = Some(end);
-    }
-    last
+    content_rows(text, body_start, indent)
+        .last()
+        .map(|row| row.end)
+}
+
+/// The block's content lines from `body_start`, without line breaks: lines of spaces no wider
+/// than `indent` are empty, wider ones are content; a less indented line ends the block.
+fn content_rows(
+    text: &str,
+    body_start: usize,
+    indent: usize,
+) -> impl Iterator<Item = Range<usize>> + '_ {
+    lines_from(text, body_start)
+        .map(|line| line.start..line_content_end(text, line.start))
+        .filter(move |row| !(row.len() <= indent && text[row.clone()].bytes().all(|b| b == b' ')))
+        .take_while(move |row| {
+            let row = &text[row.clone()];
+            let spaces = row.len() - row.trim_start_matches(' ').len();
+            spaces >= indent && !(indent == 0 && is_document_marker(row))
+        })
 }
 
 /// `---` or `...` at the start of a line, alone or before a space or tab.

@@ -395,6 +395,7 @@ fn fuzz_findings_of_marked_blocks_read_the_new_value() {
         ("block-scalar-leading-blank-narrower-than-content.yaml", 3),
         ("block-scalar-header-inside-top-level-block.yaml", 0),
         ("block-scalar-question-mark-line.yaml", 1),
+        ("block-scalar-repeated-header-lines-inside-block.yaml", 0),
     ];
     for (finding, marked_blocks) in findings {
         let path = format!(
