@@ -384,8 +384,9 @@ fn block_lines_of_blanks_past_the_indentation_are_content_and_replaced() {
     }
 }
 
-/// Fuzz findings: after an update that resolves every marker, every marked block reads the new
-/// value, and a second update changes nothing. (A `|` inside a block's content marks nothing.)
+/// Fuzz findings: as many marked blocks before as after an update that resolves every marker,
+/// each reading the new value, and a second update changes nothing. (A `|` inside a block's
+/// content marks nothing.)
 #[test]
 fn fuzz_findings_of_marked_blocks_read_the_new_value() {
     let findings = [
@@ -403,14 +404,18 @@ fn fuzz_findings_of_marked_blocks_read_the_new_value() {
             env!("CARGO_MANIFEST_DIR")
         );
         let text = std::fs::read_to_string(path).unwrap();
+        let marked = |text: &str| -> Vec<scan::MarkedScalar> {
+            scan::find_markers(text)
+                .unwrap()
+                .into_iter()
+                .filter(|scalar| scalar.block_header.is_some())
+                .collect()
+        };
+        assert_eq!(marked(&text).len(), marked_blocks, "{finding}");
         let every = |_: &Marker| Resolution::Value(NEW.to_owned());
         let update = update_text(&text, &every).unwrap();
         let updated = update.text.unwrap_or_else(|| text.clone());
-        let blocks: Vec<_> = scan::find_markers(&updated)
-            .unwrap()
-            .into_iter()
-            .filter(|scalar| scalar.block_header.is_some())
-            .collect();
+        let blocks = marked(&updated);
         assert_eq!(blocks.len(), marked_blocks, "{finding}: {updated:?}");
         assert!(
             blocks.iter().all(|scalar| scalar.value == NEW),
