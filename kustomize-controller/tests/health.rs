@@ -125,9 +125,11 @@ async fn ready_follows_the_deployment_settling_without_false_drift() {
         "kube-controller-manager wrote the Deployment after our apply"
     );
     let reconciles = h.reconciles("app");
+    // Each status write of the Deployment while health is pending triggers one re-check;
+    // kube-controller-manager may settle it in one write or two (progressing, then available).
     assert!(
-        reconciles <= 2,
-        "one apply, then one re-check when the Deployment settled; got {reconciles}"
+        reconciles <= 3,
+        "one apply, then a re-check per Deployment status write until it settled; got {reconciles}"
     );
     eprintln!("reconciles until Ready: {reconciles}");
     assert_eq!(
