@@ -13,7 +13,7 @@ use sluice_api::image::{ImagePolicy, ImageUpdateAutomation};
 use sluice_api::meta::reason;
 use sluice_api::source::GitRepository;
 use sluice_runtime::lifecycle::{self, Policy, ReadyRule, Reconciler};
-use sluice_runtime::{ControllerRunner, Lifecycle, Outcome, RuntimeContext, WatchesBackingOff};
+use sluice_runtime::{ControllerRunner, Lifecycle, Outcome, RuntimeContext, backing_off};
 
 /// Clones and pushes per run when pushes are rejected because the remote moved.
 pub const MAX_PUSH_ATTEMPTS: u32 = 3;
@@ -100,14 +100,12 @@ pub async fn run_controller(context: Arc<AutomationContext>) {
             let latest = watches::LatestRefTrigger::new(controller.store());
             let source = watches::SourceTrigger::new(controller.store());
             controller
-                .watches_backing_off(
-                    policies.clone(),
-                    watcher::Config::default(),
+                .watches_stream(
+                    backing_off(policies.clone(), watcher::Config::default()),
                     move |policy| latest.automations_to_run(&policy),
                 )
-                .watches_backing_off(
-                    sources.clone(),
-                    watcher::Config::default(),
+                .watches_stream(
+                    backing_off(sources.clone(), watcher::Config::default()),
                     move |repository| source.automations_to_run(&repository),
                 )
         })

@@ -58,13 +58,12 @@ pub fn edits(
     let Some(end) = body_end else {
         // An empty block: its first line sets the indentation, so an indentation digit goes.
         let stripped = format!("{}-", &indicators[..1]);
-        let body = new_body_line(text, &header, body_start, value);
+        let (body, new_indent) = new_body_line(text, &header, body_start, value);
         let mut edits = Vec::new();
         if indicators != stripped {
             edits.push((header.clone(), stripped));
         }
-        let indent = body.trim_start_matches(['\r', '\n']).len() - body.trim_start().len();
-        let (blank_lines, cleared) = blank_lines_cleared(text, body_start, indent);
+        let (blank_lines, cleared) = blank_lines_cleared(text, body_start, new_indent);
         edits.push((body_start..blank_lines, body + &cleared));
         return Some(edits);
     };
@@ -177,16 +176,23 @@ fn strip_chomping(header: &str) -> Option<String> {
 }
 
 /// The line holding `value` for an empty block: indented two columns past the header line's
-/// first node (`key: |`, `- |`, `- key: |`, `:   key: |`), ended as the header line is.
-fn new_body_line(text: &str, header: &Range<usize>, body_start: usize, value: &str) -> String {
+/// first node (`key: |`, `- |`, `- key: |`, `:   key: |`), ended as the header line is; and
+/// that indentation.
+fn new_body_line(
+    text: &str,
+    header: &Range<usize>,
+    body_start: usize,
+    value: &str,
+) -> (String, usize) {
     let header_line = &text[line_start(text, header.start)..body_start];
-    let node_column = node_column(header_line);
+    let indent = node_column(header_line) + 2;
     let header_break = &text[line_content_end(text, header.start)..body_start];
     let (lead, newline) = match header_break {
         "" => ("\n", "\n"),
         line_break => ("", line_break),
     };
-    format!("{lead}{}{value}{newline}", " ".repeat(node_column + 2))
+    let line = format!("{lead}{}{value}{newline}", " ".repeat(indent));
+    (line, indent)
 }
 
 /// The column of a line's first node: past the indentation and the `-`, `?` and `:` indicators.

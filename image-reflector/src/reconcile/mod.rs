@@ -18,7 +18,7 @@ use sluice_api::meta::reason;
 use sluice_registry::RegistryClient;
 use sluice_runtime::lifecycle::{self, LifecycleError, Policy, ReadyRule, Reconciler};
 use sluice_runtime::{
-    ControllerRunner, Failure, Lifecycle, Outcome, Requeue, RuntimeContext, WatchesBackingOff,
+    ControllerRunner, Failure, Lifecycle, Outcome, Requeue, RuntimeContext, backing_off,
 };
 
 use crate::storage::{RepositoryKey, TagStore};
@@ -187,9 +187,8 @@ pub async fn run_controllers(context: Arc<ImageContext>) {
     let policy_runner = ControllerRunner::new("imagepolicy", runtime.watched_api(), runtime)
         .customize(move |controller| {
             let trigger = watches::RevisionTrigger::new(controller.store());
-            controller.watches_backing_off(
-                repository_api.clone(),
-                watcher::Config::default(),
+            controller.watches_stream(
+                backing_off(repository_api.clone(), watcher::Config::default()),
                 move |repo| trigger.policies_to_evaluate(&repo),
             )
         })

@@ -27,7 +27,7 @@ use kube::{Api, Config};
 use sluice_api::kustomize::{Kustomization, SourceKind};
 use sluice_api::source::{Bucket, ExternalArtifact, GitRepository, OCIRepository};
 use sluice_runtime::lifecycle;
-use sluice_runtime::{ControllerRunner, RuntimeContext, WatchesBackingOff, backing_off};
+use sluice_runtime::{ControllerRunner, RuntimeContext, backing_off};
 
 use crate::cli::{ARTIFACT_FETCH_HINTS, ControllerFlags};
 use crate::cluster::Cluster;
@@ -190,9 +190,8 @@ pub async fn run(context: Arc<Context>) {
                         artifact_revision::<Bucket>,
                     ),
                 )
-                .watches_backing_off(
-                    kustomizations.clone(),
-                    watcher::Config::default(),
+                .watches_stream(
+                    backing_off(kustomizations.clone(), watcher::Config::default()),
                     move |dependency: Kustomization| dependents_of(&dependency_store, &dependency),
                 )
                 .watches_stream(

@@ -176,7 +176,7 @@ where
     }
 
     /// Adjusts each term's `Controller` before it runs, e.g. to add triggers. Each added watch
-    /// must back off on its own: [`crate::WatchesBackingOff`], [`crate::backing_off`].
+    /// must back off on its own: [`crate::backing_off`].
     pub fn customize(
         mut self,
         customize: impl Fn(Controller<K>) -> Controller<K> + Send + Sync + 'static,

@@ -42,4 +42,4 @@ pub use probes::{Readiness, ReadinessGate, probes_router};
 pub use shutdown::{Shutdown, termination_signal};
 pub use status::{apply_status, apply_status_of};
 pub use throttle::ClientMetrics;
-pub use triggers::{WatchesBackingOff, backing_off};
+pub use triggers::backing_off;

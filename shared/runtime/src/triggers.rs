@@ -6,8 +6,6 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use futures::Stream;
-use kube::runtime::controller::Controller;
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::utils::Backoff;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource};
@@ -29,7 +27,9 @@ impl Backoff for NoSharedBackoff {
     fn reset(&mut self) {}
 }
 
-/// The objects `api` sees, from a watcher that backs off on its own after an error.
+/// The objects `api` sees, from a watcher that backs off on its own after an error: give it to
+/// `Controller::watches_stream` in [`crate::ControllerRunner::customize`] instead of using
+/// `Controller::watches`, whose watch would not back off.
 pub fn backing_off<K>(
     api: Api<K>,
     config: watcher::Config,
@@ -38,40 +38,4 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
     watcher(api, config).default_backoff().touched_objects()
-}
-
-/// `Controller::watches` with the watch backing off on its own; use it instead in
-/// [`crate::ControllerRunner::customize`].
-pub trait WatchesBackingOff<K: Resource> {
-    #[must_use]
-    fn watches_backing_off<Other, I>(
-        self,
-        api: Api<Other>,
-        config: watcher::Config,
-        mapper: impl Fn(Other) -> I + Sync + Send + 'static,
-    ) -> Self
-    where
-        Other: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
-        I: IntoIterator<Item = ObjectRef<K>> + 'static,
-        I::IntoIter: Send;
-}
-
-impl<K> WatchesBackingOff<K> for Controller<K>
-where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: Debug + Eq + std::hash::Hash + Clone + Unpin,
-{
-    fn watches_backing_off<Other, I>(
-        self,
-        api: Api<Other>,
-        config: watcher::Config,
-        mapper: impl Fn(Other) -> I + Sync + Send + 'static,
-    ) -> Self
-    where
-        Other: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
-        I: IntoIterator<Item = ObjectRef<K>> + 'static,
-        I::IntoIter: Send,
-    {
-        self.watches_stream(backing_off(api, config), mapper)
-    }
 }

@@ -22,7 +22,7 @@ use sluice_e2e::poll::eventually;
 use sluice_runtime::conditions::{self, ConditionStatus};
 use sluice_runtime::{
     ControllerRunner, EventSink, LeaderElectionConfig, ObjectEvent, ReconcileError, Requeue, Retry,
-    RuntimeContext, RuntimeFlags, Shutdown, WatchesBackingOff, apply_status, spawn_leader_election,
+    RuntimeContext, RuntimeFlags, Shutdown, apply_status, backing_off, spawn_leader_election,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -718,9 +718,10 @@ async fn a_failing_trigger_watch_does_not_hold_back_the_others() -> Result<()> {
     });
     let runner = ControllerRunner::new("configmap", runtime.watched_api(), &runtime).customize(
         move |controller| {
-            controller.watches_backing_off(secrets.clone(), watcher::Config::default(), |_| {
-                None::<ObjectRef<ConfigMap>>
-            })
+            controller.watches_stream(
+                backing_off(secrets.clone(), watcher::Config::default()),
+                |_| None::<ObjectRef<ConfigMap>>,
+            )
         },
     );
     let controller = tokio::spawn(runner.run(reconcile, recorder));

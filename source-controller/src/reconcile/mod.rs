@@ -26,9 +26,7 @@ use sluice_api::SourceObject;
 use sluice_api::meta::reason;
 use sluice_api::source::{Bucket, GitRepository, HelmChart, HelmChartSourceKind, HelmRepository};
 use sluice_runtime::lifecycle::{self, LifecycleObject, Policy, ReadyRule, Reconciler};
-use sluice_runtime::{
-    ControllerRunner, Failure, Lifecycle, Outcome, RuntimeContext, WatchesBackingOff,
-};
+use sluice_runtime::{ControllerRunner, Failure, Lifecycle, Outcome, RuntimeContext, backing_off};
 
 use crate::status::{READY_AFTER_FAILURE, READY_INPUTS};
 use crate::storage::Storage;
@@ -190,19 +188,16 @@ fn helm_chart_triggers(
         let store = controller.store();
         let config = || watcher::Config::default();
         controller
-            .watches_backing_off(
-                repositories.clone(),
-                config(),
+            .watches_stream(
+                backing_off(repositories.clone(), config()),
                 charts_needing(store.clone(), HelmChartSourceKind::HelmRepository),
             )
-            .watches_backing_off(
-                git.clone(),
-                config(),
+            .watches_stream(
+                backing_off(git.clone(), config()),
                 charts_needing(store.clone(), HelmChartSourceKind::GitRepository),
             )
-            .watches_backing_off(
-                buckets.clone(),
-                config(),
+            .watches_stream(
+                backing_off(buckets.clone(), config()),
                 charts_needing(store, HelmChartSourceKind::Bucket),
             )
     }
