@@ -2,6 +2,8 @@
 # Builds every fuzz target with cargo fuzz (libFuzzer) and runs each for FUZZ_SECONDS (default 10),
 # seeding corpora from the repository's own test data. Prints one summary line per target.
 # A longer campaign: FUZZ_SECONDS=600 fuzz/run.sh [target...]
+# FUZZ_SEED fixes libFuzzer's random seed; with a fresh FUZZ_CORPUS_DIR a run is then repeatable
+# (CI does this, so that what passes here passes there).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$here"
@@ -47,7 +49,7 @@ for target in "${targets[@]}"; do
   seed "$target"
   log=$CARGO_TARGET_DIR/$target.log
   if cargo "+$toolchain" fuzz run -O --debug-assertions --sanitizer none "$target" "$corpus/$target" -- \
-      -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=262144 >"$log" 2>&1; then
+      -max_total_time="$seconds" ${FUZZ_SEED:+-seed="$FUZZ_SEED"} -timeout=10 -rss_limit_mb=2048 -max_len=262144 >"$log" 2>&1; then
     result=ok
   else
     result=FAILED; status=1
