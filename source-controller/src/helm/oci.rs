@@ -164,6 +164,11 @@ impl OciChartClient {
         Self { access, timeout }
     }
 
+    /// The registry access this client pulls with.
+    pub fn access(&self) -> &RegistryAccess {
+        &self.access
+    }
+
     async fn timed<T>(
         &self,
         what: String,
@@ -199,33 +204,42 @@ impl OciChartClient {
         select_version(chart, &tags, range)
     }
 
-    /// Pulls chart `chart` at `version`: its manifest, then its chart layer (at most `max_size`).
+    /// Pulls chart `chart` at `version`: its manifest (by `digest` when one was verified, else by
+    /// the version's tag), then its chart layer (at most `max_size`).
     pub async fn pull(
         &self,
         repository: &OciChartRepository,
         chart: &str,
         version: &str,
+        digest: Option<&str>,
         max_size: u64,
     ) -> Result<Vec<u8>, OciChartError> {
         let image = repository.image(chart);
-        let tag = version_to_tag(version);
+        let (reference, named) = match digest {
+            Some(digest) => (digest.to_owned(), format!("{image}@{digest}")),
+            None => {
+                let tag = version_to_tag(version);
+                let named = format!("{image}:{tag}");
+                (tag, named)
+            }
+        };
         let registry = sluice_registry::shared();
         let manifest = self
             .timed(
-                format!("pulling the manifest '{image}:{tag}'"),
-                registry.manifest(&image, &tag, &self.access),
+                format!("pulling the manifest '{named}'"),
+                registry.manifest(&image, &reference, &self.access),
             )
             .await?;
         let parsed = manifest.image().map_err(|e| {
             OciChartError::Manifest(format!(
-                "the manifest of '{image}:{tag}' is not an image manifest: {e}"
+                "the manifest of '{named}' is not an image manifest: {e}"
             ))
         })?;
         if let Some(config) = &parsed.config
             && config.media_type != CHART_CONFIG_MEDIA_TYPE
         {
             return Err(OciChartError::Manifest(format!(
-                "'{image}:{tag}' is not a Helm chart: its config media type is '{}', not '{CHART_CONFIG_MEDIA_TYPE}'; push it with helm push",
+                "'{named}' is not a Helm chart: its config media type is '{}', not '{CHART_CONFIG_MEDIA_TYPE}'; push it with helm push",
                 config.media_type
             )));
         }
@@ -241,7 +255,7 @@ impl OciChartClient {
             })
             .ok_or_else(|| {
                 OciChartError::Manifest(format!(
-                    "'{image}:{tag}' has no layer of media type '{CHART_LAYER_MEDIA_TYPE}'; push it with helm push"
+                    "'{named}' has no layer of media type '{CHART_LAYER_MEDIA_TYPE}'; push it with helm push"
                 ))
             })?;
         if layer.size > max_size {
@@ -253,7 +267,7 @@ impl OciChartClient {
         let capacity = usize::try_from(layer.size).unwrap_or(0).min(1 << 20);
         let mut bytes = Vec::with_capacity(capacity);
         self.timed(
-            format!("downloading the chart layer of '{image}:{tag}'"),
+            format!("downloading the chart layer of '{named}'"),
             registry.blob(&image, layer, &self.access, &mut bytes),
         )
         .await?;

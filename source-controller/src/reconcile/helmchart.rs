@@ -69,12 +69,7 @@ impl SourceKind for HelmChart {
     const KIND: &'static str = "HelmChart";
 
     async fn run(context: &SourceContext, object: &mut HelmChart) -> Result<(), Outcome> {
-        if object.spec.verification.is_some() {
-            return Err(step::stalled(
-                "VerifyNotSupported",
-                "spec.verify (cosign/notation verification of OCI charts) is not supported by this source-controller; remove it",
-            ));
-        }
+        super::helmchart_verify::reset_verification(object);
         let build = match object.spec.source_ref.kind {
             HelmChartSourceKind::HelmRepository => {
                 super::helmchart_remote::from_repository(context, object).await?

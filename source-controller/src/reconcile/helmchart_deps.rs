@@ -256,7 +256,7 @@ impl Resolver<'_> {
             .map_err(|e| added(&e))?;
         let limit = self.context.helm_limits.max_chart_size;
         client
-            .pull(&registry, &dependency.name, &version, limit)
+            .pull(&registry, &dependency.name, &version, None, limit)
             .await
             .map_err(|e| added(&e))
     }

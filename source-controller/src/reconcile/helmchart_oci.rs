@@ -1,7 +1,8 @@
 //! HelmChart from a HelmRepository of `type: oci`: the version is resolved from the registry's
 //! tags (or taken as is when `spec.version` is one exact version), the chart layer is pulled with
-//! the repository's `secretRef`, `certSecretRef`, `insecure` and `timeout`, and the build goes on
-//! as for an HTTP repository. The repository has no artifact, so no source revision is observed.
+//! the repository's `secretRef`, `certSecretRef`, `insecure` and `timeout` (by the digest that
+//! verified, with `spec.verify`), and the build goes on as for an HTTP repository. The
+//! repository has no artifact, so no source revision is observed.
 
 use kube::ResourceExt;
 use sluice_api::meta::condition_type::FETCH_FAILED;
@@ -12,6 +13,7 @@ use sluice_secrets::{RegistryAccess, SecretData, docker_credentials};
 
 use super::helmchart::{Build, CHART_PULL_ERROR, INVALID_CHART_REFERENCE};
 use super::helmchart_remote::{build_pulled, cached_build, remote_version};
+use super::helmchart_verify::{mark_verified, verified_digest};
 use super::registry_access::{apply_cert_secret, base_access, secret};
 use super::{SourceContext, step};
 use crate::helm::oci::{OciChartClient, OciChartError, OciChartRepository};
@@ -30,19 +32,30 @@ pub(super) async fn from_registry(
         .await
         .map_err(|e| resolve_failure(&e))?;
     let revision = remote_version(object, &version)?;
-    if let Some(cached) = cached_build(object, &chart, &revision) {
-        return Ok(cached);
+    let digest = verified_digest(
+        context,
+        object,
+        &registry,
+        client.access(),
+        &chart,
+        &version,
+    )
+    .await?;
+    let build = match cached_build(object, &chart, &revision) {
+        Some(cached) => cached,
+        None => {
+            let limit = context.helm_limits.max_chart_size;
+            let bytes = client
+                .pull(&registry, &chart, &version, digest.as_deref(), limit)
+                .await
+                .map_err(|e| pull_failure(&e))?;
+            build_pulled(context, object, bytes, revision)?
+        }
+    };
+    if digest.is_some() {
+        mark_verified(object, &build.version);
     }
-    let bytes = client
-        .pull(
-            &registry,
-            &chart,
-            &version,
-            context.helm_limits.max_chart_size,
-        )
-        .await
-        .map_err(|e| pull_failure(&e))?;
-    build_pulled(context, object, bytes, revision)
+    Ok(build)
 }
 
 /// The repository's registry and a client with its credentials, TLS, `insecure` and timeout.

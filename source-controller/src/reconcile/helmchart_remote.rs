@@ -29,6 +29,7 @@ pub(super) async fn from_repository(
     if repository.spec.type_ == Some(HelmRepositoryType::Oci) {
         return super::helmchart_oci::from_registry(context, object, &repository).await;
     }
+    super::helmchart_verify::refuse_chart_repository(object)?;
     let artifact = stored_artifact(context, object, &repository).await?;
     let index = read_index(context, &artifact).await?;
     let chart_name = object.spec.chart.clone();

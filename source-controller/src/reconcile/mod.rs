@@ -10,6 +10,7 @@ mod helmchart_deps;
 mod helmchart_local;
 mod helmchart_oci;
 mod helmchart_remote;
+mod helmchart_verify;
 mod helmchart_watch;
 pub mod helmrepository;
 mod oci_verify;

@@ -4,7 +4,7 @@
 
 use kube::{Resource, ResourceExt};
 use sluice_api::meta::condition_type::SOURCE_VERIFIED;
-use sluice_api::meta::reason;
+use sluice_api::meta::{LocalObjectReference, reason};
 use sluice_api::source::{OCIRepository, OCIRepositoryVerification, OCIVerificationProvider};
 use sluice_api::{FluxObject, SourceObject};
 use sluice_runtime::Outcome;
@@ -49,24 +49,43 @@ pub fn unsupported_verification(object: &mut OCIRepository) -> Result<(), Outcom
     let Some(verification) = &object.spec.verification else {
         return Ok(());
     };
-    let (provider, message) = match (verification.provider, &verification.secret_ref) {
-        (OCIVerificationProvider::Notation, _) => (
-            "notation",
-            "spec.verify.provider 'notation' is not supported by this source-controller; sign the \
-             artifact with cosign and set provider 'cosign' with spec.verify.secretRef",
-        ),
-        (OCIVerificationProvider::Cosign, None) => (
-            "cosign keyless",
-            "keyless verification (spec.verify without secretRef; matchOIDCIdentity, \
-             trustedRootSecretRef) needs Fulcio and Rekor and is not supported by this \
-             source-controller; sign with a key pair and set spec.verify.secretRef to a Secret \
-             holding the public key as '<name>.pub'",
-        ),
-        (OCIVerificationProvider::Cosign, Some(_)) => return Ok(()),
-    };
-    let message = format!("failed to verify the signature using provider '{provider}': {message}");
-    mark_unverified(object, &message);
-    Err(step::stalled(VERIFY_NOT_SUPPORTED, message))
+    if let Err(unsupported) = key_secret(verification.provider, verification.secret_ref.as_ref()) {
+        let message = unsupported.to_string();
+        mark_unverified(object, &message);
+        return Err(step::stalled(VERIFY_NOT_SUPPORTED, message));
+    }
+    Ok(())
+}
+
+/// A verification mode this controller does not implement, in Flux's message shape.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to verify the signature using provider '{provider}': {detail}")]
+pub struct UnsupportedMode {
+    provider: &'static str,
+    detail: &'static str,
+}
+
+/// The Secret holding the trusted public keys: cosign with a key pair is the one mode verified
+/// here; notation and keyless cosign are [`UnsupportedMode`].
+pub fn key_secret(
+    provider: OCIVerificationProvider,
+    secret_ref: Option<&LocalObjectReference>,
+) -> Result<&LocalObjectReference, UnsupportedMode> {
+    match (provider, secret_ref) {
+        (OCIVerificationProvider::Cosign, Some(secret)) => Ok(secret),
+        (OCIVerificationProvider::Notation, _) => Err(UnsupportedMode {
+            provider: "notation",
+            detail: "spec.verify.provider 'notation' is not supported by this source-controller; \
+                     sign the artifact with cosign and set provider 'cosign' with spec.verify.secretRef",
+        }),
+        (OCIVerificationProvider::Cosign, None) => Err(UnsupportedMode {
+            provider: "cosign keyless",
+            detail: "keyless verification (spec.verify without secretRef; matchOIDCIdentity, \
+                     trustedRootSecretRef) needs Fulcio and Rekor and is not supported by this \
+                     source-controller; sign with a key pair and set spec.verify.secretRef to a \
+                     Secret holding the public key as '<name>.pub'",
+        }),
+    }
 }
 
 /// Flux's rule: verify a revision the artifact does not have yet, a new generation, or again

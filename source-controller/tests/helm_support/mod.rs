@@ -110,13 +110,14 @@ pub fn archive_files(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>> {
 
 /// Pushes chart archive `chart` (`name` at `version`) to `<repository>/<name>` as `helm push`
 /// does: a Helm config blob, one chart layer, the version as tag with `+` written as `_`.
+/// Returns the manifest's digest.
 pub async fn push_chart(
     client: &OciClient,
     repository: &str,
     name: &str,
     version: &str,
     chart: &[u8],
-) -> Result<()> {
+) -> Result<String> {
     let repo = format!("{repository}/{name}");
     let config =
         serde_json::to_vec(&json!({"apiVersion": "v2", "name": name, "version": version}))?;
@@ -142,8 +143,9 @@ pub async fn push_chart(
         ]),
     };
     let tag = version.replace('+', "_");
+    let body = serde_json::to_vec(&manifest)?;
     client
-        .put_manifest(&repo, &tag, OCI_MANIFEST, &serde_json::to_vec(&manifest)?)
+        .put_manifest(&repo, &tag, OCI_MANIFEST, &body)
         .await?;
-    Ok(())
+    Ok(format!("sha256:{}", hex::encode(Sha256::digest(&body))))
 }
