@@ -3,9 +3,13 @@
 mod common;
 
 use common::{Harness, condition, config_map, inventory_ids, is_success};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::ResourceExt;
+use kube::api::{
+    Api, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
 use kube::discovery::pinned_kind;
 use serde_json::json;
 use sluice_api::kustomize::Kustomization;
@@ -239,6 +243,79 @@ async fn a_revision_with_a_refused_object_writes_none_of_its_stage() {
     assert_eq!(config_map_value(&h, "a").await.as_deref(), Some("1"));
     assert_eq!(config_map_value(&h, "b").await, None, "b was created");
     assert_eq!(inventory_ids(&ks), inventory_ids(&good));
+}
+
+/// The resourceVersion of the first watch event whose object satisfies `check`.
+async fn first_version<K, S>(events: &mut S, check: impl Fn(&K) -> bool) -> u64
+where
+    K: kube::Resource,
+    S: futures::Stream<Item = kube::Result<WatchEvent<K>>> + Unpin,
+{
+    let found = async {
+        while let Some(event) = events.next().await {
+            if let WatchEvent::Added(object) | WatchEvent::Modified(object) = event.unwrap()
+                && check(&object)
+            {
+                return object.resource_version();
+            }
+        }
+        None
+    };
+    let version = tokio::time::timeout(std::time::Duration::from_secs(60), found)
+        .await
+        .expect("the watch shows the change within 60 s")
+        .expect("the watched object has a resourceVersion");
+    version.parse().expect("etcd resourceVersions are numbers")
+}
+
+#[tokio::test]
+async fn the_inventory_lists_a_new_object_before_the_object_is_created() {
+    let h = Harness::start("ks-ahead", &[]).await;
+    h.publish("repo", "v1", &[("a.yaml", &config_map("a", "1"))])
+        .await;
+    h.kustomization("app", "repo", json!({})).await;
+    h.wait_ready("app", "repo").await;
+    let kustomizations: Api<Kustomization> = h.api();
+    let config_maps: Api<ConfigMap> = h.api();
+    let listed_at = |version: Option<String>| version.expect("a list has a resourceVersion");
+    let ks_list = kustomizations.list_metadata(&Default::default()).await;
+    let ks_from = listed_at(ks_list.unwrap().metadata.resource_version);
+    let cm_list = config_maps.list_metadata(&Default::default()).await;
+    let cm_from = listed_at(cm_list.unwrap().metadata.resource_version);
+    let params = WatchParams::default();
+    let mut ks_events = kustomizations
+        .watch(&params, &ks_from)
+        .await
+        .unwrap()
+        .boxed();
+    let mut cm_events = config_maps.watch(&params, &cm_from).await.unwrap().boxed();
+
+    h.publish(
+        "repo",
+        "v2",
+        &[
+            ("a.yaml", &config_map("a", "1")),
+            ("b.yaml", &config_map("b", "new")),
+        ],
+    )
+    .await;
+    let b_id = format!("{}_b__ConfigMap", h.ns);
+    let listed = first_version(&mut ks_events, |ks: &Kustomization| {
+        inventory_ids(ks).contains(&b_id)
+    })
+    .await;
+    let created = first_version(&mut cm_events, |cm: &ConfigMap| cm.name_any() == "b").await;
+    // etcd's revision orders writes across kinds: the inventory was stored first.
+    assert!(
+        listed < created,
+        "inventory listing b at {listed}, b created at {created}"
+    );
+    let ks = h.wait_ready("app", "repo").await;
+    assert_eq!(
+        inventory_ids(&ks),
+        [format!("{}_a__ConfigMap", h.ns), b_id],
+        "the final inventory is what was applied"
+    );
 }
 
 #[tokio::test]

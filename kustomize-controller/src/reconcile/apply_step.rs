@@ -1,5 +1,6 @@
-//! Step 4: the change set: server-side apply of the build on the target cluster, the drift
-//! watch of what was applied, the detect-only drift report, and the change-set event.
+//! Step 4: the change set: the inventory written ahead of the apply, server-side apply of the
+//! build on the target cluster, the drift watch of what was applied, the detect-only drift
+//! report, and the change-set event.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,10 +10,10 @@ use kube::api::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 use sluice_api::FluxObject;
 use sluice_api::duration::format_duration;
-use sluice_api::kustomize::Kustomization;
+use sluice_api::kustomize::{Kustomization, ResourceInventory, ResourceRef};
 use sluice_api::meta::reason;
 use sluice_runtime::conditions;
-use sluice_runtime::{ConditionStatus, ObjectEvent, Outcome};
+use sluice_runtime::{ConditionStatus, Lifecycle, ObjectEvent, Outcome};
 
 use super::Context;
 use crate::apply::{Action, ApplyOptions, ApplyReport, Change, FIELD_MANAGER, apply_staged};
@@ -20,8 +21,8 @@ use crate::cleanup::Cleanup;
 use crate::cluster::Cluster;
 use crate::drift::DriftMode;
 use crate::ignore::IgnoreRules;
-use crate::inventory::PruneReport;
-use crate::objects::{Owner, split_api_version};
+use crate::inventory::{self, PruneReport};
+use crate::objects::{Owner, object_id, split_api_version};
 
 /// Condition type set while a detect-only Kustomization has drifted objects.
 pub const DRIFTED: &str = "Drifted";
@@ -88,6 +89,45 @@ pub async fn apply(
     };
     track_drift(context, ks, cluster, &change_set.changes).await;
     Ok(change_set)
+}
+
+/// The inventory to record before applying `objects`: the recorded one plus the objects it
+/// does not list yet; `None` when it lists them all.
+pub fn inventory_ahead(ks: &Kustomization, objects: &[Value]) -> Option<ResourceInventory> {
+    let recorded = ks
+        .status
+        .as_ref()
+        .and_then(|status| status.inventory.clone())
+        .unwrap_or_default();
+    let new: Vec<ResourceRef> = objects
+        .iter()
+        .map(|object| ResourceRef {
+            id: object_id(object).to_string(),
+            version: split_api_version(object["apiVersion"].as_str().unwrap_or_default())
+                .1
+                .to_owned(),
+        })
+        .filter(|entry| !recorded.entries.iter().any(|known| known.id == entry.id))
+        .collect();
+    (!new.is_empty()).then(|| inventory::merge(&recorded, &new))
+}
+
+/// Writes `inventory` to the status before the apply, so that a controller stopped between the
+/// apply and its final status write leaves no object it does not track (the final write then
+/// records exactly what was applied).
+pub async fn record_inventory_ahead(
+    lifecycle: &Lifecycle<'_, Kustomization>,
+    ks: &Kustomization,
+    inventory: &ResourceInventory,
+) -> Result<(), Outcome> {
+    let mut ahead = ks.clone();
+    ahead.status.get_or_insert_with(Default::default).inventory = Some(inventory.clone());
+    lifecycle.write_status(&ahead).await.map_err(|error| {
+        Outcome::retry(
+            reason::RECONCILIATION_FAILED,
+            format!("recording the inventory before the apply failed: {error}"),
+        )
+    })
 }
 
 /// Fails the reconcile when an object could not be applied, listing every error with the

@@ -1,13 +1,13 @@
 //! The Kustomization on the shared lifecycle: the step list, and its cleanup on deletion.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use sluice_api::FluxObject;
 use sluice_api::duration::format_duration;
-use sluice_api::kustomize::Kustomization;
+use sluice_api::kustomize::{Kustomization, ResourceInventory};
 use sluice_api::meta::condition_type::{HEALTHY, READY};
 use sluice_runtime::conditions::is_true;
 use sluice_runtime::{Failure, Lifecycle, Outcome, Policy, Reconciler, RuntimeContext};
@@ -43,15 +43,17 @@ impl KustomizationReconciler {
         Self { context, policy }
     }
 
-    /// Source → dependencies → fetch → build → apply → prune → health; each step returns its
-    /// product (kept in `attempt` for the record) or ends the reconcile with an outcome.
-    /// `Reconciling` progress is written only when fetch, build and apply take a while; a
-    /// re-check of pending health re-applies nothing (see [`health_step::pending_apply`]).
+    /// Source → dependencies → fetch → build → inventory ahead → apply → prune → health; each
+    /// step returns its product (kept in `attempt` for the record) or ends the reconcile with an
+    /// outcome. `Reconciling` progress is written only when fetch, build and apply take a while
+    /// (with the inventory written `ahead`); a re-check of pending health re-applies nothing (see
+    /// [`health_step::pending_apply`]).
     async fn steps(
         &self,
         ks: &mut Kustomization,
         lifecycle: &Lifecycle<'_, Kustomization>,
         attempt: &mut Attempt,
+        ahead: &OnceLock<ResourceInventory>,
     ) -> Result<HealthVerdict, Outcome> {
         let context = self.context.as_ref();
         let timeout = validate_step::validate(ks, &context.flags)?;
@@ -78,6 +80,11 @@ impl KustomizationReconciler {
                 if let Some(pending) = health_step::pending_apply(context, ks, digest) {
                     return Ok((cluster, Applying::Pending(pending)));
                 }
+                if let Some(inventory) = apply_step::inventory_ahead(ks, &built.objects) {
+                    let inventory = ahead.get_or_init(|| inventory);
+                    let recording = apply_step::record_inventory_ahead(lifecycle, ks, inventory);
+                    lifecycle.step("inventory", recording).await?;
+                }
                 let applying =
                     apply_step::apply(context, ks, &cluster, built.objects, &revision, timeout);
                 let change_set = lifecycle.step("apply", applying).await?;
@@ -87,7 +94,7 @@ impl KustomizationReconciler {
             match tokio::time::timeout(ANNOUNCE_AFTER, &mut work).await {
                 Ok(done) => done?,
                 Err(_) => {
-                    announce(lifecycle, &mut ks.clone(), &revision, timeout).await;
+                    announce(lifecycle, ks, ahead.get(), &revision, timeout).await;
                     work.await?
                 }
             }
@@ -144,10 +151,12 @@ enum Applying {
 }
 
 /// Marks the Kustomization `Reconciling` while a revision or generation is new to it (on a
-/// copy: the conclusion is written from the reconciled object).
+/// copy holding the inventory written ahead, if any: the conclusion is written from the
+/// reconciled object).
 async fn announce(
     lifecycle: &Lifecycle<'_, Kustomization>,
-    ks: &mut Kustomization,
+    ks: &Kustomization,
+    ahead: Option<&ResourceInventory>,
     revision: &str,
     timeout: Duration,
 ) {
@@ -165,7 +174,14 @@ async fn announce(
         "Fetching manifests for revision {revision} with a timeout of {}",
         format_duration(timeout)
     );
-    if let Err(error) = lifecycle.progress(ks, &message).await {
+    let mut progress = ks.clone();
+    if let Some(inventory) = ahead {
+        progress
+            .status
+            .get_or_insert_with(Default::default)
+            .inventory = Some(inventory.clone());
+    }
+    if let Err(error) = lifecycle.progress(&mut progress, &message).await {
         tracing::warn!(%error, "writing progress status failed");
     }
 }
@@ -186,7 +202,8 @@ impl Reconciler<Kustomization> for KustomizationReconciler {
     ) -> Outcome {
         let started = Instant::now();
         let mut attempt = Attempt::default();
-        let outcome = match self.steps(ks, lifecycle, &mut attempt).await {
+        let ahead = OnceLock::new();
+        let outcome = match self.steps(ks, lifecycle, &mut attempt, &ahead).await {
             Ok(verdict) => {
                 let outcome = verdict.outcome(self.context.flags.health_check_interval);
                 attempt.health = Some(verdict);
@@ -194,6 +211,7 @@ impl Reconciler<Kustomization> for KustomizationReconciler {
             }
             Err(outcome) => outcome,
         };
+        attempt.inventory_ahead = ahead.into_inner();
         attempt.elapsed = started.elapsed();
         let recorded = record(ks, &attempt, outcome, Time(Timestamp::now()));
         for notice in recorded.notices {

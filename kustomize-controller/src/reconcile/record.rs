@@ -61,6 +61,8 @@ pub struct Attempt {
     pub digest: Option<String>,
     /// Values substituted from Secrets, redacted from apply errors.
     pub secret_values: Vec<String>,
+    /// The inventory written ahead of the apply (the recorded one plus the new objects).
+    pub inventory_ahead: Option<ResourceInventory>,
     /// What the apply did.
     pub change_set: Option<ApplyReport>,
     /// What the prune deleted or failed to delete.
@@ -166,12 +168,15 @@ pub fn record(ks: &mut Kustomization, attempt: &Attempt, outcome: Outcome, now: 
 }
 
 /// The inventory after this attempt: what was applied, plus what could not be pruned; after a
-/// failed apply, the previous inventory plus what was applied. `None` when nothing was applied.
+/// failed apply, the previous inventory plus what was applied; after an apply cut short with no
+/// report, the inventory written ahead of it. `None` when nothing was applied.
 fn recorded_inventory(
     previous: Option<&ResourceInventory>,
     attempt: &Attempt,
 ) -> Option<ResourceInventory> {
-    let change_set = attempt.change_set.as_ref()?;
+    let Some(change_set) = attempt.change_set.as_ref() else {
+        return attempt.inventory_ahead.clone();
+    };
     let applied = inventory::from_changes(&change_set.changes);
     if !change_set.errors.is_empty() {
         return Some(inventory::merge(

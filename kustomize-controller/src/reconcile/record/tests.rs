@@ -60,6 +60,7 @@ fn applied(revision: &str, applied: &[&str], health: HealthVerdict) -> Attempt {
         fetched: true,
         digest: Some(DIGEST.into()),
         secret_values: Vec::new(),
+        inventory_ahead: None,
         change_set: Some(ApplyReport {
             changes: applied.iter().map(|name| change(name)).collect(),
             errors: Vec::new(),
@@ -223,6 +224,36 @@ fn objects_that_could_not_be_pruned_stay_in_the_inventory() {
         now(),
     );
     assert_eq!(ids(&ks), ["apps_a__ConfigMap", "apps_c__ConfigMap"]);
+}
+
+#[test]
+fn an_apply_cut_short_keeps_the_inventory_written_ahead_of_it() {
+    let mut ks = kustomization(1);
+    record(
+        &mut ks,
+        &applied(REVISION, &["a"], HealthVerdict::NotChecked),
+        Outcome::Success,
+        now(),
+    );
+    let mut attempt = applied("main@sha1:fed", &[], HealthVerdict::NotChecked);
+    attempt.change_set = None;
+    attempt.pruned = None;
+    attempt.health = None;
+    attempt.inventory_ahead = Some(ResourceInventory {
+        entries: vec![entry("a"), entry("b")],
+    });
+    let timed_out = Outcome::retry(reason::RECONCILIATION_FAILED, "apply did not finish");
+    record(&mut ks, &attempt, timed_out.clone(), now());
+    assert_eq!(
+        ids(&ks),
+        ["apps_a__ConfigMap", "apps_b__ConfigMap"],
+        "objects the apply may have created stay tracked"
+    );
+
+    attempt.inventory_ahead = None;
+    let mut before_apply = kustomization(1);
+    record(&mut before_apply, &attempt, timed_out, now());
+    assert_eq!(status_of(&before_apply).inventory, None);
 }
 
 #[test]
