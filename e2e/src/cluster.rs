@@ -15,7 +15,7 @@ use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, Config};
 use tokio::sync::OnceCell;
 
-use crate::net::{free_port, wait_for_port};
+use crate::net::{free_port, restartable_port, wait_for_port};
 use crate::process::Supervised;
 use crate::tls::{TestCa, key_pair_pem};
 use crate::{Error, Result, tools};
@@ -135,7 +135,7 @@ impl ControlPlane {
             return Err(not_ready("etcd", &etcd));
         }
 
-        let api_port = free_port()?;
+        let api_port = restartable_port()?;
         let server = format!("https://127.0.0.1:{api_port}");
         let p = |name: &str| pki.join(name).display().to_string();
         let apiserver_args = args(&[

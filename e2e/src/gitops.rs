@@ -13,7 +13,7 @@ use sluice_api::kustomize::Kustomization;
 use sluice_api::meta::RECONCILE_REQUESTED_AT_ANNOTATION;
 use sluice_api::source::GitRepository;
 
-use crate::net::free_port;
+use crate::net::restartable_port;
 use crate::poll::{Timeout, eventually};
 use crate::process::Supervised;
 use crate::{Error, Result};
@@ -122,7 +122,7 @@ impl Controllers {
         extra_args: &[String],
     ) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let storage_port = free_port()?;
+        let storage_port = restartable_port()?;
         let scope_args = match scope {
             Scope::AllNamespaces => vec!["--watch-all-namespaces=true".to_string()],
             Scope::Namespace(ns) => vec![
@@ -140,7 +140,7 @@ impl Controllers {
             args.extend([
                 "--enable-leader-election=false".to_string(),
                 "--log-encoding=console".to_string(),
-                format!("--metrics-addr=127.0.0.1:{}", free_port()?),
+                format!("--metrics-addr=127.0.0.1:{}", restartable_port()?),
             ]);
             match controller {
                 Controller::Source => args.extend([
@@ -154,7 +154,7 @@ impl Controllers {
                 )),
             }
             args.extend(extra_args.iter().cloned());
-            let health_port = free_port()?;
+            let health_port = restartable_port()?;
             args.push(format!("--health-addr=127.0.0.1:{health_port}"));
             let process = controllers.spawn(controller, &args)?;
             controllers.running.push(Running {

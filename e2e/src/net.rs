@@ -1,5 +1,6 @@
 //! Loopback addresses for test servers.
 
+use std::hash::BuildHasher;
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,37 @@ use crate::{Error, Result};
 /// A free TCP port on 127.0.0.1, picked by the kernel.
 pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Lowest port [`restartable_port`] picks.
+const RESTARTABLE_FLOOR: u16 = 10_000;
+
+/// A free TCP port on 127.0.0.1 below the kernel's ephemeral range, for a server restarted on
+/// the same port: while it is down, an outgoing connection may take an ephemeral port as its
+/// source port (then the restart fails with "address in use"), never one below the range.
+pub fn restartable_port() -> Result<u16> {
+    let ceiling = ephemeral_range_start().unwrap_or(32_768);
+    if ceiling <= RESTARTABLE_FLOOR {
+        return free_port();
+    }
+    let span = u64::from(ceiling - RESTARTABLE_FLOOR);
+    let random = std::collections::hash_map::RandomState::new();
+    for attempt in 0..200u64 {
+        let offset = u16::try_from(random.hash_one(attempt) % span).unwrap_or(0);
+        let port = RESTARTABLE_FLOOR + offset;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(Error::Setup(format!(
+        "no free port between {RESTARTABLE_FLOOR} and {ceiling} after 200 tries"
+    )))
+}
+
+/// The first port of the kernel's ephemeral range (`net.ipv4.ip_local_port_range`).
+fn ephemeral_range_start() -> Option<u16> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    range.split_whitespace().next()?.parse().ok()
 }
 
 /// Waits until something accepts TCP connections on `127.0.0.1:port`.
@@ -52,4 +84,18 @@ pub(crate) fn bind_loopback(runtime: &Handle) -> Result<(tokio::net::TcpListener
     let addr = listener.local_addr()?;
     let _guard = runtime.enter();
     Ok((tokio::net::TcpListener::from_std(listener)?, addr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restartable_ports_lie_below_the_ephemeral_range() {
+        let ceiling = ephemeral_range_start().unwrap_or(32_768);
+        for _ in 0..20 {
+            let port = restartable_port().unwrap();
+            assert!((RESTARTABLE_FLOOR..ceiling).contains(&port), "{port}");
+        }
+    }
 }
