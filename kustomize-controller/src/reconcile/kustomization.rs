@@ -214,6 +214,13 @@ impl Reconciler<Kustomization> for KustomizationReconciler {
         attempt.inventory_ahead = ahead.into_inner();
         attempt.elapsed = started.elapsed();
         let recorded = record(ks, &attempt, outcome, Time(Timestamp::now()));
+        tracing::debug!(
+            resource_version = ?ks.metadata.resource_version,
+            source_revision = ?attempt.artifact.as_ref().map(|a| a.revision.as_str()),
+            last_applied = ?ks.status.as_ref().and_then(|s| s.last_applied_revision.as_deref()),
+            outcome = ?recorded.outcome,
+            "reconcile recorded"
+        );
         for notice in recorded.notices {
             lifecycle.publish_after_status(notice);
         }
