@@ -5,12 +5,14 @@
 #[path = "../examples/greeting/greeting.rs"]
 mod greeting;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use greeting::{
-    CONFIG_MAP_NOT_OWNED, CONFIG_MAP_WRITTEN, CONTROLLER_NAME, Greeting, GreetingSpec, MESSAGE_KEY,
+    CONFIG_MAP_NOT_OWNED, CONFIG_MAP_WRITTEN, CONTROLLER_NAME, Greeting, GreetingReconciler,
+    GreetingSpec, MESSAGE_KEY,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -22,7 +24,7 @@ use sluice_api::FluxObject;
 use sluice_api::meta::FINALIZER;
 use sluice_api::meta::condition_type::{READY, STALLED};
 use sluice_e2e::ControlPlane;
-use sluice_runtime::{RuntimeContext, RuntimeFlags, Shutdown};
+use sluice_runtime::{RuntimeContext, RuntimeFlags, Shutdown, lifecycle};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -35,6 +37,8 @@ struct TestCommand {
 /// The example controller watching a namespace of its own, with the Greeting CRD installed;
 /// it stops when dropped.
 struct Example {
+    client: Client,
+    namespace: String,
     greetings: Api<Greeting>,
     config_maps: Api<ConfigMap>,
     shutdown: Shutdown,
@@ -52,23 +56,32 @@ impl Example {
         let client = control_plane.client().await?;
         let namespace = control_plane.namespace(prefix).await?;
         install_crd(&client).await?;
+        let shutdown = Shutdown::new();
+        let example = Self {
+            greetings: Api::namespaced(client.clone(), &namespace),
+            config_maps: Api::namespaced(client.clone(), &namespace),
+            client,
+            namespace,
+            shutdown,
+        };
+        let runtime = example.runtime(example.shutdown.clone())?;
+        tokio::spawn(async move { greeting::run(&runtime).await });
+        Ok(example)
+    }
+
+    /// A runtime for the example's namespace that stops with `shutdown`.
+    fn runtime(&self, shutdown: Shutdown) -> Result<RuntimeContext> {
         let flags = TestCommand::parse_from([
             "greeting-controller",
             "--watch-all-namespaces=false",
-            &format!("--runtime-namespace={namespace}"),
+            &format!("--runtime-namespace={}", self.namespace),
             "--min-retry-delay=200ms",
             "--max-retry-delay=2s",
         ])
         .flags;
-        let shutdown = Shutdown::new();
         let (runtime, _tasks) =
-            RuntimeContext::with_client(CONTROLLER_NAME, client.clone(), flags, shutdown.clone())?;
-        tokio::spawn(async move { greeting::run(&runtime).await });
-        Ok(Self {
-            greetings: Api::namespaced(client.clone(), &namespace),
-            config_maps: Api::namespaced(client, &namespace),
-            shutdown,
-        })
+            RuntimeContext::with_client(CONTROLLER_NAME, self.client.clone(), flags, shutdown)?;
+        Ok(runtime)
     }
 
     /// Creates Greeting `name` and waits until its `Ready` is `ready` at its generation.
@@ -197,6 +210,38 @@ async fn greeting_becomes_ready_follows_changes_honours_suspend_and_cleans_up() 
     assert!(
         config_maps.get_opt("hello").await?.is_none(),
         "cleanup deletes the ConfigMap before the finalizer is released"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_reconcile_handed_a_stale_cached_copy_works_on_the_stored_object() -> Result<()> {
+    let example = Example::start("greeting-stale").await?;
+    let (greetings, config_maps) = (&example.greetings, &example.config_maps);
+    let stale = example.create("hello", "Hello", "True").await?;
+    let change = json!({"spec": {"message": "Hello again"}});
+    greetings
+        .patch("hello", &PatchParams::default(), &Patch::Merge(&change))
+        .await?;
+    wait_for(config_maps.clone(), "hello", message_is("Hello again")).await?;
+    let observed_generation = |g: &Greeting| g.status.as_ref()?.observed_generation;
+    let current = wait_for(greetings.clone(), "hello", move |g: Option<&Greeting>| {
+        g.and_then(observed_generation) == Some(2)
+    })
+    .await?
+    .context("Greeting hello")?;
+    example.shutdown.trigger();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // A cache that missed the change after a watch error hands out the generation-1 copy.
+    let reconciler = Arc::new(GreetingReconciler::new(example.runtime(Shutdown::new())?));
+    lifecycle::reconcile(Arc::new(stale), reconciler).await?;
+    let after = greetings.get("hello").await?;
+    assert_eq!(observed_generation(&after), Some(2), "status not set back");
+    assert_eq!(after.condition(READY), current.condition(READY));
+    assert!(
+        message_is("Hello again").matches_object(config_maps.get_opt("hello").await?.as_ref()),
+        "the ConfigMap keeps the current message"
     );
     Ok(())
 }

@@ -300,6 +300,9 @@ where
         runtime.client.clone(),
         &object.namespace().unwrap_or_default(),
     );
+    let Some(mut object) = current(&api, &object).await? else {
+        return Ok(Requeue::OnChange);
+    };
     let lifecycle = Lifecycle {
         runtime,
         policy,
@@ -307,11 +310,10 @@ where
         after_status: AfterStatus::default(),
         previous_ready: object.condition(READY).cloned(),
     };
-    let labels = ObjectLabels::of(object.as_ref());
+    let labels = ObjectLabels::of(&object);
     if object.meta().deletion_timestamp.is_some() {
         return delete(reconciler.as_ref(), &lifecycle, &object, &labels).await;
     }
-    let mut object = K::clone(&object);
     if !object.finalizers().iter().any(|f| f == FINALIZER) {
         let adding = finalizer::add(&lifecycle.api, &mut object, &policy.status_manager);
         lifecycle.step("finalizer", adding).await?;
@@ -326,6 +328,26 @@ where
     }
     let outcome = reconciler.reconcile(&mut object, &lifecycle).await;
     finish(&lifecycle, &mut object, &outcome, &labels).await
+}
+
+/// The object as stored now (`None` once deleted). The controller's cache trails the apiserver
+/// after a watch error until its relist, and the status written at the end is built on what the
+/// reconcile starts from: a cached copy older than the last status write would put an older
+/// revision, inventory or artifact back.
+async fn current<K: LifecycleObject>(
+    api: &Api<K>,
+    cached: &K,
+) -> Result<Option<K>, LifecycleError> {
+    let name = cached.name_any();
+    api.get_opt(&name)
+        .await
+        .map_err(|error| LifecycleError::Failed {
+            message: format!(
+                "reading {} {name} before reconciling it failed: {error}",
+                K::kind(&())
+            ),
+            retry_after: None,
+        })
 }
 
 async fn timed<K: LifecycleObject, T>(
