@@ -114,12 +114,11 @@ pub async fn violations(
     if unique.len() != ids.len() {
         found.push(format!("duplicate inventory entries: {ids:?}"));
     }
-    let want: BTreeSet<String> = expected
-        .keys()
-        .map(|name| format!("{namespace}_{name}__ConfigMap"))
-        .collect();
+    let id_of = |name: &String| format!("{namespace}_{name}__ConfigMap");
+    let want: BTreeSet<String> = expected.keys().map(id_of).collect();
     let have: BTreeSet<String> = unique.iter().map(|id| id.to_string()).collect();
-    if have != want {
+    let existing: BTreeSet<String> = cluster.keys().map(id_of).collect();
+    if !inventory_holds(&have, &want, &existing, good.contains_key(head)) {
         found.push(format!("inventory {have:?}, expected {want:?}"));
     }
     if let Some(entry) = entries.iter().find(|e| e.version != "v1") {
@@ -129,6 +128,22 @@ pub async fn violations(
         ));
     }
     Ok(found)
+}
+
+/// Whether the inventory `have` is right for the applied objects `want`. With a good head it
+/// is exactly `want`. With a bad head it may also list objects that do not exist: kustomize-
+/// controller writes the inventory ahead of an apply, and a kill before the apply's own status
+/// write leaves those entries until the next good revision is applied (pruning skips them).
+fn inventory_holds(
+    have: &BTreeSet<String>,
+    want: &BTreeSet<String>,
+    existing: &BTreeSet<String>,
+    head_good: bool,
+) -> bool {
+    if head_good {
+        return have == want;
+    }
+    want.is_subset(have) && have.difference(want).all(|id| !existing.contains(id))
 }
 
 /// Adds a line per ConfigMap missing (pruned), extra (orphan) or with other data than `expected`.
@@ -149,5 +164,37 @@ fn compare_objects(
     }
     for name in cluster.keys().filter(|n| !expected.contains_key(*n)) {
         found.push(format!("orphan ConfigMap {name}: not in {applied}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    #[test]
+    fn entries_written_ahead_are_allowed_only_for_missing_objects_under_a_bad_head() {
+        let want = ids(&["a", "b"]);
+        let existing = ids(&["a", "b"]);
+        assert!(inventory_holds(&want, &want, &existing, true));
+        let ahead = ids(&["a", "b", "c"]);
+        assert!(
+            !inventory_holds(&ahead, &want, &existing, true),
+            "good head: exact"
+        );
+        assert!(inventory_holds(&ahead, &want, &existing, false));
+        let orphan_listed = ids(&["a", "b", "c"]);
+        let with_c = ids(&["a", "b", "c"]);
+        assert!(
+            !inventory_holds(&orphan_listed, &want, &with_c, false),
+            "an existing object outside the applied revision is not an entry written ahead"
+        );
+        assert!(
+            !inventory_holds(&ids(&["a"]), &want, &existing, false),
+            "b untracked"
+        );
     }
 }
