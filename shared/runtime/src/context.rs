@@ -12,6 +12,7 @@ use crate::controller::{Requeue, jittered};
 use crate::events::{EventError, EventSink};
 use crate::flags::{FlagsError, RuntimeFlags};
 use crate::leader::{LeaderElectionConfig, Leadership, instance_name, spawn_leader_election};
+use crate::lifecycle::WrittenVersions;
 use crate::metrics::Metrics;
 use crate::probes::{Readiness, probes_router};
 use crate::server::{ServeError, bind, serve};
@@ -70,6 +71,8 @@ pub struct RuntimeContext {
     pub readiness: Readiness,
     pub shutdown: Shutdown,
     pub leadership: Leadership,
+    /// The resourceVersion of each object after this process's last status write to it.
+    pub written: WrittenVersions,
 }
 
 /// Background tasks started with the runtime; await [`BackgroundTasks::finished`] after shutdown.
@@ -193,6 +196,7 @@ impl RuntimeContext {
             readiness: Readiness::new(),
             shutdown,
             leadership,
+            written: WrittenVersions::default(),
         };
         Ok((context, tasks))
     }

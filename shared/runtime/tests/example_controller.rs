@@ -37,8 +37,7 @@ struct TestCommand {
 /// The example controller watching a namespace of its own, with the Greeting CRD installed;
 /// it stops when dropped.
 struct Example {
-    client: Client,
-    namespace: String,
+    runtime: RuntimeContext,
     greetings: Api<Greeting>,
     config_maps: Api<ConfigMap>,
     shutdown: Shutdown,
@@ -56,32 +55,25 @@ impl Example {
         let client = control_plane.client().await?;
         let namespace = control_plane.namespace(prefix).await?;
         install_crd(&client).await?;
-        let shutdown = Shutdown::new();
-        let example = Self {
-            greetings: Api::namespaced(client.clone(), &namespace),
-            config_maps: Api::namespaced(client.clone(), &namespace),
-            client,
-            namespace,
-            shutdown,
-        };
-        let runtime = example.runtime(example.shutdown.clone())?;
-        tokio::spawn(async move { greeting::run(&runtime).await });
-        Ok(example)
-    }
-
-    /// A runtime for the example's namespace that stops with `shutdown`.
-    fn runtime(&self, shutdown: Shutdown) -> Result<RuntimeContext> {
         let flags = TestCommand::parse_from([
             "greeting-controller",
             "--watch-all-namespaces=false",
-            &format!("--runtime-namespace={}", self.namespace),
+            &format!("--runtime-namespace={namespace}"),
             "--min-retry-delay=200ms",
             "--max-retry-delay=2s",
         ])
         .flags;
+        let shutdown = Shutdown::new();
         let (runtime, _tasks) =
-            RuntimeContext::with_client(CONTROLLER_NAME, self.client.clone(), flags, shutdown)?;
-        Ok(runtime)
+            RuntimeContext::with_client(CONTROLLER_NAME, client.clone(), flags, shutdown.clone())?;
+        let controller = runtime.clone();
+        tokio::spawn(async move { greeting::run(&controller).await });
+        Ok(Self {
+            greetings: Api::namespaced(client.clone(), &namespace),
+            config_maps: Api::namespaced(client, &namespace),
+            runtime,
+            shutdown,
+        })
     }
 
     /// Creates Greeting `name` and waits until its `Ready` is `ready` at its generation.
@@ -233,8 +225,9 @@ async fn a_reconcile_handed_a_stale_cached_copy_works_on_the_stored_object() -> 
     example.shutdown.trigger();
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    // A cache that missed the change after a watch error hands out the generation-1 copy.
-    let reconciler = Arc::new(GreetingReconciler::new(example.runtime(Shutdown::new())?));
+    // A cache that missed the change after a watch error hands out the generation-1 copy to
+    // the process that wrote the newer status.
+    let reconciler = Arc::new(GreetingReconciler::new(example.runtime.clone()));
     lifecycle::reconcile(Arc::new(stale), reconciler).await?;
     let after = greetings.get("hello").await?;
     assert_eq!(observed_generation(&after), Some(2), "status not set back");

@@ -7,6 +7,7 @@
 
 mod finalizer;
 mod outcome;
+mod written;
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -26,6 +27,7 @@ use sluice_api::meta::condition_type::READY;
 
 pub use finalizer::FinalizerError;
 pub use outcome::{Conclusion, Failure, Next, Outcome, ReadyRule, conclude, mark_progressing};
+pub use written::WrittenVersions;
 
 use crate::conditions::{self, ConditionStatus};
 use crate::context::RuntimeContext;
@@ -262,13 +264,14 @@ impl<K: LifecycleObject> Lifecycle<'_, K> {
     /// Writes the object's status (server-side apply, owned by the kind's status manager).
     pub async fn write_status(&self, object: &K) -> Result<(), StatusError> {
         if let Some(status) = object.status() {
-            crate::status::apply_status(
+            let stored = crate::status::apply_status(
                 &self.api,
                 &object.name_any(),
                 &self.policy.status_manager,
                 status,
             )
             .await?;
+            self.runtime.written.record(&stored);
         }
         Ok(())
     }
@@ -300,8 +303,14 @@ where
         runtime.client.clone(),
         &object.namespace().unwrap_or_default(),
     );
-    let Some(mut object) = current(&api, &object).await? else {
-        return Ok(Requeue::OnChange);
+    let cached = object;
+    let mut object = if runtime.written.may_trail(cached.as_ref()) {
+        match current(&api, &cached).await? {
+            Some(object) => object,
+            None => return Ok(Requeue::OnChange),
+        }
+    } else {
+        K::clone(&cached)
     };
     let lifecycle = Lifecycle {
         runtime,
@@ -330,10 +339,11 @@ where
     finish(&lifecycle, &mut object, &outcome, &labels).await
 }
 
-/// The object as stored now (`None` once deleted). The controller's cache trails the apiserver
-/// after a watch error until its relist, and the status written at the end is built on what the
-/// reconcile starts from: a cached copy older than the last status write would put an older
-/// revision, inventory or artifact back.
+/// The object as stored now (`None` once deleted), read when the cached copy is not the one this
+/// process's last status write left: the cache trails the apiserver after a watch error until
+/// its relist, and the status written at the end is built on what the reconcile starts from, so
+/// a copy older than the last status write would put an older revision, inventory or artifact
+/// back.
 async fn current<K: LifecycleObject>(
     api: &Api<K>,
     cached: &K,
@@ -474,6 +484,7 @@ where
     for type_ in std::iter::once(READY).chain(lifecycle.policy.metric_conditions.iter().copied()) {
         metrics.record_condition_deleted(labels, type_);
     }
+    lifecycle.runtime.written.forget(object);
     tracing::info!(namespace = %labels.namespace, name = %labels.name, kind = %labels.kind, "cleanup done; finalizer released");
     Ok(Requeue::OnChange)
 }
