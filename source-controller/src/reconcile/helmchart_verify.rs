@@ -2,18 +2,19 @@
 //! in Flux, the cosign signatures of the chart version's manifest are checked against the public
 //! keys of `verify.secretRef`; the chart is then pulled by the digest that verified.
 
-use kube::ResourceExt;
 use sluice_api::FluxObject;
 use sluice_api::meta::condition_type::{BUILD_FAILED, FETCH_FAILED, SOURCE_VERIFIED};
 use sluice_api::meta::reason;
 use sluice_api::source::{HelmChart, OCIRepositoryRef};
 use sluice_runtime::Outcome;
-use sluice_runtime::conditions::{self, ConditionStatus};
-use sluice_secrets::{RegistryAccess, SecretError, read_secret};
+use sluice_runtime::conditions;
+use sluice_secrets::RegistryAccess;
 
-use super::oci_verify::{VERIFY_NOT_SUPPORTED, key_secret};
+use super::oci_verify::{
+    self, VERIFY_NOT_SUPPORTED, VerifyFailure, key_secret, mark_unverified, signing_key,
+};
 use super::{SourceContext, step};
-use crate::cosign::{CosignError, TrustedKeys};
+use crate::cosign::TrustedKeys;
 use crate::helm::oci::{OciChartRepository, version_to_tag};
 use crate::oci::{OciError, OciRemote, Repository};
 use crate::status;
@@ -21,26 +22,11 @@ use crate::status;
 /// Flux's reason for a chart whose signature did not verify.
 pub(super) const CHART_VERIFICATION_ERROR: &str = "ChartVerificationError";
 
-/// Why a chart's signature could not be verified.
-#[derive(Debug, thiserror::Error)]
-enum VerifyFailure {
-    #[error("{0}")]
-    Secret(#[from] SecretError),
-    #[error(transparent)]
-    Cosign(#[from] CosignError),
-    #[error("{0}")]
-    Registry(#[from] OciError),
-}
-
 /// Flux's start of a reconcile: a failed verification is evaluated again, and without
 /// `spec.verify` no verification is reported.
 pub(super) fn reset_verification(object: &mut HelmChart) {
-    let failed = object
-        .condition(SOURCE_VERIFIED)
-        .is_some_and(|c| c.status == ConditionStatus::False.as_str());
-    if failed || object.spec.verification.is_none() {
-        conditions::remove(object.conditions_mut(), SOURCE_VERIFIED);
-    }
+    let verify = object.spec.verification.is_some();
+    oci_verify::reset_verification(object, verify);
 }
 
 /// A chart of a `type: default` HelmRepository has no cosign signature: with `spec.verify` the
@@ -76,7 +62,7 @@ pub(super) async fn verified_digest(
             return Err(step::stalled(VERIFY_NOT_SUPPORTED, message));
         }
     };
-    let keys = match trusted_keys(context, object, &secret).await {
+    let keys = match oci_verify::trusted_keys(context, object, &secret).await {
         Ok(keys) => keys,
         Err(error) => {
             let message =
@@ -109,16 +95,6 @@ pub(super) fn mark_verified(object: &mut HelmChart, version: &str) {
     );
 }
 
-async fn trusted_keys(
-    context: &SourceContext,
-    object: &HelmChart,
-    secret: &str,
-) -> Result<TrustedKeys, VerifyFailure> {
-    let namespace = object.namespace().unwrap_or_default();
-    let secret = read_secret(&context.runtime.client, &namespace, secret).await?;
-    Ok(TrustedKeys::from_secret(&secret)?)
-}
-
 /// Resolves `image:tag` and returns its digest when a signature made by one of `keys` names it.
 async fn signed_digest(
     image: &str,
@@ -139,8 +115,7 @@ async fn signed_digest(
         ..OCIRepositoryRef::default()
     };
     let digest = remote.resolve(Some(&reference)).await?.digest;
-    let signatures = remote.cosign_signatures(&digest).await?;
-    let key = keys.verify(&remote.digest_reference(&digest), &digest, &signatures)?;
+    let key = signing_key(&remote, &digest, keys).await?;
     tracing::debug!(
         image,
         tag,
@@ -157,16 +132,4 @@ fn verification_failed(object: &mut HelmChart, message: String) -> Outcome {
     conditions::remove(object.conditions_mut(), FETCH_FAILED);
     mark_unverified(object, &message);
     step::failed(BUILD_FAILED, CHART_VERIFICATION_ERROR, message)
-}
-
-fn mark_unverified(object: &mut HelmChart, message: &str) {
-    let generation = object.metadata.generation;
-    conditions::set(
-        object.conditions_mut(),
-        SOURCE_VERIFIED,
-        ConditionStatus::False,
-        reason::VERIFICATION_ERROR,
-        message,
-        generation,
-    );
 }

@@ -1,6 +1,7 @@
 //! OCIRepository signature verification (`spec.verify`): cosign signatures of the resolved
 //! manifest checked against the public keys of `verify.secretRef`, recorded in `SourceVerified`
-//! as Flux records them. Keyless cosign and notation stall, naming the field.
+//! as Flux records them. Keyless cosign and notation stall, naming the field. The key, signature
+//! and condition helpers serve HelmChart verification too (`helmchart_verify`).
 
 use kube::{Resource, ResourceExt};
 use sluice_api::meta::condition_type::SOURCE_VERIFIED;
@@ -21,7 +22,7 @@ pub const VERIFY_NOT_SUPPORTED: &str = "VerifyNotSupported";
 
 /// Why the signature check failed; wrapped in Flux's "failed to verify the signature" message.
 #[derive(Debug, thiserror::Error)]
-enum VerifyFailure {
+pub(super) enum VerifyFailure {
     #[error("{0}")]
     Secret(#[from] SecretError),
     #[error(transparent)]
@@ -33,12 +34,12 @@ enum VerifyFailure {
 }
 
 /// Flux's start of a reconcile: a failed verification is evaluated again, and without
-/// `spec.verify` no verification is reported.
-pub fn reset_verification(object: &mut OCIRepository) {
+/// `spec.verify` (`verify` false) no verification is reported.
+pub fn reset_verification<O: FluxObject>(object: &mut O, verify: bool) {
     let failed = object
         .condition(SOURCE_VERIFIED)
         .is_some_and(|c| c.status == ConditionStatus::False.as_str());
-    if failed || object.spec.verification.is_none() {
+    if failed || !verify {
         conditions::remove(object.conditions_mut(), SOURCE_VERIFIED);
     }
 }
@@ -147,17 +148,34 @@ async fn verified_key(
     let Some(secret_ref) = &verification.secret_ref else {
         return Err(VerifyFailure::NoSecretRef);
     };
-    let namespace = object.namespace().unwrap_or_default();
-    let secret = read_secret(&context.runtime.client, &namespace, &secret_ref.name).await?;
-    let keys = TrustedKeys::from_secret(&secret)?;
-    let signatures = remote.cosign_signatures(&resolved.digest).await?;
-    let reference = remote.digest_reference(&resolved.digest);
-    Ok(keys
-        .verify(&reference, &resolved.digest, &signatures)?
-        .to_owned())
+    let keys = trusted_keys(context, object, &secret_ref.name).await?;
+    signing_key(remote, &resolved.digest, &keys).await
 }
 
-fn mark_unverified(object: &mut OCIRepository, message: &str) {
+/// The public keys of Secret `secret` in the object's namespace.
+pub(super) async fn trusted_keys<O: FluxObject>(
+    context: &SourceContext,
+    object: &O,
+    secret: &str,
+) -> Result<TrustedKeys, VerifyFailure> {
+    let namespace = object.namespace().unwrap_or_default();
+    let secret = read_secret(&context.runtime.client, &namespace, secret).await?;
+    Ok(TrustedKeys::from_secret(&secret)?)
+}
+
+/// Pulls the cosign signatures of manifest `digest` and returns the name of the key that signed it.
+pub(super) async fn signing_key(
+    remote: &OciRemote,
+    digest: &str,
+    keys: &TrustedKeys,
+) -> Result<String, VerifyFailure> {
+    let signatures = remote.cosign_signatures(digest).await?;
+    let reference = remote.digest_reference(digest);
+    Ok(keys.verify(&reference, digest, &signatures)?.to_owned())
+}
+
+/// `SourceVerified=False`/`VerificationError` with `message`.
+pub(super) fn mark_unverified<O: FluxObject>(object: &mut O, message: &str) {
     let generation = object.meta().generation;
     conditions::set(
         object.conditions_mut(),
@@ -228,7 +246,7 @@ mod tests {
             (false, "True", false),
         ] {
             let mut object = repository(verify, status, 2);
-            reset_verification(&mut object);
+            reset_verification(&mut object, verify);
             assert_eq!(
                 object.condition(SOURCE_VERIFIED).is_some(),
                 kept,

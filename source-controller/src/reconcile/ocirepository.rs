@@ -24,7 +24,8 @@ impl SourceKind for OCIRepository {
     const KIND: &'static str = "OCIRepository";
 
     async fn run(context: &SourceContext, object: &mut OCIRepository) -> Result<(), Outcome> {
-        oci_verify::reset_verification(object);
+        let verify = object.spec.verification.is_some();
+        oci_verify::reset_verification(object, verify);
         unsupported_fields(object)?;
         oci_verify::unsupported_verification(object)?;
         context.check_url(&object.spec.url).await?;
