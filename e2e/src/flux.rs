@@ -132,6 +132,27 @@ impl FluxProcess {
         Ok(running)
     }
 
+    /// Starts `controller` watching a new namespace of `plane` named from `prefix`, its files in
+    /// the plane's directory; returns the namespace with the running controller.
+    pub async fn start_in_new_namespace(
+        plane: &crate::ControlPlane,
+        controller: FluxController,
+        prefix: &str,
+    ) -> Result<(String, Self)> {
+        let namespace = plane.namespace(prefix).await?;
+        let kubeconfig = plane.kubeconfig_path().to_path_buf();
+        let dir = plane
+            .dir()
+            .join(format!("{namespace}-{}", controller.tool()));
+        let watched = namespace.clone();
+        let started = tokio::task::spawn_blocking(move || {
+            Self::start(controller, &kubeconfig, &dir, &watched, None)
+        })
+        .await
+        .map_err(|e| Error::Setup(format!("starting {} failed: {e}", controller.tool())))??;
+        Ok((namespace, started))
+    }
+
     fn wait_until_healthy(&mut self, port: u16) -> Result<()> {
         let deadline = Instant::now() + START_TIMEOUT;
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));

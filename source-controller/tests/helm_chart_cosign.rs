@@ -159,14 +159,9 @@ async fn oci_charts_verify_as_in_flux_and_unsigned_ones_keep_the_verified_artifa
     let up = upstreams().await?;
     declare(&harness.client, &harness.namespace, &up).await?;
     let plane = ControlPlane::shared().await?;
-    let flux_namespace = plane.namespace("flux-helm-cosign").await?;
-    let kubeconfig = plane.kubeconfig_path().to_path_buf();
-    let dir = plane.dir().join(format!("{flux_namespace}-flux-source"));
-    let watched = flux_namespace.clone();
-    let flux = tokio::task::spawn_blocking(move || {
-        FluxProcess::start(FluxController::Source, &kubeconfig, &dir, &watched, None)
-    })
-    .await??;
+    let (flux_namespace, flux) =
+        FluxProcess::start_in_new_namespace(plane, FluxController::Source, "flux-helm-cosign")
+            .await?;
     declare(&harness.client, &flux_namespace, &up).await?;
     let flux_charts: Api<HelmChart> = Api::namespaced(harness.client.clone(), &flux_namespace);
 

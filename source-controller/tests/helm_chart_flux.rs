@@ -77,14 +77,8 @@ async fn flux_source_controller_loads_and_repackages_a_sluice_chart() -> Result<
     repo.put("index.yaml", index_yaml(&[entry]));
 
     let plane = ControlPlane::shared().await?;
-    let namespace = plane.namespace("flux-loads").await?;
-    let kubeconfig = plane.kubeconfig_path().to_path_buf();
-    let dir = plane.dir().join(format!("{namespace}-flux-source"));
-    let watched = namespace.clone();
-    let flux = tokio::task::spawn_blocking(move || {
-        FluxProcess::start(FluxController::Source, &kubeconfig, &dir, &watched, None)
-    })
-    .await??;
+    let (namespace, flux) =
+        FluxProcess::start_in_new_namespace(plane, FluxController::Source, "flux-loads").await?;
     let repositories: Api<HelmRepository> = Api::namespaced(harness.client.clone(), &namespace);
     let repository: HelmRepository = serde_json::from_value(json!({
         "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository",

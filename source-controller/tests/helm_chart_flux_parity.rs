@@ -176,14 +176,8 @@ async fn flux_and_sluice_build_the_same_oci_chart_and_dependencies() -> Result<(
     declare(&harness.client, &harness.namespace, &up).await?;
 
     let plane = ControlPlane::shared().await?;
-    let flux_namespace = plane.namespace("flux-parity").await?;
-    let kubeconfig = plane.kubeconfig_path().to_path_buf();
-    let dir = plane.dir().join(format!("{flux_namespace}-flux-source"));
-    let watched = flux_namespace.clone();
-    let flux = tokio::task::spawn_blocking(move || {
-        FluxProcess::start(FluxController::Source, &kubeconfig, &dir, &watched, None)
-    })
-    .await??;
+    let (flux_namespace, flux) =
+        FluxProcess::start_in_new_namespace(plane, FluxController::Source, "flux-parity").await?;
     declare(&harness.client, &flux_namespace, &up).await?;
 
     let client = &harness.client;

@@ -399,14 +399,9 @@ async fn next_to_flux_p256_signatures_verify_alike_and_cosign_p384_ed25519_ones_
     cosign.sign("cosign", &signed_ref).await?;
 
     let plane = ControlPlane::shared().await?;
-    let namespace = plane.namespace("oci-cosign-flux").await?;
-    let kubeconfig = plane.kubeconfig_path().to_path_buf();
-    let dir = plane.dir().join(format!("{namespace}-flux-source"));
-    let watched = namespace.clone();
-    let flux = tokio::task::spawn_blocking(move || {
-        FluxProcess::start(FluxController::Source, &kubeconfig, &dir, &watched, None)
-    })
-    .await??;
+    let (namespace, flux) =
+        FluxProcess::start_in_new_namespace(plane, FluxController::Source, "oci-cosign-flux")
+            .await?;
     let secret: Secret = serde_json::from_value(json!({
         "metadata": {"name": "keys"}, "stringData": {"cosign.pub": public},
     }))?;
