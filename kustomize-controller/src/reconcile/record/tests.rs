@@ -71,6 +71,14 @@ fn applied(revision: &str, applied: &[&str], health: HealthVerdict) -> Attempt {
     }
 }
 
+/// A Kustomization that applied REVISION, ConfigMap `a`.
+fn applied_a() -> Kustomization {
+    let mut ks = kustomization(1);
+    let attempt = applied(REVISION, &["a"], HealthVerdict::NotChecked);
+    record(&mut ks, &attempt, Outcome::Success, now());
+    ks
+}
+
 fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
 }
@@ -156,13 +164,7 @@ fn success_records_revisions_inventory_health_history_and_announces_once() {
 
 #[test]
 fn a_retry_waits_the_retry_interval_carries_the_revision_and_keeps_the_applied_revision() {
-    let mut ks = kustomization(1);
-    record(
-        &mut ks,
-        &applied(REVISION, &["a"], HealthVerdict::NotChecked),
-        Outcome::Success,
-        now(),
-    );
+    let mut ks = applied_a();
     let mut attempt = applied("main@sha1:fed", &["a", "b"], HealthVerdict::NotChecked);
     attempt.change_set = Some(ApplyReport {
         changes: vec![change("b")],
@@ -228,13 +230,7 @@ fn objects_that_could_not_be_pruned_stay_in_the_inventory() {
 
 #[test]
 fn an_apply_cut_short_keeps_the_inventory_written_ahead_of_it() {
-    let mut ks = kustomization(1);
-    record(
-        &mut ks,
-        &applied(REVISION, &["a"], HealthVerdict::NotChecked),
-        Outcome::Success,
-        now(),
-    );
+    let mut ks = applied_a();
     let mut attempt = applied("main@sha1:fed", &[], HealthVerdict::NotChecked);
     attempt.change_set = None;
     attempt.pruned = None;
